@@ -1,0 +1,133 @@
+/* auth.h - credentials, principals, authenticators and the access decision.
+ *
+ * A request's Authorization header is classified by shape, never by trying
+ * every scheme: "Basic" goes to user/password schemes, "ApiKey" to API keys,
+ * "Bearer" by token shape (three dot-separated base64url parts: JWT; the
+ * keygate token prefix: keygate token; anything else: Bee-format token).
+ * Each shape is handled by at most one registered kg_authenticator.
+ */
+#ifndef KEYGATE_AUTH_H
+#define KEYGATE_AUTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keygate/arena.h"
+#include "keygate/err.h"
+#include "keygate/policy.h"
+#include "keygate/str.h"
+
+/* The prefix of keygate's own versioned tokens ("kg1." ...). */
+#define KG_TOKEN_PREFIX "kg1."
+
+enum kg_cred_kind {
+	KG_CRED_NONE = 0,      /* no Authorization header */
+	KG_CRED_BASIC,         /* Basic base64(user:password) */
+	KG_CRED_BEARER_JWT,    /* Bearer a.b.c */
+	KG_CRED_BEARER_KG,     /* Bearer kg1.... */
+	KG_CRED_BEARER_BEE,    /* Bearer anything else */
+	KG_CRED_APIKEY,        /* ApiKey base64(id:key) */
+	KG_CRED_UNKNOWN,       /* a scheme keygate does not handle */
+	KG__CRED_COUNT
+};
+
+/* Error dialects: each maps a refusal to its own wire format. */
+enum kg_dialect {
+	KG_DIALECT_KEYGATE = 0,  /* {"code": status, "message": "..."} */
+	KG_DIALECT_BEE,          /* {"code": status, "message": "..."} with Bee's messages */
+	KG_DIALECT_AVALANCHE,    /* JSON-RPC 2.0 error object */
+	KG_DIALECT_ES,           /* {"error": {"type": "security_exception", ...}, "status": N} */
+	KG__DIALECT_COUNT
+};
+
+struct kg_cred {
+	enum kg_cred_kind kind;
+	kg_str scheme; /* as sent ("Bearer") */
+	kg_str value;  /* what follows the scheme, trimmed; borrowed from the request */
+};
+
+/* Classifies an Authorization header value (borrowed; may be KG_STR_NULL). */
+struct kg_cred kg_cred_parse(kg_str authorization);
+
+/* The authenticated identity. Strings are owned by the request arena. */
+struct kg_principal {
+	const char *scheme;   /* "bee", "avalanche", "apikey", "basic", ... (static) */
+	kg_str id;            /* token id, key id or user name: safe to log */
+	kg_str role;          /* display role for X-Keygate-Role, may be empty */
+	kg_rolemask roles;    /* roles in the current policy */
+	bool is_superuser;    /* all routes (e.g. an unrestricted token) */
+	int64_t expires_at;   /* unix seconds, 0: never */
+	enum kg_dialect dialect;
+};
+
+/* What an authenticator sees of the request. All borrowed. */
+struct kg_auth_request {
+	kg_str method;
+	kg_str path;          /* without query */
+	struct kg_cred cred;
+	const kg_policy *policy;
+	int64_t now;          /* unix seconds */
+};
+
+/* A pluggable authentication scheme. Later issues add Bee tokens, Avalanche
+ * JWTs, Elasticsearch API keys and Basic users. authenticate() runs on an
+ * event loop: it must not block. It returns KG_OK with *out filled, or a
+ * precise error (KG_EBADCRED, KG_EEXPIRED, KG_EREVOKED, KG_EFORBIDDEN) and may
+ * set *message (static or arena) to the dialect's exact wording. Returning
+ * KG_ESLOW asks the caller to run slow() on the thread pool (bcrypt...) and
+ * then call authenticate() again. */
+struct kg_authenticator {
+	const char *name;
+	enum kg_dialect dialect;
+	uint32_t kinds; /* bit (1u << kg_cred_kind) for each shape it handles */
+	void *data;
+	kg_err (*authenticate)(const struct kg_authenticator *a, const struct kg_auth_request *req,
+	                       kg_arena *arena, struct kg_principal *out, const char **message);
+	kg_err (*slow)(const struct kg_authenticator *a, const struct kg_auth_request *req);
+	/* Optional: the scheme decides authorization itself (e.g. JWT endpoint
+	 * lists) instead of the role policy. Return KG_OK or KG_EFORBIDDEN. */
+	kg_err (*authorize)(const struct kg_authenticator *a, const struct kg_auth_request *req,
+	                    const struct kg_principal *p, const char **message);
+	void (*destroy)(struct kg_authenticator *a);
+};
+
+/* The set of enabled schemes plus the rules that decide a request. */
+struct kg_auth_config {
+	const struct kg_authenticator *by_kind[KG__CRED_COUNT]; /* borrowed */
+	const kg_policy *policy;                                /* borrowed */
+	bool require_auth;
+	enum kg_dialect default_dialect;
+	/* route owners: a path claimed by a scheme's preset answers in its dialect */
+	bool (*route_dialect)(void *data, kg_str path, enum kg_dialect *out);
+	void *route_dialect_data;
+};
+
+struct kg_decision {
+	int status;              /* 200, 401, 403 (500/503 on internal trouble) */
+	kg_err err;              /* KG_OK when allowed */
+	enum kg_dialect dialect; /* the dialect a refusal is written in */
+	const char *message;     /* precise reason, may be NULL (dialect default) */
+	bool is_authenticated;   /* principal is filled */
+	bool is_public;
+	const struct kg_authenticator *scheme; /* the one that judged, or NULL */
+	struct kg_principal principal;
+};
+
+/* Decides one request: public path? credential present and valid? role
+ * allowed? Pure and non-blocking (KG_ESLOW in d->err means: run the scheme's
+ * slow() off-loop and decide again). */
+void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path, kg_str authorization,
+                    int64_t now, kg_arena *arena, struct kg_decision *d);
+
+/* Renders a refusal in a dialect: sets *status and writes the body into out,
+ * *content_type gets a static string. */
+kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *message, kg_buf *out,
+                         const char **content_type);
+
+/* The keygate dialect's body {"code": status, "message": message}. */
+kg_err kg_error_json(int status, const char *message, kg_buf *out);
+
+/* Parses a dialect name ("keygate", "bee", "avalanche", "elasticsearch"). */
+int kg_dialect_parse(const char *name);
+
+#endif

@@ -1,0 +1,81 @@
+/* str.h - (pointer, length) strings and a growable byte buffer.
+ *
+ * Everything that comes from the network is a kg_str: never NUL-scanned,
+ * always bounded by its length.
+ */
+#ifndef KEYGATE_STR_H
+#define KEYGATE_STR_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <string.h>
+
+#include "keygate/err.h"
+
+typedef struct kg_str {
+	const char *p; /* borrowed; not NUL-terminated in general */
+	size_t n;
+} kg_str;
+
+#define KG_STR(lit) ((kg_str){ (lit), sizeof(lit) - 1 })
+#define KG_STR_NULL ((kg_str){ NULL, 0 })
+
+static inline kg_str kg_str_c(const char *s)
+{
+	return (kg_str){ s, s ? strlen(s) : 0 };
+}
+
+static inline bool kg_str_eq(kg_str a, kg_str b)
+{
+	return a.n == b.n && (a.n == 0 || memcmp(a.p, b.p, a.n) == 0);
+}
+
+/* ASCII case-insensitive equality (HTTP header names, schemes). */
+bool kg_str_eq_ci(kg_str a, kg_str b);
+
+/* True when s starts with prefix (case-sensitive). */
+static inline bool kg_str_has_prefix(kg_str s, kg_str prefix)
+{
+	return s.n >= prefix.n && memcmp(s.p, prefix.p, prefix.n) == 0;
+}
+
+/* True when s starts with prefix, ASCII case-insensitive. */
+bool kg_str_has_prefix_ci(kg_str s, kg_str prefix);
+
+/* Removes leading and trailing spaces and tabs (HTTP OWS). */
+kg_str kg_str_trim(kg_str s);
+
+/* Parses a non-negative decimal integer that must fill all of s.
+ * Returns KG_EINVAL on anything else, KG_ERANGE above max. */
+kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out) KG_MUST_CHECK;
+
+/* kg_buf: an owned, growable byte buffer that always keeps a NUL after its
+ * content so it can be handed to C APIs. */
+typedef struct kg_buf {
+	char *p;
+	size_t n;
+	size_t cap;
+} kg_buf;
+
+kg_err kg_buf_reserve(kg_buf *b, size_t extra) KG_MUST_CHECK;
+kg_err kg_buf_append(kg_buf *b, const void *data, size_t len);
+kg_err kg_buf_appends(kg_buf *b, kg_str s);
+kg_err kg_buf_printf(kg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string literal, quotes included. */
+kg_err kg_buf_append_json_string(kg_buf *b, kg_str s);
+static inline kg_str kg_buf_str(const kg_buf *b)
+{
+	return (kg_str){ b->p, b->n };
+}
+static inline void kg_buf_clear(kg_buf *b)
+{
+	b->n = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
+/* Frees the memory; when is_secret, wipes it first. */
+void kg_buf_free(kg_buf *b, bool is_secret);
+
+#endif

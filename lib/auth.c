@@ -1,0 +1,201 @@
+/* auth.c - credential classification, the access decision, error dialects. */
+#include <stdio.h>
+
+#include "keygate/auth.h"
+
+static bool is_b64url(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+	       c == '_';
+}
+
+/* Three non-empty base64url parts separated by dots (the signature part of an
+ * unsigned JWT may be empty; we still call it a JWT so the JWT scheme can
+ * refuse it with its own message). */
+static bool looks_like_jwt(kg_str v)
+{
+	size_t dots = 0, part = 0;
+	for (size_t i = 0; i < v.n; i++) {
+		if (v.p[i] == '.') {
+			if (part == 0 && dots < 2)
+				return false;
+			dots++;
+			part = 0;
+		} else if (is_b64url(v.p[i]) || v.p[i] == '=') {
+			part++;
+		} else {
+			return false;
+		}
+	}
+	return dots == 2;
+}
+
+struct kg_cred kg_cred_parse(kg_str h)
+{
+	struct kg_cred c = { KG_CRED_NONE, KG_STR_NULL, KG_STR_NULL };
+	size_t sp;
+
+	h = kg_str_trim(h);
+	if (h.n == 0)
+		return c;
+	for (sp = 0; sp < h.n && h.p[sp] != ' ' && h.p[sp] != '\t'; sp++)
+		;
+	c.scheme = (kg_str){ h.p, sp };
+	c.value = kg_str_trim((kg_str){ h.p + sp, h.n - sp });
+	if (kg_str_eq_ci(c.scheme, KG_STR("Basic")))
+		c.kind = KG_CRED_BASIC;
+	else if (kg_str_eq_ci(c.scheme, KG_STR("ApiKey")))
+		c.kind = KG_CRED_APIKEY;
+	else if (kg_str_eq_ci(c.scheme, KG_STR("Bearer"))) {
+		if (kg_str_has_prefix(c.value, KG_STR(KG_TOKEN_PREFIX)))
+			c.kind = KG_CRED_BEARER_KG;
+		else if (looks_like_jwt(c.value))
+			c.kind = KG_CRED_BEARER_JWT;
+		else
+			c.kind = KG_CRED_BEARER_BEE;
+	} else
+		c.kind = KG_CRED_UNKNOWN;
+	return c;
+}
+
+static enum kg_dialect route_dialect(const struct kg_auth_config *ac, kg_str path)
+{
+	enum kg_dialect d;
+	if (ac->route_dialect && ac->route_dialect(ac->route_dialect_data, path, &d))
+		return d;
+	return ac->default_dialect;
+}
+
+static void refuse(struct kg_decision *d, int status, kg_err err, enum kg_dialect dialect, const char *message)
+{
+	d->status = status;
+	d->err = err;
+	d->dialect = dialect;
+	d->message = message;
+}
+
+void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path, kg_str authorization,
+                    int64_t now, kg_arena *arena, struct kg_decision *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->status = 200;
+	d->dialect = ac->default_dialect;
+
+	if (ac->policy && kg_policy_is_public(ac->policy, path)) {
+		d->is_public = true;
+		return;
+	}
+
+	struct kg_auth_request req = {
+		.method = method,
+		.path = path,
+		.cred = kg_cred_parse(authorization),
+		.policy = ac->policy,
+		.now = now,
+	};
+	const struct kg_authenticator *a = ac->by_kind[req.cred.kind];
+	if (!a) {
+		/* no credential, or one that no enabled scheme handles */
+		if (ac->require_auth)
+			refuse(d, 401, KG_ENOCRED, route_dialect(ac, path), NULL);
+		return;
+	}
+
+	d->scheme = a;
+	const char *msg = NULL;
+	kg_err err = a->authenticate(a, &req, arena, &d->principal, &msg);
+	if (err == KG_ESLOW) {
+		d->err = KG_ESLOW;
+		return;
+	}
+	if (err == KG_EFORBIDDEN) {
+		refuse(d, 403, err, a->dialect, msg);
+		return;
+	}
+	if (err == KG_ETHROTTLED) {
+		refuse(d, 429, err, a->dialect, msg);
+		return;
+	}
+	if (err) {
+		refuse(d, 401, err, a->dialect, msg);
+		return;
+	}
+	d->is_authenticated = true;
+
+	if (a->authorize) {
+		msg = NULL;
+		if (a->authorize(a, &req, &d->principal, &msg) != KG_OK)
+			refuse(d, 403, KG_EFORBIDDEN, a->dialect, msg);
+		return;
+	}
+	if (d->principal.is_superuser)
+		return;
+	if (!ac->policy || !kg_policy_allows(ac->policy, d->principal.roles, method, path))
+		refuse(d, 403, KG_EFORBIDDEN, a->dialect, NULL);
+}
+
+static const char *default_message(kg_err err, int status)
+{
+	switch (err) {
+	case KG_ENOCRED: return "missing credential: this route needs an Authorization header";
+	case KG_EBADCRED: return "invalid credential";
+	case KG_EEXPIRED: return "credential expired";
+	case KG_EREVOKED: return "credential revoked";
+	case KG_EFORBIDDEN: return "the credential does not grant access to this route";
+	case KG_ETHROTTLED: return "too many failed attempts; retry later";
+	default: break;
+	}
+	return status >= 500 ? "internal error" : kg_strerror(err);
+}
+
+kg_err kg_error_json(int status, const char *message, kg_buf *out)
+{
+	kg_err err = kg_buf_printf(out, "{\"code\":%d,\"message\":", status);
+	if (!err)
+		err = kg_buf_append_json_string(out, kg_str_c(message));
+	if (!err)
+		err = kg_buf_append(out, "}", 1);
+	return err;
+}
+
+kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *message, kg_buf *out,
+                         const char **content_type)
+{
+	kg_err e;
+	if (!message)
+		message = default_message(err, status);
+	*content_type = "application/json";
+	switch (d) {
+	case KG_DIALECT_AVALANCHE:
+		e = kg_buf_printf(out, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":");
+		if (!e)
+			e = kg_buf_append_json_string(out, kg_str_c(message));
+		if (!e)
+			e = kg_buf_printf(out, ",\"data\":null},\"id\":1}");
+		return e;
+	case KG_DIALECT_ES:
+		e = kg_buf_printf(out, "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":");
+		if (!e)
+			e = kg_buf_append_json_string(out, kg_str_c(message));
+		if (!e)
+			e = kg_buf_printf(out, "}],\"type\":\"security_exception\",\"reason\":");
+		if (!e)
+			e = kg_buf_append_json_string(out, kg_str_c(message));
+		if (!e)
+			e = kg_buf_printf(out, "},\"status\":%d}", status);
+		return e;
+	case KG_DIALECT_BEE:
+	case KG_DIALECT_KEYGATE:
+	default:
+		return kg_error_json(status, message, out);
+	}
+}
+
+int kg_dialect_parse(const char *name)
+{
+	static const char *const names[] = { "keygate", "bee", "avalanche", "elasticsearch" };
+	for (int i = 0; i < KG__DIALECT_COUNT; i++)
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	return -1;
+}

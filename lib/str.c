@@ -1,0 +1,154 @@
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+
+#include "keygate/str.h"
+
+static inline char lower(char c)
+{
+	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
+}
+
+bool kg_str_eq_ci(kg_str a, kg_str b)
+{
+	if (a.n != b.n)
+		return false;
+	for (size_t i = 0; i < a.n; i++)
+		if (lower(a.p[i]) != lower(b.p[i]))
+			return false;
+	return true;
+}
+
+bool kg_str_has_prefix_ci(kg_str s, kg_str prefix)
+{
+	return s.n >= prefix.n && kg_str_eq_ci((kg_str){ s.p, prefix.n }, prefix);
+}
+
+kg_str kg_str_trim(kg_str s)
+{
+	while (s.n && (s.p[0] == ' ' || s.p[0] == '\t')) {
+		s.p++;
+		s.n--;
+	}
+	while (s.n && (s.p[s.n - 1] == ' ' || s.p[s.n - 1] == '\t'))
+		s.n--;
+	return s;
+}
+
+kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out)
+{
+	unsigned long long v = 0;
+
+	if (s.n == 0)
+		return KG_EINVAL;
+	for (size_t i = 0; i < s.n; i++) {
+		if (s.p[i] < '0' || s.p[i] > '9')
+			return KG_EINVAL;
+		unsigned d = (unsigned)(s.p[i] - '0');
+		if (v > (max - d) / 10)
+			return KG_ERANGE;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return KG_OK;
+}
+
+kg_err kg_buf_reserve(kg_buf *b, size_t extra)
+{
+	if (extra > ((size_t)-1) / 2 - b->n)
+		return KG_ENOMEM;
+	size_t need = b->n + extra + 1;
+	if (need <= b->cap)
+		return KG_OK;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	char *p = realloc(b->p, cap);
+	if (!p)
+		return KG_ENOMEM;
+	b->p = p;
+	b->cap = cap;
+	return KG_OK;
+}
+
+kg_err kg_buf_append(kg_buf *b, const void *data, size_t len)
+{
+	kg_err err = kg_buf_reserve(b, len);
+	if (err)
+		return err;
+	if (len)
+		memcpy(b->p + b->n, data, len);
+	b->n += len;
+	b->p[b->n] = '\0';
+	return KG_OK;
+}
+
+kg_err kg_buf_appends(kg_buf *b, kg_str s)
+{
+	return kg_buf_append(b, s.p, s.n);
+}
+
+kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap)
+{
+	va_list ap2;
+	va_copy(ap2, ap);
+	int n = vsnprintf(NULL, 0, fmt, ap2);
+	va_end(ap2);
+	if (n < 0)
+		return KG_EINVAL;
+	kg_err err = kg_buf_reserve(b, (size_t)n);
+	if (err)
+		return err;
+	vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+	b->n += (size_t)n;
+	return KG_OK;
+}
+
+kg_err kg_buf_printf(kg_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	kg_err err = kg_buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+kg_err kg_buf_append_json_string(kg_buf *b, kg_str s)
+{
+	static const char hex[] = "0123456789abcdef";
+	kg_err err = kg_buf_reserve(b, s.n + 2);
+	if (err)
+		return err;
+	b->p[b->n++] = '"';
+	for (size_t i = 0; i < s.n; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+		char esc[6];
+		size_t len = 0;
+		if (c == '"' || c == '\\') {
+			esc[0] = '\\';
+			esc[1] = (char)c;
+			len = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
+		} else {
+			esc[0] = (char)c;
+			len = 1;
+		}
+		if ((err = kg_buf_append(b, esc, len)))
+			return err;
+	}
+	return kg_buf_append(b, "\"", 1);
+}
+
+void kg_buf_free(kg_buf *b, bool is_secret)
+{
+	if (b->p && is_secret)
+		OPENSSL_cleanse(b->p, b->cap);
+	free(b->p);
+	b->p = NULL;
+	b->n = b->cap = 0;
+}

@@ -1,0 +1,959 @@
+/* http.c - client connections: llhttp parses the request head into a
+ * per-request buffer (limits enforced here, once), then the request goes to
+ * keygate's own endpoints or, once authorized, to the upstream (proxy.c).
+ *
+ * Reading is driven by conn_pump(): bytes that arrive while a request cannot
+ * take them (waiting for an upstream, or pipelined behind a response) are kept
+ * in c->pending and parsed later; the socket is only read while nothing is
+ * pending, so at most one read buffer per connection is ever held. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "keygate/log.h"
+#include "kg.h"
+
+static llhttp_settings_t req_settings;
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *kg__reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value)
+{
+	const struct kg_header *h = &c->req.headers[i];
+	if (value)
+		return kg_str_trim((kg_str){ c->head + h->value_off, h->value_len });
+	return (kg_str){ c->head + h->name_off, h->name_len };
+}
+
+kg_str kg__req_find(const struct kg_conn *c, kg_str name)
+{
+	for (size_t i = 0; i < c->req.nheaders; i++)
+		if (kg_str_eq_ci(kg__req_header(c, i, false), name))
+			return kg__req_header(c, i, true);
+	return KG_STR_NULL;
+}
+
+/* True when name appears as a token of a comma-separated header value. */
+static bool list_has_token(kg_str list, kg_str name)
+{
+	size_t i = 0;
+	while (i < list.n) {
+		size_t j = i;
+		while (j < list.n && list.p[j] != ',')
+			j++;
+		if (kg_str_eq_ci(kg_str_trim((kg_str){ list.p + i, j - i }), name))
+			return true;
+		i = j + 1;
+	}
+	return false;
+}
+
+bool kg__is_hop_by_hop(kg_str name, kg_str connection)
+{
+	static const kg_str hop[] = {
+		KG_STR("Connection"), KG_STR("Keep-Alive"), KG_STR("TE"), KG_STR("Trailer"),
+		KG_STR("Transfer-Encoding"), KG_STR("Upgrade"),
+	};
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (kg_str_eq_ci(name, hop[i]))
+			return true;
+	if (kg_str_has_prefix_ci(name, KG_STR("Proxy-")))
+		return true;
+	return connection.n && list_has_token(connection, name);
+}
+
+/* ---- connection lifetime ---- */
+
+static void conn_free(struct kg_conn *c)
+{
+	free(c->pending);
+	free(c->head);
+	kg_buf_free(&c->req.own_body, false);
+	kg_buf_free(&c->req.up_head, false);
+	kg_arena_destroy(&c->arena);
+	free(c);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct kg_conn *c = h->data;
+	if (--c->handles_open == 0)
+		conn_free(c);
+}
+
+static void request_release(struct kg_conn *c)
+{
+	if (c->rt) {
+		kg__runtime_release(c->rt);
+		c->rt = NULL;
+	}
+}
+
+void kg__conn_close(struct kg_conn *c)
+{
+	if (c->is_closing)
+		return;
+	c->is_closing = true;
+	c->state = KG_CONN_CLOSING;
+	if (c->up)
+		kg__proxy_detach(c);
+	request_release(c);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		c->w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->w->nconns--;
+	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+	if (c->w->draining && c->w->nconns == 0)
+		kg__worker_drain(c->w);
+}
+
+/* Lingering close: after our FIN, read and drop what the client still sends
+ * (a body we refused) for a bounded time, so the kernel does not answer it
+ * with a reset that could destroy the response before the client reads it. */
+#define KG_LINGER_MS 2000
+
+static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kg_conn *c = h->data;
+	buf->base = c->w->rbuf;
+	buf->len = sizeof(c->w->rbuf);
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	if (nread < 0)
+		kg__conn_close(s->data);
+}
+
+static void on_linger_timer(uv_timer_t *t)
+{
+	kg__conn_close(t->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+	struct kg_conn *c = req->data;
+	free(req);
+	if (c->is_closing)
+		return;
+	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_linger_alloc, on_linger_read) != 0) {
+		kg__conn_close(c);
+		return;
+	}
+	uv_timer_start(&c->timer, on_linger_timer, KG_LINGER_MS, 0);
+}
+
+/* Closes after the queued bytes are out: a FIN, not a reset, so the client
+ * reads the whole response. */
+static void conn_close_gracefully(struct kg_conn *c)
+{
+	if (c->is_closing)
+		return;
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (!req) {
+		kg__conn_close(c);
+		return;
+	}
+	req->data = c;
+	uv_read_stop((uv_stream_t *)&c->tcp);
+	uv_timer_stop(&c->timer);
+	c->state = KG_CONN_CLOSING;
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+		free(req);
+		kg__conn_close(c);
+	}
+}
+
+/* ---- writing ---- */
+
+struct kg_wreq {
+	uv_write_t req;
+	struct kg_conn *c;
+	size_t len;
+	char data[];
+};
+
+static void finish_exchange(struct kg_conn *c);
+
+static void on_write(uv_write_t *req, int status)
+{
+	struct kg_wreq *wr = (struct kg_wreq *)req;
+	struct kg_conn *c = wr->c;
+	c->write_queued -= wr->len;
+	free(wr);
+	if (c->is_closing)
+		return;
+	if (status < 0) {
+		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(status));
+		kg__conn_close(c);
+		return;
+	}
+	if (c->up && c->write_queued < KG_HIGH_WATER)
+		kg__upconn_write_drained(c);
+	if (c->write_queued == 0 && c->is_response_done)
+		finish_exchange(c);
+}
+
+void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
+{
+	size_t total = 0, done = 0;
+
+	if (c->is_closing || c->state == KG_CONN_CLOSING)
+		return;
+	for (unsigned i = 0; i < nbufs; i++)
+		total += bufs[i].len;
+	if (total == 0)
+		return;
+	c->req.bytes_out += total;
+	if (c->write_queued == 0) {
+		int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
+		if (r < 0 && r != UV_EAGAIN) {
+			kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
+			kg__conn_close(c);
+			return;
+		}
+		if (r > 0)
+			done = (size_t)r;
+		if (done == total)
+			return;
+	}
+	struct kg_wreq *wr = malloc(sizeof(*wr) + (total - done));
+	if (!wr) {
+		kg__conn_close(c);
+		return;
+	}
+	wr->c = c;
+	wr->len = total - done;
+	size_t off = 0, skip = done;
+	for (unsigned i = 0; i < nbufs; i++) {
+		size_t n = bufs[i].len;
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		memcpy(wr->data + off, bufs[i].base + skip, n - skip);
+		off += n - skip;
+		skip = 0;
+	}
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+	c->write_queued += wr->len;
+	int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+	if (r < 0) {
+		c->write_queued -= wr->len;
+		free(wr);
+		kg__conn_close(c);
+	}
+}
+
+void kg__conn_response_done(struct kg_conn *c)
+{
+	c->is_response_done = true;
+	if (c->write_queued == 0)
+		finish_exchange(c);
+}
+
+void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, kg_str body,
+                      const char *extra_headers)
+{
+	char head[1024];
+	if (c->is_closing || c->is_response_started)
+		return;
+	if (!c->req.is_complete)
+		c->keep_alive = false; /* the rest of the request was never read */
+	int n = snprintf(head, sizeof(head),
+	                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
+	                 kg__reason(status), content_type, body.n, extra_headers ? extra_headers : "",
+	                 c->keep_alive ? "" : "Connection: close\r\n");
+	if (n < 0 || (size_t)n >= sizeof(head)) {
+		kg__conn_close(c);
+		return;
+	}
+	uv_buf_t bufs[2] = { uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body.p, (unsigned)body.n) };
+	c->req.status = status;
+	c->is_response_started = true;
+	kg__conn_write(c, bufs, c->req.is_head ? 1 : 2);
+	if (!c->is_closing)
+		kg__conn_response_done(c);
+}
+
+void kg__conn_respond_error(struct kg_conn *c, int status, const char *message)
+{
+	kg_buf body = { 0 };
+	if (kg_error_json(status, message, &body) == KG_OK)
+		kg__conn_respond(c, status, "application/json", kg_buf_str(&body), NULL);
+	else
+		kg__conn_close(c);
+	kg_buf_free(&body, false);
+}
+
+void kg__conn_respond_decision(struct kg_conn *c)
+{
+	const struct kg_decision *d = &c->req.decision;
+	kg_buf body = { 0 };
+	const char *ctype = "application/json";
+	const char *extra = NULL;
+	int status = d->status;
+
+	if (status == 401) {
+		switch (d->dialect) {
+		case KG_DIALECT_AVALANCHE: break;
+		case KG_DIALECT_ES: extra = "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n"; break;
+		default: extra = "WWW-Authenticate: Bearer realm=\"keygate\"\r\n"; break;
+		}
+	}
+	if (kg_dialect_render(d->dialect, status, d->err, d->message, &body, &ctype) == KG_OK)
+		kg__conn_respond(c, status, ctype, kg_buf_str(&body), extra);
+	else
+		kg__conn_close(c);
+	kg_buf_free(&body, false);
+}
+
+/* ---- reading ---- */
+
+static void conn_update_reading(struct kg_conn *c);
+static void conn_pump(struct kg_conn *c);
+
+static void start_timer(struct kg_conn *c, int64_t ms);
+
+static void request_reset(struct kg_conn *c)
+{
+	kg_buf_free(&c->req.own_body, false);
+	kg_buf_free(&c->req.up_head, false);
+	memset(&c->req, 0, sizeof(c->req));
+	kg_arena_reset(&c->arena);
+	c->head_len = 0;
+	c->header_bytes = 0;
+	c->last_cb = 0;
+	c->err_status = 0;
+	c->err_message = NULL;
+	c->is_response_started = c->is_response_done = false;
+	c->is_read_paused = false;
+}
+
+static void finish_exchange(struct kg_conn *c)
+{
+	if (c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL)
+		return;
+	kg__access_log(c);
+	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->up;
+	request_release(c);
+	if (!keep) {
+		conn_close_gracefully(c);
+		return;
+	}
+	request_reset(c);
+	c->state = KG_CONN_HEAD;
+	c->is_idle = true;
+	struct kg_runtime *rt = kg__runtime_acquire();
+	int64_t idle = rt->cfg->idle_timeout_ms;
+	kg__runtime_release(rt);
+	start_timer(c, idle);
+	conn_pump(c);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	struct kg_conn *c = t->data;
+	if (c->state == KG_CONN_HEAD) {
+		if (c->is_idle) {
+			kg_debug("client %s: idle timeout", c->peer);
+			kg__conn_close(c);
+		} else {
+			c->keep_alive = false;
+			kg__conn_respond_error(c, 408, "timed out reading the request headers");
+		}
+	}
+}
+
+static void start_timer(struct kg_conn *c, int64_t ms)
+{
+	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void conn_set_error(struct kg_conn *c, int status, const char *message);
+
+static int head_append(struct kg_conn *c, const char *at, size_t len)
+{
+	if (c->head_len + len > c->head_cap) {
+		/* the limits are checked before this; the buffer is sized for them */
+		conn_set_error(c, 431, "request header fields too large");
+		return -1;
+	}
+	memcpy(c->head + c->head_len, at, len);
+	c->head_len += len;
+	return 0;
+}
+
+/* Records why an llhttp callback refused the request; conn_execute answers. */
+static void conn_set_error(struct kg_conn *c, int status, const char *message)
+{
+	c->err_status = status;
+	c->err_message = message;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct kg_conn *c = p->data;
+	struct kg_runtime *rt = kg__runtime_acquire();
+
+	request_reset(c);
+	c->rt = rt;
+	c->is_idle = false;
+	c->req.start_ns = now_ns();
+	c->state = KG_CONN_HEAD;
+	size_t need = (size_t)rt->cfg->max_header_bytes + (size_t)rt->cfg->max_url_bytes + 64;
+	if (c->head_cap < need) {
+		char *h = realloc(c->head, need);
+		if (!h)
+			return -1;
+		c->head = h;
+		c->head_cap = need;
+	}
+	c->req.headers = kg_arena_alloc(&c->arena, sizeof(struct kg_header) * (size_t)rt->cfg->max_headers);
+	if (!c->req.headers)
+		return -1;
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_conn *c = p->data;
+	if (c->req.url.n + len > (size_t)c->rt->cfg->max_url_bytes) {
+		conn_set_error(c, 414, "request URI too long");
+		return -1;
+	}
+	if (!c->req.url.p)
+		c->req.url.p = c->head + c->head_len;
+	c->req.url.n += len;
+	return head_append(c, at, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_conn *c = p->data;
+	if (c->last_cb != 1) {
+		if (c->req.nheaders == (size_t)c->rt->cfg->max_headers) {
+			conn_set_error(c, 431, "too many request header fields");
+			return -1;
+		}
+		struct kg_header *h = &c->req.headers[c->req.nheaders++];
+		h->name_off = (uint32_t)c->head_len;
+		h->name_len = h->value_off = h->value_len = 0;
+		c->last_cb = 1;
+		c->header_bytes += 4; /* ": " and CRLF */
+	}
+	c->header_bytes += len;
+	if (c->header_bytes > (size_t)c->rt->cfg->max_header_bytes) {
+		conn_set_error(c, 431, "request header fields too large");
+		return -1;
+	}
+	c->req.headers[c->req.nheaders - 1].name_len += (uint32_t)len;
+	return head_append(c, at, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_conn *c = p->data;
+	struct kg_header *h = &c->req.headers[c->req.nheaders - 1];
+	if (c->last_cb != 2) {
+		h->value_off = (uint32_t)c->head_len;
+		c->last_cb = 2;
+	}
+	c->header_bytes += len;
+	if (c->header_bytes > (size_t)c->rt->cfg->max_header_bytes) {
+		conn_set_error(c, 431, "request header fields too large");
+		return -1;
+	}
+	h->value_len += (uint32_t)len;
+	return head_append(c, at, len);
+}
+
+static bool ip_in_cidr(const struct kg_cidr *cidr, int family, const unsigned char *addr)
+{
+	if (cidr->family != family)
+		return false;
+	int bits = cidr->prefix;
+	for (int i = 0; bits > 0; i++, bits -= 8) {
+		unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
+		if ((addr[i] & mask) != (cidr->addr[i] & mask))
+			return false;
+	}
+	return true;
+}
+
+static bool is_trusted(const struct kg_runtime *rt, kg_str ip)
+{
+	char tmp[64];
+	unsigned char addr[16];
+	int family;
+	if (ip.n == 0 || ip.n >= sizeof(tmp))
+		return false;
+	memcpy(tmp, ip.p, ip.n);
+	tmp[ip.n] = '\0';
+	if (inet_pton(AF_INET, tmp, addr) == 1)
+		family = AF_INET;
+	else if (inet_pton(AF_INET6, tmp, addr) == 1)
+		family = AF_INET6;
+	else
+		return false;
+	for (size_t i = 0; i < rt->ntrusted; i++)
+		if (ip_in_cidr(&rt->trusted[i], family, addr))
+			return true;
+	return false;
+}
+
+/* The client is the socket peer, unless the peer is a trusted proxy: then it
+ * is the right-most X-Forwarded-For entry that is not itself trusted. */
+static void resolve_client(struct kg_conn *c)
+{
+	kg_str xff = c->req.xff;
+	snprintf(c->client, sizeof(c->client), "%s", c->peer);
+	if (!c->rt->ntrusted || !xff.n || !is_trusted(c->rt, kg_str_c(c->peer)))
+		return;
+	size_t end = xff.n;
+	while (end > 0) {
+		size_t start = end;
+		while (start > 0 && xff.p[start - 1] != ',')
+			start--;
+		kg_str ip = kg_str_trim((kg_str){ xff.p + start, end - start });
+		if (ip.n && ip.n < sizeof(c->client)) {
+			memcpy(c->client, ip.p, ip.n);
+			c->client[ip.n] = '\0';
+			if (!is_trusted(c->rt, ip))
+				return;
+		}
+		end = start ? start - 1 : 0;
+	}
+}
+
+static kg_str url_path(kg_str url)
+{
+	/* absolute-form "http://host/path?q": keep from the first '/' after the authority */
+	if (url.n && url.p[0] != '/') {
+		const char *s = memchr(url.p, ':', url.n);
+		if (s && (size_t)(s - url.p) + 3 <= url.n && s[1] == '/' && s[2] == '/') {
+			const char *q = memchr(s + 3, '/', url.n - (size_t)(s + 3 - url.p));
+			if (!q)
+				return KG_STR("/");
+			url = (kg_str){ q, url.n - (size_t)(q - url.p) };
+		}
+	}
+	return url;
+}
+
+static bool is_own_path(const struct kg_runtime *rt, kg_str path)
+{
+	kg_str pre = rt->prefix;
+	if (!kg_str_has_prefix(path, pre))
+		return false;
+	return path.n == pre.n || path.p[pre.n] == '/';
+}
+
+static int dispatch_head(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
+	struct kg_runtime *rt = c->rt;
+	bool seen_host = false, seen_auth = false;
+
+	r->method = kg_str_c(llhttp_method_name(llhttp_get_method(&c->parser)));
+	r->version_major = llhttp_get_http_major(&c->parser);
+	r->version_minor = llhttp_get_http_minor(&c->parser);
+	r->is_head = kg_str_eq(r->method, KG_STR("HEAD"));
+	c->keep_alive = llhttp_should_keep_alive(&c->parser);
+
+	for (size_t i = 0; i < r->nheaders; i++) {
+		kg_str name = kg__req_header(c, i, false), value = kg__req_header(c, i, true);
+		if (kg_str_eq_ci(name, KG_STR("Host"))) {
+			if (seen_host) {
+				conn_set_error(c, 400, "duplicate Host header");
+				return -1;
+			}
+			seen_host = true;
+			r->host = value;
+		} else if (kg_str_eq_ci(name, KG_STR("Authorization"))) {
+			if (seen_auth) {
+				conn_set_error(c, 400, "duplicate Authorization header");
+				return -1;
+			}
+			seen_auth = true;
+			r->authorization = value;
+		} else if (kg_str_eq_ci(name, KG_STR("Connection"))) {
+			r->connection = value;
+		} else if (kg_str_eq_ci(name, KG_STR("Upgrade"))) {
+			r->upgrade = value;
+		} else if (kg_str_eq_ci(name, KG_STR("X-Forwarded-For"))) {
+			if (r->xff.n) {
+				/* several X-Forwarded-For headers read as one list */
+				size_t n = r->xff.n + 2 + value.n;
+				char *p = kg_arena_alloc(&c->arena, n);
+				if (!p)
+					return -1;
+				memcpy(p, r->xff.p, r->xff.n);
+				memcpy(p + r->xff.n, ", ", 2);
+				memcpy(p + r->xff.n + 2, value.p, value.n);
+				r->xff = (kg_str){ p, n };
+			} else {
+				r->xff = value;
+			}
+		} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
+			if (kg__req_find(c, KG_STR("Transfer-Encoding")).p) {
+				conn_set_error(c, 400, "both Content-Length and Transfer-Encoding headers");
+				return -1;
+			}
+		}
+	}
+	if (c->parser.flags & F_CHUNKED) {
+		r->body = KG_BODY_CHUNKED;
+	} else if ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0) {
+		r->body = KG_BODY_LENGTH;
+		r->content_length = c->parser.content_length;
+	}
+	r->is_upgrade = c->parser.upgrade && r->upgrade.n && !kg_str_eq(r->method, KG_STR("CONNECT"));
+	r->target = url_path(r->url);
+	r->path = r->target;
+	const char *q = memchr(r->path.p, '?', r->path.n);
+	if (q)
+		r->path.n = (size_t)(q - r->path.p);
+	resolve_client(c);
+	uv_timer_stop(&c->timer);
+
+	if (kg_str_eq(r->method, KG_STR("CONNECT"))) {
+		conn_set_error(c, 405, "the CONNECT method is not supported");
+		return -1;
+	}
+	if (is_own_path(rt, r->path) || !rt->has_upstream) {
+		r->is_own = true;
+		if (r->body == KG_BODY_LENGTH && r->content_length > (uint64_t)rt->cfg->max_body_bytes) {
+			conn_set_error(c, 413, "request body too large");
+			return -1;
+		}
+		return 0;
+	}
+
+	kg_auth_decide(&rt->auth, r->method, r->path, r->authorization, (int64_t)time(NULL), &c->arena,
+	               &r->decision);
+	if (r->decision.status != 200) {
+		if (r->body != KG_BODY_NONE) {
+			/* answer now and close rather than read a body nobody wants */
+			c->keep_alive = false;
+			kg__conn_respond_decision(c);
+			return HPE_PAUSED;
+		}
+		return 0; /* answered at message completion, connection kept */
+	}
+	r->cred_consumed = r->decision.is_authenticated;
+	c->state = KG_CONN_WAIT;
+	/* A request with a body pauses here until the upstream is ready for it;
+	 * one without (upgrades included) runs on to its message completion,
+	 * which pauses instead. */
+	return r->body == KG_BODY_NONE ? 0 : HPE_PAUSED;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct kg_conn *c = p->data;
+	return dispatch_head(c);
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_conn *c = p->data;
+	struct kg_request *r = &c->req;
+	r->body_seen += len;
+	if (r->is_own) {
+		if (r->body_seen > (uint64_t)c->rt->cfg->max_body_bytes) {
+			conn_set_error(c, 413, "request body too large");
+			return -1;
+		}
+		if (kg_buf_append(&r->own_body, at, len) != KG_OK)
+			return -1;
+		return 0;
+	}
+	if (c->state == KG_CONN_BODY)
+		kg__proxy_body(c, at, len);
+	return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	struct kg_conn *c = p->data;
+	struct kg_request *r = &c->req;
+	r->is_complete = true;
+	if (c->is_closing || c->is_response_started) {
+		/* already answered (a refusal sent before the body) */
+	} else if (r->is_own) {
+		c->state = KG_CONN_RESPONSE;
+		kg__api_keygate(c);
+	} else if (r->decision.status != 200) {
+		c->state = KG_CONN_RESPONSE;
+		kg__conn_respond_decision(c);
+	} else if (c->state == KG_CONN_BODY) {
+		kg__proxy_body_end(c);
+		if (c->state == KG_CONN_BODY)
+			c->state = KG_CONN_RESPONSE;
+	}
+	/* KG_CONN_WAIT: a bodiless request; conn_execute starts the exchange */
+	return HPE_PAUSED;
+}
+
+/* Parses data; keeps what could not be parsed yet in c->pending. */
+static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool from_pending)
+{
+	if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
+		llhttp_resume(&c->parser);
+	llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+	size_t used = len;
+
+	if (c->is_closing)
+		return;
+	if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE) {
+		used = (size_t)(llhttp_get_error_pos(&c->parser) - data);
+	} else if (e != HPE_OK) {
+		char buf[256];
+		int status = c->err_status ? c->err_status : 400;
+		const char *msg = c->err_message;
+		if (!msg) {
+			const char *why = llhttp_get_error_reason(&c->parser);
+			snprintf(buf, sizeof(buf), "malformed request: %s", why ? why : llhttp_errno_name(e));
+			msg = buf;
+		}
+		c->keep_alive = false;
+		if (c->is_response_started || c->state == KG_CONN_BODY || c->state == KG_CONN_RESPONSE) {
+			kg__conn_close(c); /* mid-stream: nothing sensible can be answered */
+			return;
+		}
+		kg__conn_respond_error(c, status, msg);
+		return;
+	}
+	if (from_pending) {
+		c->pending_off += used;
+	} else if (used < len) {
+		size_t rest = len - used;
+		if (rest > c->pending_cap) {
+			char *np = realloc(c->pending, rest);
+			if (!np) {
+				kg__conn_close(c);
+				return;
+			}
+			c->pending = np;
+			c->pending_cap = rest;
+		}
+		memcpy(c->pending, data + used, rest);
+		c->pending_off = 0;
+		c->pending_len = rest;
+	}
+	if (c->pending_off == c->pending_len)
+		c->pending_off = c->pending_len = 0;
+	if (c->state == KG_CONN_WAIT && !c->up && !c->is_response_started)
+		kg__proxy_start(c);
+}
+
+static bool can_parse(const struct kg_conn *c)
+{
+	if (c->is_closing)
+		return false;
+	if (c->state == KG_CONN_HEAD)
+		return true;
+	return c->state == KG_CONN_BODY && !c->req.is_complete;
+}
+
+static void conn_pump(struct kg_conn *c)
+{
+	while (can_parse(c) && c->pending_len > c->pending_off) {
+		size_t before = c->pending_off;
+		conn_execute(c, c->pending + c->pending_off, c->pending_len - c->pending_off, true);
+		if (c->is_closing)
+			return;
+		if (c->pending_off == before && c->pending_len)
+			break; /* paused without progress: wait for the exchange to move */
+	}
+	if (c->state == KG_CONN_TUNNEL && c->pending_len > c->pending_off) {
+		kg__proxy_tunnel_data(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+		c->pending_off = c->pending_len = 0;
+	}
+	conn_update_reading(c);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kg_conn *c = h->data;
+	buf->base = c->w->rbuf;
+	buf->len = sizeof(c->w->rbuf);
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_conn *c = s->data;
+
+	if (nread == 0 || c->is_closing)
+		return;
+	if (nread < 0) {
+		if (c->state == KG_CONN_HEAD && c->is_idle)
+			kg_debug("client %s: closed", c->peer);
+		else if (nread != UV_EOF)
+			kg_debug("client %s: read failed: %s", c->peer, uv_strerror((int)nread));
+		if (c->state == KG_CONN_HEAD && !c->is_idle && nread == UV_EOF &&
+		    llhttp_message_needs_eof(&c->parser)) {
+			llhttp_finish(&c->parser);
+		}
+		kg__conn_close(c);
+		return;
+	}
+	if (c->state == KG_CONN_TUNNEL) {
+		kg__proxy_tunnel_data(c, buf->base, (size_t)nread);
+		return;
+	}
+	if (c->is_idle) {
+		/* first byte of the next request: from now on the header timeout applies */
+		struct kg_runtime *rt = kg__runtime_acquire();
+		start_timer(c, rt->cfg->header_timeout_ms);
+		kg__runtime_release(rt);
+		c->is_idle = false;
+	}
+	conn_execute(c, buf->base, (size_t)nread, false);
+	conn_pump(c);
+}
+
+static void conn_update_reading(struct kg_conn *c)
+{
+	bool want = !c->is_closing && c->pending_len == c->pending_off && !c->is_read_paused &&
+	            (c->state == KG_CONN_HEAD || c->state == KG_CONN_TUNNEL ||
+	             (c->state == KG_CONN_BODY && !c->req.is_complete));
+	if (want && !c->is_reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+			c->is_reading = true;
+	} else if (!want && c->is_reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->is_reading = false;
+	}
+}
+
+void kg__conn_pause_reading(struct kg_conn *c)
+{
+	c->is_read_paused = true;
+	conn_update_reading(c);
+}
+
+void kg__conn_resume_reading(struct kg_conn *c)
+{
+	c->is_read_paused = false;
+	conn_pump(c);
+}
+
+void kg__conn_upstream_ready(struct kg_conn *c)
+{
+	if (c->is_closing)
+		return;
+	if (c->req.is_complete) {
+		/* nothing more to send: wait for the response (a 101 for upgrades) */
+		c->state = KG_CONN_RESPONSE;
+		conn_update_reading(c);
+		return;
+	}
+	c->state = KG_CONN_BODY;
+	conn_pump(c);
+}
+
+void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)
+{
+	struct kg_conn *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (!c)
+		return;
+	c->w = w;
+	uv_tcp_init(&w->loop, &c->tcp);
+	uv_timer_init(&w->loop, &c->timer);
+	c->tcp.data = c->timer.data = c;
+	c->handles_open = 2;
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	kg_arena_init(&c->arena, 8192);
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		kg__conn_close(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET)
+			uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
+		else if (ss.ss_family == AF_INET6)
+			uv_ip6_name((struct sockaddr_in6 *)&ss, c->peer, sizeof(c->peer));
+	}
+	if (!c->peer[0])
+		snprintf(c->peer, sizeof(c->peer), "unknown");
+	snprintf(c->client, sizeof(c->client), "%s", c->peer);
+	uv_tcp_nodelay(&c->tcp, 1);
+	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
+	c->parser.data = c;
+	c->state = KG_CONN_HEAD;
+	c->is_idle = true;
+
+	struct kg_runtime *rt = kg__runtime_acquire();
+	int64_t max = rt->cfg->max_connections, timeout = rt->cfg->header_timeout_ms;
+	kg__runtime_release(rt);
+	if ((int64_t)w->nconns > max) {
+		kg_warn("worker %d: %zu connections, over limits.max_connections=%lld: refusing %s", w->id,
+		        w->nconns, (long long)max, c->peer);
+		c->req.is_complete = true;
+		c->keep_alive = false;
+		c->state = KG_CONN_RESPONSE;
+		kg__conn_respond_error(c, 503, "too many connections");
+		return;
+	}
+	start_timer(c, timeout);
+	conn_update_reading(c);
+}
+
+__attribute__((constructor)) static void init_settings(void)
+{
+	llhttp_settings_init(&req_settings);
+	req_settings.on_message_begin = on_message_begin;
+	req_settings.on_url = on_url;
+	req_settings.on_header_field = on_header_field;
+	req_settings.on_header_value = on_header_value;
+	req_settings.on_headers_complete = on_headers_complete;
+	req_settings.on_body = on_body;
+	req_settings.on_message_complete = on_message_complete;
+}

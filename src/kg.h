@@ -1,0 +1,199 @@
+/* kg.h - what the daemon's files share: the runtime snapshot, workers,
+ * client connections and upstream connections. Everything here runs on one
+ * worker's event loop unless it says otherwise. */
+#ifndef KG_INTERNAL_H
+#define KG_INTERNAL_H
+
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "keygate/arena.h"
+#include "keygate/auth.h"
+#include "keygate/config.h"
+#include "keygate/policy.h"
+#include "keygate/str.h"
+
+struct kg_cache;
+struct kg_store;
+
+/* Above this many bytes queued towards a peer, keygate stops reading from
+ * the other side until the queue drains: memory stays flat whatever the
+ * body size. */
+#define KG_HIGH_WATER (256 * 1024)
+#define KG_READ_BUF (64 * 1024)
+
+struct kg_cidr {
+	int family;
+	unsigned char addr[16];
+	int prefix;
+};
+
+/* An immutable snapshot of configuration and policy, swapped atomically on
+ * SIGHUP. Requests hold a reference for their whole life. */
+struct kg_runtime {
+	atomic_int refs;
+	unsigned gen;
+	kg_config *cfg;
+	kg_policy *policy;
+	struct kg_auth_config auth;
+	kg_str prefix;          /* api prefix, borrowed from cfg */
+	bool has_upstream;
+	char up_host[256];      /* host as written in the URL */
+	char up_hostport[300];  /* Host header when not preserving the client's */
+	char up_base[1024];     /* path prefix of the upstream URL, "" when none */
+	struct sockaddr_storage up_addr;
+	socklen_t up_addrlen;
+	struct kg_cidr *trusted;
+	size_t ntrusted;
+};
+
+/* server.c */
+struct kg_runtime *kg__runtime_acquire(void);
+void kg__runtime_release(struct kg_runtime *rt);
+kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why);
+int64_t kg__started_at(void);
+struct kg_store *kg__store(void);
+/* The store's health as last measured by the maintenance timer (copy valid
+ * until the calling thread's next call); *backend gets "sqlite", ... */
+const char *kg__store_status(const char **backend);
+extern const char *const kg__version;
+
+struct kg_conn;
+struct kg_upconn;
+
+struct kg_worker {
+	int id;
+	uv_loop_t loop;
+	uv_thread_t thread;
+	uv_async_t wakeup;
+	uv_timer_t drain_timer;
+	uv_tcp_t *listeners;
+	size_t nlisteners;
+	size_t nconns;
+	struct kg_conn *conns;      /* every open client connection */
+	struct kg_upconn *pool;     /* idle upstream connections, most recent first */
+	size_t npool;
+	atomic_bool stop_requested;
+	bool draining;
+	char rbuf[KG_READ_BUF];     /* client reads; consumed before the callback returns */
+	char ubuf[KG_READ_BUF];     /* upstream reads */
+};
+
+/* A client request: all strings point into the connection's head buffer or
+ * the request arena. */
+struct kg_header {
+	uint32_t name_off, name_len, value_off, value_len;
+};
+
+enum kg_body_kind { KG_BODY_NONE, KG_BODY_LENGTH, KG_BODY_CHUNKED };
+
+struct kg_request {
+	kg_str method;
+	kg_str url;             /* as received */
+	kg_str path;            /* url without query (and without scheme://host) */
+	kg_str target;          /* path + query: what goes upstream */
+	struct kg_header *headers;
+	size_t nheaders;
+	int version_major, version_minor;
+	enum kg_body_kind body;
+	uint64_t content_length;
+	uint64_t body_seen;
+	kg_str host, authorization, connection, upgrade, xff;
+	bool is_upgrade;
+	bool is_own;            /* keygate's own endpoint */
+	bool is_complete;       /* the whole request has been read */
+	bool cred_consumed;     /* a scheme verified the Authorization header */
+	bool is_head;
+	kg_buf own_body;        /* body of an own-endpoint request (capped) */
+	kg_buf up_head;         /* the head sent upstream, kept for one retry */
+	struct kg_decision decision;
+	uint64_t start_ns;
+	int status;             /* for the access log */
+	uint64_t bytes_out;
+};
+
+enum kg_conn_state {
+	KG_CONN_HEAD,      /* reading a request head */
+	KG_CONN_WAIT,      /* head read; waiting for an upstream connection */
+	KG_CONN_BODY,      /* streaming the request body upstream */
+	KG_CONN_RESPONSE,  /* request read; the response is under way */
+	KG_CONN_TUNNEL,    /* upgraded: raw bytes both ways */
+	KG_CONN_CLOSING,
+};
+
+struct kg_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct kg_worker *w;
+	struct kg_conn *prev, *next;
+	struct kg_runtime *rt;   /* held for the current request */
+	llhttp_t parser;
+	enum kg_conn_state state;
+	int handles_open;
+	char peer[64];           /* socket peer address */
+	char client[64];         /* client address (peer or trusted X-Forwarded-For) */
+	/* bytes received but not yet parsed (after a pause) */
+	char *pending;
+	size_t pending_off, pending_len, pending_cap;
+	/* request head being collected */
+	char *head;
+	size_t head_len, head_cap;
+	size_t header_bytes;
+	int last_cb;             /* 1: field, 2: value */
+	int err_status;          /* set by a parser callback that refused the request */
+	const char *err_message;
+	struct kg_request req;
+	kg_arena arena;
+	struct kg_upconn *up;
+	size_t write_queued;     /* bytes handed to libuv and not yet written */
+	bool is_reading;
+	bool is_read_paused;     /* backpressure from the upstream side */
+	bool is_response_started;
+	bool is_response_done;   /* the response's last byte was queued */
+	bool keep_alive;
+	bool is_closing;
+	bool is_idle;            /* between requests, nothing received yet */
+};
+
+/* http.c */
+void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);
+void kg__conn_respond_error(struct kg_conn *c, int status, const char *message);
+void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, kg_str body,
+                      const char *extra_headers);
+void kg__conn_respond_decision(struct kg_conn *c);
+void kg__conn_close(struct kg_conn *c);
+void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs);
+void kg__conn_response_done(struct kg_conn *c);
+void kg__conn_upstream_ready(struct kg_conn *c);
+void kg__conn_resume_reading(struct kg_conn *c);
+void kg__conn_pause_reading(struct kg_conn *c);
+kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value);
+kg_str kg__req_find(const struct kg_conn *c, kg_str name);
+bool kg__is_hop_by_hop(kg_str name, kg_str connection);
+void kg__worker_drain(struct kg_worker *w);
+const char *kg__reason(int status);
+
+/* proxy.c */
+void kg__proxy_start(struct kg_conn *c);
+void kg__proxy_body(struct kg_conn *c, const char *data, size_t len);
+void kg__proxy_body_end(struct kg_conn *c);
+void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len);
+void kg__proxy_detach(struct kg_conn *c);
+void kg__upconn_write_drained(struct kg_conn *c);
+void kg__pool_close_all(struct kg_worker *w);
+
+/* api_keygate.c */
+void kg__api_keygate(struct kg_conn *c);
+
+/* access_log.c */
+kg_err kg__access_log_open(const char *where);
+void kg__access_log_close(void);
+void kg__access_log(const struct kg_conn *c);
+
+#endif

@@ -1,0 +1,832 @@
+/* proxy.c - the upstream side: a per-worker pool of keep-alive connections,
+ * the request head rewritten once (hop-by-hop headers out, X-Forwarded-*
+ * and identity headers in), bodies streamed both ways with backpressure, and
+ * Upgrade requests tunnelled once the upstream answers 101. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "keygate/log.h"
+#include "kg.h"
+
+#define KG_MAX_RESP_HEAD (64 * 1024)
+#define KG_MAX_RESP_HEADERS 256
+#define KG_POOL_IDLE_MS 15000
+
+enum kg_resp_framing { KG_FRAME_PLAIN, KG_FRAME_CHUNKED, KG_FRAME_NONE };
+
+struct kg_upconn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	uv_connect_t connect;
+	struct kg_worker *w;
+	struct kg_conn *c;       /* the client being served; NULL while pooled */
+	struct kg_upconn *next;  /* pool link */
+	llhttp_t parser;
+	unsigned gen;            /* runtime generation whose upstream this reaches */
+	int handles_open;
+	size_t write_queued;
+	/* response head */
+	char *rhead;
+	size_t rhead_len;
+	struct kg_header rh[KG_MAX_RESP_HEADERS];
+	size_t nrh;
+	int last_cb;
+	size_t status_off, status_len;
+	enum kg_resp_framing framing;
+	bool is_connected, is_reused, got_bytes, is_closing, is_reading, is_read_paused;
+	bool is_tunnel, is_interim, is_done, is_pooled, keep_alive, is_bad;
+};
+
+static llhttp_settings_t resp_settings;
+
+static void up_close(struct kg_upconn *u);
+static void up_read_start(struct kg_upconn *u);
+static void start_exchange(struct kg_conn *c, struct kg_upconn *u);
+
+/* ---- building the request head ---- */
+
+static bool is_idempotent(kg_str m)
+{
+	return kg_str_eq(m, KG_STR("GET")) || kg_str_eq(m, KG_STR("HEAD")) || kg_str_eq(m, KG_STR("OPTIONS")) ||
+	       kg_str_eq(m, KG_STR("PUT")) || kg_str_eq(m, KG_STR("DELETE")) || kg_str_eq(m, KG_STR("TRACE"));
+}
+
+static bool skip_request_header(const struct kg_conn *c, kg_str name)
+{
+	const struct kg_runtime *rt = c->rt;
+	const struct kg_request *r = &c->req;
+	if (kg__is_hop_by_hop(name, r->connection))
+		return true;
+	if (kg_str_has_prefix_ci(name, KG_STR("X-Keygate-")))
+		return true; /* identity headers are keygate's alone: never forged */
+	if (kg_str_eq_ci(name, KG_STR("Host")) || kg_str_eq_ci(name, KG_STR("Content-Length")))
+		return true;
+	if (rt->cfg->forwarded_headers &&
+	    (kg_str_eq_ci(name, KG_STR("X-Forwarded-For")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) ||
+	     kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"))))
+		return true;
+	if (r->cred_consumed && !rt->cfg->forward_credentials && kg_str_eq_ci(name, KG_STR("Authorization")))
+		return true;
+	return false;
+}
+
+static kg_err build_head(struct kg_conn *c)
+{
+	const struct kg_runtime *rt = c->rt;
+	struct kg_request *r = &c->req;
+	kg_buf *b = &r->up_head;
+	kg_err err = KG_OK;
+
+	kg_buf_clear(b);
+#define OUT(s) do { if ((err = kg_buf_appends(b, (s)))) return err; } while (0)
+	OUT(r->method);
+	OUT(KG_STR(" "));
+	OUT(kg_str_c(rt->up_base));
+	OUT(r->target.n ? r->target : KG_STR("/"));
+	OUT(KG_STR(" HTTP/1.1\r\n"));
+	for (size_t i = 0; i < r->nheaders; i++) {
+		kg_str name = kg__req_header(c, i, false);
+		if (skip_request_header(c, name))
+			continue;
+		OUT(name);
+		OUT(KG_STR(": "));
+		OUT(kg__req_header(c, i, true));
+		OUT(KG_STR("\r\n"));
+	}
+	OUT(KG_STR("Host: "));
+	OUT(rt->cfg->preserve_host && r->host.n ? r->host : kg_str_c(rt->up_hostport));
+	OUT(KG_STR("\r\n"));
+	if (rt->cfg->forwarded_headers) {
+		OUT(KG_STR("X-Forwarded-For: "));
+		if (r->xff.n) {
+			OUT(r->xff);
+			OUT(KG_STR(", "));
+		}
+		OUT(kg_str_c(c->peer));
+		OUT(KG_STR("\r\nX-Forwarded-Proto: http\r\n"));
+		if (r->host.n) {
+			OUT(KG_STR("X-Forwarded-Host: "));
+			OUT(r->host);
+			OUT(KG_STR("\r\n"));
+		}
+	}
+	if (r->body == KG_BODY_LENGTH) {
+		if ((err = kg_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length)))
+			return err;
+	} else if (r->body == KG_BODY_CHUNKED) {
+		OUT(KG_STR("Transfer-Encoding: chunked\r\n"));
+	}
+	if (r->is_upgrade) {
+		OUT(KG_STR("Connection: upgrade\r\nUpgrade: "));
+		OUT(r->upgrade);
+		OUT(KG_STR("\r\n"));
+	}
+	if (r->decision.is_authenticated) {
+		const struct kg_principal *p = &r->decision.principal;
+		OUT(KG_STR("X-Keygate-Scheme: "));
+		OUT(kg_str_c(p->scheme));
+		OUT(KG_STR("\r\nX-Keygate-Principal: "));
+		OUT(p->id);
+		OUT(KG_STR("\r\n"));
+		if (p->role.n) {
+			OUT(KG_STR("X-Keygate-Role: "));
+			OUT(p->role);
+			OUT(KG_STR("\r\n"));
+		}
+	}
+	OUT(KG_STR("\r\n"));
+#undef OUT
+	return KG_OK;
+}
+
+/* ---- upstream connection lifetime ---- */
+
+static void on_up_closed(uv_handle_t *h)
+{
+	struct kg_upconn *u = h->data;
+	if (--u->handles_open == 0) {
+		free(u->rhead);
+		free(u);
+	}
+}
+
+static void pool_remove(struct kg_upconn *u)
+{
+	struct kg_upconn **pp = &u->w->pool;
+	while (*pp && *pp != u)
+		pp = &(*pp)->next;
+	if (*pp) {
+		*pp = u->next;
+		u->w->npool--;
+	}
+	u->is_pooled = false;
+	u->next = NULL;
+}
+
+static void up_close(struct kg_upconn *u)
+{
+	if (u->is_closing)
+		return;
+	u->is_closing = true;
+	if (u->is_pooled)
+		pool_remove(u);
+	if (u->c && u->c->up == u)
+		u->c->up = NULL;
+	u->c = NULL;
+	uv_close((uv_handle_t *)&u->timer, on_up_closed);
+	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
+}
+
+static struct kg_upconn *up_new(struct kg_worker *w, unsigned gen)
+{
+	struct kg_upconn *u = calloc(1, sizeof(*u));
+	if (!u)
+		return NULL;
+	u->rhead = malloc(KG_MAX_RESP_HEAD);
+	if (!u->rhead) {
+		free(u);
+		return NULL;
+	}
+	u->w = w;
+	u->gen = gen;
+	uv_tcp_init(&w->loop, &u->tcp);
+	uv_timer_init(&w->loop, &u->timer);
+	u->tcp.data = u->timer.data = u;
+	u->handles_open = 2;
+	return u;
+}
+
+static void on_pool_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	/* an idle pooled connection that speaks or closes is no longer usable */
+	if (nread != 0)
+		up_close(s->data);
+}
+
+static void on_pool_idle(uv_timer_t *t)
+{
+	up_close(t->data);
+}
+
+static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct kg_upconn *u = h->data;
+	buf->base = u->w->ubuf;
+	buf->len = sizeof(u->w->ubuf);
+}
+
+static void pool_put(struct kg_upconn *u, int64_t pool_size)
+{
+	struct kg_worker *w = u->w;
+	u->c = NULL;
+	if ((int64_t)w->npool >= pool_size || w->draining) {
+		up_close(u);
+		return;
+	}
+	uv_read_stop((uv_stream_t *)&u->tcp);
+	u->is_reading = false;
+	if (uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_pool_read) != 0) {
+		up_close(u);
+		return;
+	}
+	u->is_reading = true;
+	uv_timer_start(&u->timer, on_pool_idle, KG_POOL_IDLE_MS, 0);
+	u->is_pooled = true;
+	u->next = w->pool;
+	w->pool = u;
+	w->npool++;
+}
+
+static struct kg_upconn *pool_get(struct kg_worker *w, unsigned gen)
+{
+	while (w->pool) {
+		struct kg_upconn *u = w->pool;
+		pool_remove(u);
+		if (u->gen == gen) {
+			uv_timer_stop(&u->timer);
+			uv_read_stop((uv_stream_t *)&u->tcp);
+			u->is_reading = false;
+			return u;
+		}
+		up_close(u); /* made for an upstream a reload replaced */
+	}
+	return NULL;
+}
+
+void kg__pool_close_all(struct kg_worker *w)
+{
+	while (w->pool)
+		up_close(w->pool);
+}
+
+/* ---- failures ---- */
+
+static void fail(struct kg_conn *c, int status, const char *message)
+{
+	struct kg_upconn *u = c->up;
+	if (u)
+		up_close(u);
+	c->up = NULL;
+	if (c->is_response_started) {
+		kg__conn_close(c); /* mid-response: the client sees a truncated message */
+		return;
+	}
+	c->keep_alive = c->keep_alive && c->req.is_complete;
+	kg__conn_respond_error(c, status, message);
+}
+
+static bool try_retry(struct kg_conn *c, struct kg_upconn *u)
+{
+	/* a pooled connection that died before answering: the request never
+	 * reached the upstream's application, so an idempotent request without a
+	 * body can be sent again, once, on a fresh connection */
+	if (!u->is_reused || u->got_bytes || c->req.body != KG_BODY_NONE || !is_idempotent(c->req.method))
+		return false;
+	kg_debug("upstream connection from the pool was stale; retrying on a fresh one");
+	up_close(u);
+	c->up = NULL;
+	struct kg_upconn *fresh = up_new(c->w, c->rt->gen);
+	if (!fresh)
+		return false;
+	start_exchange(c, fresh);
+	return true;
+}
+
+/* ---- writing upstream ---- */
+
+struct kg_up_wreq {
+	uv_write_t req;
+	struct kg_upconn *u;
+	size_t len;
+	char data[];
+};
+
+static void on_up_write(uv_write_t *req, int status)
+{
+	struct kg_up_wreq *wr = (struct kg_up_wreq *)req;
+	struct kg_upconn *u = wr->u;
+	u->write_queued -= wr->len;
+	free(wr);
+	if (u->is_closing)
+		return;
+	struct kg_conn *c = u->c;
+	if (status < 0) {
+		kg_debug("upstream write failed: %s", uv_strerror(status));
+		if (c && !try_retry(c, u))
+			fail(c, 502, "upstream closed the connection while receiving the request");
+		else if (!c)
+			up_close(u);
+		return;
+	}
+	if (c && c->is_read_paused && u->write_queued < KG_HIGH_WATER)
+		kg__conn_resume_reading(c);
+}
+
+static void up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
+{
+	size_t total = 0, done = 0;
+	for (unsigned i = 0; i < nbufs; i++)
+		total += bufs[i].len;
+	if (total == 0 || u->is_closing)
+		return;
+	if (u->write_queued == 0) {
+		int r = uv_try_write((uv_stream_t *)&u->tcp, bufs, nbufs);
+		if (r > 0)
+			done = (size_t)r;
+		if (done == total)
+			return;
+		/* errors surface through uv_write's callback below */
+	}
+	struct kg_up_wreq *wr = malloc(sizeof(*wr) + (total - done));
+	if (!wr) {
+		if (u->c)
+			fail(u->c, 502, "out of memory");
+		return;
+	}
+	wr->u = u;
+	wr->len = total - done;
+	size_t off = 0, skip = done;
+	for (unsigned i = 0; i < nbufs; i++) {
+		size_t n = bufs[i].len;
+		if (skip >= n) {
+			skip -= n;
+			continue;
+		}
+		memcpy(wr->data + off, bufs[i].base + skip, n - skip);
+		off += n - skip;
+		skip = 0;
+	}
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+	u->write_queued += wr->len;
+	if (uv_write(&wr->req, (uv_stream_t *)&u->tcp, &b, 1, on_up_write) != 0) {
+		u->write_queued -= wr->len;
+		free(wr);
+		if (u->c)
+			fail(u->c, 502, "upstream connection failed");
+	}
+}
+
+void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
+{
+	struct kg_upconn *u = c->up;
+	if (!u || len == 0)
+		return;
+	if (c->req.body == KG_BODY_CHUNKED) {
+		char hdr[24];
+		int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+		uv_buf_t b[3] = { uv_buf_init(hdr, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
+			          uv_buf_init("\r\n", 2) };
+		up_write(u, b, 3);
+	} else {
+		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+		up_write(u, &b, 1);
+	}
+	if (c->up && c->up->write_queued >= KG_HIGH_WATER)
+		kg__conn_pause_reading(c);
+}
+
+void kg__proxy_body_end(struct kg_conn *c)
+{
+	if (c->up && c->req.body == KG_BODY_CHUNKED) {
+		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+		up_write(c->up, &b, 1);
+	}
+}
+
+void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len)
+{
+	if (!c->up) {
+		kg__conn_close(c);
+		return;
+	}
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	up_write(c->up, &b, 1);
+	if (c->up && c->up->write_queued >= KG_HIGH_WATER)
+		kg__conn_pause_reading(c);
+}
+
+void kg__proxy_detach(struct kg_conn *c)
+{
+	if (c->up)
+		up_close(c->up);
+	c->up = NULL;
+}
+
+void kg__upconn_write_drained(struct kg_conn *c)
+{
+	struct kg_upconn *u = c->up;
+	if (u && u->is_read_paused) {
+		u->is_read_paused = false;
+		up_read_start(u);
+	}
+}
+
+/* ---- reading the response ---- */
+
+static void client_write(struct kg_conn *c, struct kg_upconn *u, uv_buf_t *b, unsigned n)
+{
+	kg__conn_write(c, b, n);
+	if (!c->is_closing && c->write_queued >= KG_HIGH_WATER && !u->is_read_paused) {
+		u->is_read_paused = true;
+		uv_read_stop((uv_stream_t *)&u->tcp);
+		u->is_reading = false;
+	}
+}
+
+static int r_message_begin(llhttp_t *p)
+{
+	struct kg_upconn *u = p->data;
+	u->rhead_len = 0;
+	u->nrh = 0;
+	u->last_cb = 0;
+	u->status_off = u->status_len = 0;
+	u->is_interim = false;
+	return 0;
+}
+
+static int r_append(struct kg_upconn *u, const char *at, size_t len)
+{
+	if (u->rhead_len + len > KG_MAX_RESP_HEAD)
+		return -1;
+	memcpy(u->rhead + u->rhead_len, at, len);
+	u->rhead_len += len;
+	return 0;
+}
+
+static int r_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_upconn *u = p->data;
+	if (u->status_len == 0)
+		u->status_off = u->rhead_len;
+	u->status_len += len;
+	return r_append(u, at, len);
+}
+
+static int r_header_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_upconn *u = p->data;
+	if (u->last_cb != 1) {
+		if (u->nrh == KG_MAX_RESP_HEADERS)
+			return -1;
+		struct kg_header *h = &u->rh[u->nrh++];
+		h->name_off = (uint32_t)u->rhead_len;
+		h->name_len = h->value_off = h->value_len = 0;
+		u->last_cb = 1;
+	}
+	u->rh[u->nrh - 1].name_len += (uint32_t)len;
+	return r_append(u, at, len);
+}
+
+static int r_header_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_upconn *u = p->data;
+	struct kg_header *h = &u->rh[u->nrh - 1];
+	if (u->last_cb != 2) {
+		h->value_off = (uint32_t)u->rhead_len;
+		u->last_cb = 2;
+	}
+	h->value_len += (uint32_t)len;
+	return r_append(u, at, len);
+}
+
+static kg_str rh_name(const struct kg_upconn *u, size_t i)
+{
+	return (kg_str){ u->rhead + u->rh[i].name_off, u->rh[i].name_len };
+}
+
+static kg_str rh_value(const struct kg_upconn *u, size_t i)
+{
+	return kg_str_trim((kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len });
+}
+
+static int r_headers_complete(llhttp_t *p)
+{
+	struct kg_upconn *u = p->data;
+	struct kg_conn *c = u->c;
+	int status = p->status_code;
+	kg_str connection = KG_STR_NULL;
+	kg_buf h = { 0 };
+	int ret = 0;
+
+	if (!c)
+		return -1;
+	for (size_t i = 0; i < u->nrh; i++)
+		if (kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
+			connection = rh_value(u, i);
+
+	bool is_switch = status == 101;
+	if (is_switch && !c->req.is_upgrade) {
+		u->is_bad = true;
+		return -1;
+	}
+	u->is_interim = status >= 100 && status < 200 && !is_switch;
+	bool no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
+	bool client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
+	if (no_body || is_switch)
+		u->framing = KG_FRAME_NONE;
+	else if (p->flags & F_CONTENT_LENGTH)
+		u->framing = KG_FRAME_PLAIN;
+	else if (client11)
+		u->framing = KG_FRAME_CHUNKED; /* chunked or close-delimited upstream: we frame it */
+	else {
+		u->framing = KG_FRAME_PLAIN; /* an HTTP/1.0 client reads to the close */
+		c->keep_alive = false;
+	}
+	if (!u->is_interim && !is_switch && !(p->flags & (F_CONTENT_LENGTH | F_CHUNKED)) && !no_body)
+		u->keep_alive = false; /* close-delimited: the upstream connection ends with it */
+
+	kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
+	                              : kg_str_c(kg__reason(status));
+	kg_err err = kg_buf_printf(&h, "HTTP/1.1 %d ", status);
+	if (!err)
+		err = kg_buf_appends(&h, reason);
+	if (!err)
+		err = kg_buf_appends(&h, KG_STR("\r\n"));
+	for (size_t i = 0; i < u->nrh && !err; i++) {
+		kg_str name = rh_name(u, i);
+		if (kg__is_hop_by_hop(name, connection))
+			continue;
+		err = kg_buf_appends(&h, name);
+		if (!err)
+			err = kg_buf_appends(&h, KG_STR(": "));
+		if (!err)
+			err = kg_buf_appends(&h, rh_value(u, i));
+		if (!err)
+			err = kg_buf_appends(&h, KG_STR("\r\n"));
+	}
+	if (!err && is_switch) {
+		for (size_t i = 0; i < u->nrh && !err; i++)
+			if (kg_str_eq_ci(rh_name(u, i), KG_STR("Upgrade"))) {
+				err = kg_buf_appends(&h, KG_STR("Upgrade: "));
+				if (!err)
+					err = kg_buf_appends(&h, rh_value(u, i));
+				if (!err)
+					err = kg_buf_appends(&h, KG_STR("\r\n"));
+			}
+		if (!err)
+			err = kg_buf_appends(&h, KG_STR("Connection: upgrade\r\n"));
+	}
+	if (!err && u->framing == KG_FRAME_CHUNKED)
+		err = kg_buf_appends(&h, KG_STR("Transfer-Encoding: chunked\r\n"));
+	if (!err && !u->is_interim && !is_switch && (!c->keep_alive || c->w->draining))
+		err = kg_buf_appends(&h, KG_STR("Connection: close\r\n"));
+	if (!err)
+		err = kg_buf_appends(&h, KG_STR("\r\n"));
+	if (err) {
+		kg_buf_free(&h, false);
+		return -1;
+	}
+	if (!u->is_interim) {
+		c->is_response_started = true;
+		c->req.status = status;
+	}
+	uv_buf_t b = uv_buf_init(h.p, (unsigned)h.n);
+	client_write(c, u, &b, 1);
+	kg_buf_free(&h, false);
+	if (is_switch)
+		ret = 2;
+	else if (c->req.is_head)
+		ret = 1;
+	return ret;
+}
+
+static int r_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct kg_upconn *u = p->data;
+	struct kg_conn *c = u->c;
+	if (!c || c->is_closing)
+		return -1;
+	if (u->framing == KG_FRAME_CHUNKED) {
+		char hdr[24];
+		int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+		uv_buf_t b[3] = { uv_buf_init(hdr, (unsigned)n), uv_buf_init((char *)at, (unsigned)len),
+			          uv_buf_init("\r\n", 2) };
+		client_write(c, u, b, 3);
+	} else {
+		uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
+		client_write(c, u, &b, 1);
+	}
+	return 0;
+}
+
+static int r_message_complete(llhttp_t *p)
+{
+	struct kg_upconn *u = p->data;
+	if (u->is_interim)
+		return 0; /* a 100 Continue: the real response follows */
+	if (p->status_code == 101)
+		return 0; /* llhttp goes on to return HPE_PAUSED_UPGRADE: a tunnel, not an end */
+	u->is_done = true;
+	return HPE_PAUSED;
+}
+
+static void response_finished(struct kg_upconn *u)
+{
+	struct kg_conn *c = u->c;
+	bool reuse = u->keep_alive && llhttp_should_keep_alive(&u->parser) && c && c->req.is_complete &&
+	             u->write_queued == 0;
+	int64_t pool_size = c && c->rt ? c->rt->cfg->pool_size : 0;
+
+	uv_timer_stop(&u->timer);
+	if (c) {
+		if (u->framing == KG_FRAME_CHUNKED) {
+			uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+			kg__conn_write(c, &b, 1);
+		}
+		c->up = NULL;
+	}
+	u->c = NULL;
+	if (reuse)
+		pool_put(u, pool_size);
+	else
+		up_close(u);
+	if (c && !c->is_closing)
+		kg__conn_response_done(c);
+}
+
+static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
+{
+	struct kg_conn *c = u->c;
+	u->is_tunnel = true;
+	uv_timer_stop(&u->timer);
+	c->state = KG_CONN_TUNNEL;
+	kg__access_log(c);
+	if (len) {
+		uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
+		client_write(c, u, &b, 1);
+	}
+	if (!c->is_closing)
+		kg__conn_resume_reading(c);
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_upconn *u = s->data;
+	struct kg_conn *c = u->c;
+
+	if (nread == 0 || u->is_closing)
+		return;
+	if (!c) {
+		up_close(u);
+		return;
+	}
+	if (nread < 0) {
+		if (u->is_tunnel) {
+			up_close(u);
+			kg__conn_close(c);
+			return;
+		}
+		if (nread == UV_EOF && u->got_bytes && llhttp_message_needs_eof(&u->parser)) {
+			llhttp_finish(&u->parser);
+			if (u->is_done) {
+				response_finished(u);
+				return;
+			}
+		}
+		if (!u->got_bytes && try_retry(c, u))
+			return;
+		kg_debug("upstream read failed: %s", uv_strerror((int)nread));
+		fail(c, 502, "upstream closed the connection before the response was complete");
+		return;
+	}
+	if (!u->got_bytes) {
+		u->got_bytes = true;
+		uv_timer_stop(&u->timer);
+	}
+	uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+	if (u->is_tunnel) {
+		client_write(c, u, &b, 1);
+		return;
+	}
+	llhttp_errno_t e = llhttp_execute(&u->parser, b.base, b.len);
+	if (u->is_closing || !u->c)
+		return;
+	if (e == HPE_PAUSED_UPGRADE) {
+		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - b.base);
+		start_tunnel(u, b.base + used, b.len - used);
+		return;
+	}
+	if (e == HPE_PAUSED) {
+		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - b.base);
+		if (used < b.len)
+			u->keep_alive = false; /* bytes after the response: not a connection to reuse */
+		response_finished(u);
+		return;
+	}
+	if (e != HPE_OK) {
+		kg_warn("upstream sent an invalid response: %s", llhttp_get_error_reason(&u->parser));
+		fail(c, 502, u->is_bad ? "upstream switched protocols without being asked"
+		                       : "upstream sent an invalid response");
+	}
+}
+
+static void up_read_start(struct kg_upconn *u)
+{
+	if (u->is_reading || u->is_closing)
+		return;
+	if (uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read) == 0)
+		u->is_reading = true;
+}
+
+static void on_up_timeout(uv_timer_t *t)
+{
+	struct kg_upconn *u = t->data;
+	struct kg_conn *c = u->c;
+	if (!c) {
+		up_close(u);
+		return;
+	}
+	if (!u->is_connected) {
+		kg_warn("upstream connect timed out");
+		fail(c, 504, "upstream timed out: no connection within proxy.connect_timeout");
+	} else {
+		kg_warn("upstream did not answer %.*s %.*s in time", (int)c->req.method.n, c->req.method.p,
+		        (int)c->req.path.n, c->req.path.p);
+		fail(c, 504, "upstream timed out: no response within proxy.upstream_timeout");
+	}
+}
+
+static void send_request(struct kg_conn *c, struct kg_upconn *u)
+{
+	uv_buf_t b = uv_buf_init(c->req.up_head.p, (unsigned)c->req.up_head.n);
+	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
+	u->parser.data = u;
+	u->got_bytes = u->is_done = u->is_interim = u->is_bad = false;
+	u->keep_alive = true;
+	u->is_read_paused = false;
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+	up_read_start(u);
+	up_write(u, &b, 1);
+	if (c->up == u && !c->is_closing)
+		kg__conn_upstream_ready(c);
+}
+
+static void on_connect(uv_connect_t *req, int status)
+{
+	struct kg_upconn *u = req->data;
+	struct kg_conn *c = u->c;
+	if (u->is_closing)
+		return;
+	if (!c) {
+		up_close(u);
+		return;
+	}
+	uv_timer_stop(&u->timer);
+	if (status < 0) {
+		kg_warn("upstream %s: connect failed: %s", c->rt->up_hostport, uv_strerror(status));
+		fail(c, 502, status == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
+		                                       : "upstream unavailable: connect failed");
+		return;
+	}
+	u->is_connected = true;
+	uv_tcp_nodelay(&u->tcp, 1);
+	send_request(c, u);
+}
+
+static void start_exchange(struct kg_conn *c, struct kg_upconn *u)
+{
+	u->c = c;
+	c->up = u;
+	if (u->is_connected) {
+		send_request(c, u);
+		return;
+	}
+	u->connect.data = u;
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->connect_timeout_ms, 0);
+	int r = uv_tcp_connect(&u->connect, &u->tcp, (struct sockaddr *)&c->rt->up_addr, on_connect);
+	if (r < 0) {
+		kg_warn("upstream %s: connect failed: %s", c->rt->up_hostport, uv_strerror(r));
+		fail(c, 502, "upstream unavailable: connect failed");
+	}
+}
+
+void kg__proxy_start(struct kg_conn *c)
+{
+	if (build_head(c) != KG_OK) {
+		fail(c, 500, "out of memory");
+		return;
+	}
+	struct kg_upconn *u = pool_get(c->w, c->rt->gen);
+	if (u) {
+		u->is_reused = true;
+	} else {
+		u = up_new(c->w, c->rt->gen);
+		if (!u) {
+			fail(c, 500, "out of memory");
+			return;
+		}
+	}
+	start_exchange(c, u);
+}
+
+__attribute__((constructor)) static void init_resp_settings(void)
+{
+	llhttp_settings_init(&resp_settings);
+	resp_settings.on_message_begin = r_message_begin;
+	resp_settings.on_status = r_status;
+	resp_settings.on_header_field = r_header_field;
+	resp_settings.on_header_value = r_header_value;
+	resp_settings.on_headers_complete = r_headers_complete;
+	resp_settings.on_body = r_body;
+	resp_settings.on_message_complete = r_message_complete;
+}

@@ -1,0 +1,598 @@
+/* server.c - the daemon: runtime snapshots (built from the config, swapped
+ * on SIGHUP), one event loop per worker thread each accepting on its own
+ * SO_REUSEPORT socket, signals, and the maintenance timer on the main loop. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "keygate/cache.h"
+#include "keygate/log.h"
+#include "keygate/store.h"
+#include "kg.h"
+#include "server.h"
+
+const char *const kg__version = KG_VERSION;
+
+static pthread_mutex_t rt_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct kg_runtime *g_rt;
+static atomic_uint g_gen;
+static _Thread_local struct kg_runtime *tl_rt;
+static _Thread_local unsigned tl_gen;
+static int64_t g_started_at;
+
+static kg_store *g_store;
+static kg_cache *g_cache;
+static pthread_mutex_t store_status_lock = PTHREAD_MUTEX_INITIALIZER;
+static char g_store_status[256] = "starting";
+
+int64_t kg__started_at(void)
+{
+	return g_started_at;
+}
+
+struct kg_store *kg__store(void)
+{
+	return g_store;
+}
+
+const char *kg__store_status(const char **backend)
+{
+	static _Thread_local char copy[256];
+	*backend = g_store ? g_store->ops->name : "none";
+	pthread_mutex_lock(&store_status_lock);
+	memcpy(copy, g_store_status, sizeof(copy));
+	pthread_mutex_unlock(&store_status_lock);
+	return copy;
+}
+
+/* ---- runtime snapshots ---- */
+
+static void runtime_free(struct kg_runtime *rt)
+{
+	kg_policy_free(&rt->policy);
+	kg_config_free(&rt->cfg);
+	free(rt->trusted);
+	free(rt);
+}
+
+void kg__runtime_release(struct kg_runtime *rt)
+{
+	if (rt && atomic_fetch_sub(&rt->refs, 1) == 1)
+		runtime_free(rt);
+}
+
+/* Each thread keeps a reference to the newest snapshot it has seen, so the
+ * common case is one relaxed load and one atomic increment, no lock. */
+struct kg_runtime *kg__runtime_acquire(void)
+{
+	unsigned gen = atomic_load(&g_gen);
+	if (!tl_rt || tl_gen != gen) {
+		pthread_mutex_lock(&rt_lock);
+		struct kg_runtime *rt = g_rt;
+		atomic_fetch_add(&rt->refs, 1);
+		pthread_mutex_unlock(&rt_lock);
+		kg__runtime_release(tl_rt);
+		tl_rt = rt;
+		tl_gen = rt->gen;
+	}
+	atomic_fetch_add(&tl_rt->refs, 1);
+	return tl_rt;
+}
+
+/* Drops this thread's cached reference (at thread exit). */
+static void runtime_forget(void)
+{
+	kg__runtime_release(tl_rt);
+	tl_rt = NULL;
+}
+
+static void runtime_install(struct kg_runtime *rt)
+{
+	pthread_mutex_lock(&rt_lock);
+	struct kg_runtime *old = g_rt;
+	rt->gen = atomic_load(&g_gen) + 1;
+	g_rt = rt;
+	atomic_store(&g_gen, rt->gen);
+	pthread_mutex_unlock(&rt_lock);
+	kg__runtime_release(old);
+}
+
+static kg_err parse_upstream(struct kg_runtime *rt, const char *url, kg_buf *why)
+{
+	const char *p = url + strlen("http://");
+	const char *slash = strchr(p, '/');
+	size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
+	char host[256], port[8] = "80";
+	const char *colon;
+
+	if (strncmp(url, "http://", 7) != 0 || hostport_len == 0 || hostport_len >= sizeof(rt->up_hostport)) {
+		kg_buf_printf(why, "upstream: %s: expected http://HOST[:PORT][/PATH]", url);
+		return KG_ECONFIG;
+	}
+	memcpy(rt->up_hostport, p, hostport_len);
+	rt->up_hostport[hostport_len] = '\0';
+	if (rt->up_hostport[0] == '[') {
+		char *end = strchr(rt->up_hostport, ']');
+		if (!end || (size_t)(end - rt->up_hostport - 1) >= sizeof(host)) {
+			kg_buf_printf(why, "upstream: %s: bad IPv6 address", url);
+			return KG_ECONFIG;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)(end - rt->up_hostport - 1), rt->up_hostport + 1);
+		colon = end[1] == ':' ? end + 1 : NULL;
+	} else {
+		colon = strrchr(rt->up_hostport, ':');
+		size_t hl = colon ? (size_t)(colon - rt->up_hostport) : hostport_len;
+		if (hl >= sizeof(host)) {
+			kg_buf_printf(why, "upstream: %s: host name too long", url);
+			return KG_ECONFIG;
+		}
+		snprintf(host, sizeof(host), "%.*s", (int)hl, rt->up_hostport);
+	}
+	if (colon && snprintf(port, sizeof(port), "%s", colon + 1) >= (int)sizeof(port)) {
+		kg_buf_printf(why, "upstream: %s: bad port", url);
+		return KG_ECONFIG;
+	}
+	snprintf(rt->up_host, sizeof(rt->up_host), "%s", host);
+	if (slash && snprintf(rt->up_base, sizeof(rt->up_base), "%s", slash) >= (int)sizeof(rt->up_base)) {
+		kg_buf_printf(why, "upstream: %s: path too long", url);
+		return KG_ECONFIG;
+	}
+	/* "/api/" + "/x" would give "//x": the request target brings its own '/' */
+	size_t bl = strlen(rt->up_base);
+	while (bl > 0 && rt->up_base[bl - 1] == '/')
+		rt->up_base[--bl] = '\0';
+
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0 || !res) {
+		kg_buf_printf(why, "upstream: %s: cannot resolve %s: %s", url, host, gai_strerror(rc));
+		return KG_ECONFIG;
+	}
+	memcpy(&rt->up_addr, res->ai_addr, res->ai_addrlen);
+	rt->up_addrlen = res->ai_addrlen;
+	freeaddrinfo(res);
+	rt->has_upstream = true;
+	return KG_OK;
+}
+
+static kg_err parse_cidr(const char *s, struct kg_cidr *out)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if (n >= sizeof(addr))
+		return KG_EINVAL;
+	memcpy(addr, s, n);
+	addr[n] = '\0';
+	memset(out, 0, sizeof(*out));
+	if (inet_pton(AF_INET, addr, out->addr) == 1) {
+		out->family = AF_INET;
+		out->prefix = 32;
+	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
+		out->family = AF_INET6;
+		out->prefix = 128;
+	} else {
+		return KG_EINVAL;
+	}
+	if (slash) {
+		unsigned long long v;
+		if (kg_str_to_u64(kg_str_c(slash + 1), (unsigned long long)out->prefix, &v) != KG_OK)
+			return KG_EINVAL;
+		out->prefix = (int)v;
+	}
+	return KG_OK;
+}
+
+kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
+{
+	struct kg_runtime *rt = calloc(1, sizeof(*rt));
+	kg_err err = KG_ENOMEM;
+	kg_config_errors errs = { 0 };
+
+	if (!rt)
+		goto fail;
+	rt->cfg = cfg;
+	atomic_init(&rt->refs, 1);
+	rt->prefix = kg_str_c(cfg->api_prefix);
+
+	if (cfg->policy[0] == '\0') {
+		err = kg_policy_new(&rt->policy);
+	} else {
+		err = kg_policy_load_preset(cfg->policy, &rt->policy);
+		if (err == KG_ENOENT)
+			err = kg_policy_load_file(cfg->policy, &rt->policy, &errs);
+	}
+	if (err) {
+		kg_buf_printf(why, "policy %s: ", cfg->policy);
+		for (size_t i = 0; i < errs.n; i++)
+			kg_buf_printf(why, "%s%s", i ? "; " : "", errs.v[i]);
+		if (!errs.n)
+			kg_buf_printf(why, "%s", kg_strerror(err));
+		goto fail;
+	}
+	for (size_t i = 0; i < cfg->public_paths.n; i++) {
+		if ((err = kg_policy_add_public(rt->policy, cfg->public_paths.v[i]))) {
+			kg_buf_printf(why, "public_paths: %s: invalid pattern", cfg->public_paths.v[i]);
+			goto fail;
+		}
+	}
+	if (cfg->upstream[0] && (err = parse_upstream(rt, cfg->upstream, why)))
+		goto fail;
+	if (cfg->trusted_proxies.n) {
+		rt->trusted = calloc(cfg->trusted_proxies.n, sizeof(*rt->trusted));
+		if (!rt->trusted)
+			goto fail;
+		for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
+			if (parse_cidr(cfg->trusted_proxies.v[i], &rt->trusted[i]) != KG_OK) {
+				kg_buf_printf(why, "trusted_proxies: %s: not an address or CIDR", cfg->trusted_proxies.v[i]);
+				err = KG_ECONFIG;
+				goto fail;
+			}
+		}
+		rt->ntrusted = cfg->trusted_proxies.n;
+	}
+
+	/* No scheme is built in yet: later issues register theirs here. */
+	bool any_scheme = false;
+	for (int k = 0; k < KG__CRED_COUNT; k++)
+		any_scheme |= rt->auth.by_kind[k] != NULL;
+	rt->auth.policy = rt->policy;
+	rt->auth.require_auth = cfg->require_auth == KG_UNSET ? any_scheme : cfg->require_auth == KG_TRUE;
+	int d = strcmp(cfg->error_dialect, "auto") == 0 ? KG_DIALECT_KEYGATE : kg_dialect_parse(cfg->error_dialect);
+	rt->auth.default_dialect = d < 0 ? KG_DIALECT_KEYGATE : (enum kg_dialect)d;
+	kg_config_errors_free(&errs);
+	*out = rt;
+	return KG_OK;
+fail:
+	kg_config_errors_free(&errs);
+	if (rt) {
+		rt->cfg = NULL; /* the caller still owns cfg on failure */
+		runtime_free(rt);
+	}
+	return err ? err : KG_ECONFIG;
+}
+
+/* ---- listeners and workers ---- */
+
+static struct kg_worker *workers;
+static size_t nworkers;
+static uv_loop_t main_loop;
+static uv_signal_t sig_term, sig_int, sig_hup;
+static uv_timer_t maint_timer;
+static struct kg_serve_args serve_args;
+static bool is_stopping;
+
+static int listen_socket(const char *hostport, kg_buf *why)
+{
+	char host[256], port[8];
+	const char *colon;
+	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE },
+	                *res = NULL;
+
+	if (hostport[0] == '[') {
+		const char *end = strchr(hostport, ']');
+		if (!end || end[1] != ':')
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(end - hostport - 1), hostport + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(hostport, ':');
+		if (!colon)
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	}
+	if (snprintf(port, sizeof(port), "%s", colon + 1) >= (int)sizeof(port))
+		goto bad;
+	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (rc != 0) {
+		kg_buf_printf(why, "listen %s: %s", hostport, gai_strerror(rc));
+		return -1;
+	}
+	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+		kg_buf_printf(why, "listen %s: %s", hostport, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	return fd;
+bad:
+	kg_buf_printf(why, "listen %s: expected HOST:PORT or [IPV6]:PORT", hostport);
+	return -1;
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct kg_worker *w = server->data;
+	if (status < 0) {
+		kg_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+		return;
+	}
+	if (w->draining)
+		return;
+	kg__conn_accept(w, server);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void kg__worker_drain(struct kg_worker *w)
+{
+	if (w->nconns > 0)
+		return;
+	/* everything served: let the loop run out */
+	kg__pool_close_all(w);
+	uv_walk(&w->loop, close_handle, NULL);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+	struct kg_worker *w = t->data;
+	kg_warn("worker %d: shutdown_timeout reached with %zu connection(s) open; closing them", w->id, w->nconns);
+	while (w->conns)
+		kg__conn_close(w->conns);
+	kg__worker_drain(w);
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+	struct kg_worker *w = a->data;
+	if (!atomic_load(&w->stop_requested) || w->draining)
+		return;
+	w->draining = true;
+	for (size_t i = 0; i < w->nlisteners; i++)
+		uv_close((uv_handle_t *)&w->listeners[i], NULL);
+	w->nlisteners = 0;
+	kg__pool_close_all(w);
+	/* idle keep-alive connections go at once; the others finish their request */
+	struct kg_conn *c = w->conns;
+	while (c) {
+		struct kg_conn *next = c->next;
+		if (c->state == KG_CONN_HEAD && c->is_idle)
+			kg__conn_close(c);
+		c = next;
+	}
+	struct kg_runtime *rt = kg__runtime_acquire();
+	uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)rt->cfg->shutdown_timeout_ms, 0);
+	kg__runtime_release(rt);
+	kg__worker_drain(w);
+}
+
+static void worker_main(void *arg)
+{
+	struct kg_worker *w = arg;
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_walk(&w->loop, close_handle, NULL);
+	uv_run(&w->loop, UV_RUN_DEFAULT);
+	uv_loop_close(&w->loop);
+	runtime_forget();
+}
+
+static kg_err workers_start(const kg_config *cfg, kg_buf *why)
+{
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	nworkers = cfg->workers > 0 ? (size_t)cfg->workers : (size_t)(cores > 0 ? cores : 1);
+	workers = calloc(nworkers, sizeof(*workers));
+	if (!workers)
+		return KG_ENOMEM;
+	for (size_t i = 0; i < nworkers; i++) {
+		struct kg_worker *w = &workers[i];
+		w->id = (int)i;
+		uv_loop_init(&w->loop);
+		uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+		w->wakeup.data = w;
+		uv_timer_init(&w->loop, &w->drain_timer);
+		w->drain_timer.data = w;
+		w->listeners = calloc(cfg->listen.n, sizeof(uv_tcp_t));
+		if (!w->listeners)
+			return KG_ENOMEM;
+		for (size_t j = 0; j < cfg->listen.n; j++) {
+			int fd = listen_socket(cfg->listen.v[j], why);
+			if (fd < 0)
+				return KG_EIO;
+			uv_tcp_init(&w->loop, &w->listeners[j]);
+			w->listeners[j].data = w;
+			uv_tcp_open(&w->listeners[j], fd);
+			int r = uv_listen((uv_stream_t *)&w->listeners[j], 1024, on_connection);
+			if (r < 0) {
+				kg_buf_printf(why, "listen %s: %s", cfg->listen.v[j], uv_strerror(r));
+				return KG_EIO;
+			}
+			w->nlisteners++;
+		}
+	}
+	for (size_t i = 0; i < nworkers; i++) {
+		if (uv_thread_create(&workers[i].thread, worker_main, &workers[i]) != 0) {
+			kg_buf_printf(why, "cannot start worker thread %zu", i);
+			return KG_EIO;
+		}
+	}
+	return KG_OK;
+}
+
+/* ---- signals, reload, maintenance ---- */
+
+static void stop_all(void)
+{
+	if (is_stopping)
+		return;
+	is_stopping = true;
+	kg_info("shutting down: finishing in-flight requests");
+	for (size_t i = 0; i < nworkers; i++) {
+		atomic_store(&workers[i].stop_requested, true);
+		uv_async_send(&workers[i].wakeup);
+	}
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&sig_hup, NULL);
+	uv_close((uv_handle_t *)&maint_timer, NULL);
+}
+
+static void on_sigterm(uv_signal_t *s, int signum)
+{
+	kg_info("received %s", signum == SIGINT ? "SIGINT" : "SIGTERM");
+	stop_all();
+}
+
+static bool same_list(const kg_strlist *a, const kg_strlist *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->v[i], b->v[i]) != 0)
+			return false;
+	return true;
+}
+
+static void reload(void)
+{
+	kg_config *cfg = NULL;
+	kg_config_errors errs = { 0 };
+	kg_buf why = { 0 };
+	struct kg_runtime *rt = NULL;
+
+	kg_info("SIGHUP: reloading configuration");
+	if (kg_config_load(serve_args.config_path, serve_args.envp, serve_args.argc, serve_args.argv, &cfg, &errs) !=
+	    KG_OK) {
+		for (size_t i = 0; i < errs.n; i++)
+			kg_error("reload failed: %s", errs.v[i]);
+		kg_error("reload failed: keeping the previous configuration");
+		goto out;
+	}
+	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
+		kg_error("reload failed: %s; keeping the previous configuration", why.p ? why.p : "invalid");
+		kg_config_free(&cfg);
+		goto out;
+	}
+	struct kg_runtime *cur = kg__runtime_acquire();
+	if (!same_list(&cur->cfg->listen, &cfg->listen) || cur->cfg->workers != cfg->workers ||
+	    strcmp(cur->cfg->data_dir, cfg->data_dir) != 0)
+		kg_warn("listen, workers and data_dir take effect only after a restart");
+	if (strcmp(cur->cfg->access_log, cfg->access_log) != 0 || strcmp(cfg->access_log, "-") != 0) {
+		if (kg__access_log_open(cfg->access_log) != KG_OK)
+			kg_error("cannot open access log %s: %s", cfg->access_log, strerror(errno));
+	}
+	kg__runtime_release(cur);
+	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
+	runtime_install(rt);
+	kg_info("configuration reloaded");
+out:
+	kg_config_errors_free(&errs);
+	kg_buf_free(&why, false);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+	reload();
+}
+
+static void on_maintenance(uv_timer_t *t)
+{
+	kg_buf detail = { 0 };
+	const char *status = "ok";
+	if (g_store && g_store->ops->ping(g_store, &detail) != KG_OK)
+		status = detail.p ? detail.p : "unavailable";
+	pthread_mutex_lock(&store_status_lock);
+	snprintf(g_store_status, sizeof(g_store_status), "%s", status);
+	pthread_mutex_unlock(&store_status_lock);
+	kg_buf_free(&detail, false);
+	if (g_cache) {
+		kg_cache_refresh(g_cache);
+		kg_cache_prune(g_cache, (int64_t)time(NULL));
+	}
+}
+
+int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
+{
+	struct kg_runtime *rt = NULL;
+	kg_buf why = { 0 };
+	int rc = 1;
+
+	serve_args = *args;
+	g_started_at = (int64_t)time(NULL);
+	signal(SIGPIPE, SIG_IGN);
+	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
+
+	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
+		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "invalid configuration");
+		kg_config_free(&cfg);
+		goto out;
+	}
+	if (kg_store_open_sqlite(cfg->data_dir, &g_store, &why) != KG_OK) {
+		fprintf(stderr, "keygate: store: %s\n", why.p ? why.p : "cannot open");
+		goto out;
+	}
+	if (kg_cache_new(g_store, &g_cache) != KG_OK) {
+		fprintf(stderr, "keygate: store: cannot load the cache\n");
+		goto out;
+	}
+	if (kg__access_log_open(cfg->access_log) != KG_OK) {
+		fprintf(stderr, "keygate: cannot open access log %s: %s\n", cfg->access_log, strerror(errno));
+		goto out;
+	}
+	runtime_install(rt);
+	rt = NULL;
+	on_maintenance(NULL);
+
+	uv_loop_init(&main_loop);
+	uv_signal_init(&main_loop, &sig_term);
+	uv_signal_init(&main_loop, &sig_int);
+	uv_signal_init(&main_loop, &sig_hup);
+	uv_signal_start(&sig_term, on_sigterm, SIGTERM);
+	uv_signal_start(&sig_int, on_sigterm, SIGINT);
+	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
+	uv_timer_init(&main_loop, &maint_timer);
+	uv_timer_start(&maint_timer, on_maintenance, 5000, 5000);
+
+	struct kg_runtime *cur = kg__runtime_acquire();
+	if (workers_start(cur->cfg, &why) != KG_OK) {
+		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "cannot start");
+		kg__runtime_release(cur);
+		exit(1); /* threads may be half started: no orderly way back */
+	}
+	for (size_t i = 0; i < cur->cfg->listen.n; i++)
+		kg_info("keygate %s listening on %s (%zu workers, %s%s)", kg__version, cur->cfg->listen.v[i],
+		        nworkers, cur->has_upstream ? "proxy to " : "forward-auth mode",
+		        cur->has_upstream ? cur->cfg->upstream : "");
+	kg_info("store: sqlite in %s; require_auth %s", cur->cfg->data_dir,
+	        cur->auth.require_auth ? "on" : "off (pass-through)");
+	kg__runtime_release(cur);
+
+	uv_run(&main_loop, UV_RUN_DEFAULT);
+	for (size_t i = 0; i < nworkers; i++)
+		uv_thread_join(&workers[i].thread);
+	uv_loop_close(&main_loop);
+	kg_info("stopped");
+	rc = 0;
+out:
+	kg_buf_free(&why, false);
+	if (rt)
+		runtime_free(rt);
+	runtime_forget();
+	pthread_mutex_lock(&rt_lock);
+	kg__runtime_release(g_rt);
+	g_rt = NULL;
+	pthread_mutex_unlock(&rt_lock);
+	for (size_t i = 0; i < nworkers; i++)
+		free(workers[i].listeners);
+	free(workers);
+	kg_cache_free(&g_cache);
+	kg_store_close(&g_store);
+	kg__access_log_close();
+	return rc;
+}

@@ -1,0 +1,166 @@
+#include "keygate/auth.h"
+#include "kgtest.h"
+
+KG_TEST(test_credentials_are_classified_by_shape)
+{
+	static const struct {
+		const char *header;
+		enum kg_cred_kind kind;
+		const char *value;
+	} cases[] = {
+		{ "", KG_CRED_NONE, "" },
+		{ "   ", KG_CRED_NONE, "" },
+		{ "Basic OmhlbGxv", KG_CRED_BASIC, "OmhlbGxv" },
+		{ "basic   OmhlbGxv  ", KG_CRED_BASIC, "OmhlbGxv" },
+		{ "ApiKey aWQ6a2V5", KG_CRED_APIKEY, "aWQ6a2V5" },
+		{ "Bearer eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln", KG_CRED_BEARER_JWT,
+		  "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln" },
+		{ "Bearer eyJhbGciOiJub25lIn0.eyJleHAiOjF9.", KG_CRED_BEARER_JWT, "eyJhbGciOiJub25lIn0.eyJleHAiOjF9." },
+		{ "Bearer kg1.abcdef", KG_CRED_BEARER_KG, "kg1.abcdef" },
+		{ "Bearer 3q2+7w==", KG_CRED_BEARER_BEE, "3q2+7w==" },
+		{ "Bearer a.b", KG_CRED_BEARER_BEE, "a.b" },
+		{ "Bearer .b.c", KG_CRED_BEARER_BEE, ".b.c" },
+		{ "Bearer a.b.c.d", KG_CRED_BEARER_BEE, "a.b.c.d" },
+		{ "Digest username=x", KG_CRED_UNKNOWN, "username=x" },
+		{ "Bearer", KG_CRED_BEARER_BEE, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kg_cred c = kg_cred_parse(kg_str_c(cases[i].header));
+		KG_CHECK(c.kind == cases[i].kind, "'%s': kind %d, want %d", cases[i].header, c.kind, cases[i].kind);
+		KG_CHECK(kg_str_eq(c.value, kg_str_c(cases[i].value)), "'%s': value '%.*s'", cases[i].header,
+		         (int)c.value.n, c.value.p);
+	}
+}
+
+/* A stand-in scheme: token "good" is role 1, "expired" has expired, anything
+ * else is invalid. */
+static kg_err fake_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req,
+                                kg_arena *arena, struct kg_principal *out, const char **message)
+{
+	if (kg_str_eq(req->cred.value, KG_STR("good"))) {
+		out->scheme = "fake";
+		out->id = KG_STR("t1");
+		out->roles = kg_policy_role(req->policy, KG_STR("reader"));
+		return KG_OK;
+	}
+	if (kg_str_eq(req->cred.value, KG_STR("expired"))) {
+		*message = "Token expired";
+		return KG_EEXPIRED;
+	}
+	return KG_EBADCRED;
+}
+
+static const char policy_yaml[] = "public: [\"/health\"]\n"
+                                  "roles:\n"
+                                  "  reader:\n"
+                                  "    rules:\n"
+                                  "      - { path: \"/read/*\", methods: [GET] }\n";
+
+KG_TEST(test_decide_table)
+{
+	kg_policy *p = NULL;
+	kg_config_errors errs = { 0 };
+	kg_err err = kg_policy_load_yaml("t", policy_yaml, sizeof(policy_yaml) - 1, &p, &errs);
+	KG_CHECK(err == KG_OK, "policy load: %s", errs.n ? errs.v[0] : kg_strerror(err));
+	if (err)
+		return;
+	struct kg_authenticator fake = {
+		.name = "fake",
+		.dialect = KG_DIALECT_BEE,
+		.kinds = 1u << KG_CRED_BEARER_BEE,
+		.authenticate = fake_authenticate,
+	};
+	struct kg_auth_config ac = { .policy = p, .require_auth = true, .default_dialect = KG_DIALECT_KEYGATE };
+	ac.by_kind[KG_CRED_BEARER_BEE] = &fake;
+	static const struct {
+		bool require;
+		const char *method, *path, *auth;
+		int status;
+		kg_err err;
+	} cases[] = {
+		{ true, "GET", "/health", "", 200, KG_OK },
+		{ true, "GET", "/read/x", "", 401, KG_ENOCRED },
+		{ true, "GET", "/read/x", "Bearer good", 200, KG_OK },
+		{ true, "POST", "/read/x", "Bearer good", 403, KG_EFORBIDDEN },
+		{ true, "GET", "/other", "Bearer good", 403, KG_EFORBIDDEN },
+		{ true, "GET", "/read/x", "Bearer expired", 401, KG_EEXPIRED },
+		{ true, "GET", "/read/x", "Bearer junk", 401, KG_EBADCRED },
+		{ true, "GET", "/read/x", "ApiKey abc", 401, KG_ENOCRED }, /* no ApiKey scheme enabled */
+		{ false, "GET", "/other", "", 200, KG_OK },                /* pass-through: anonymous */
+		{ false, "GET", "/read/x", "Bearer junk", 401, KG_EBADCRED }, /* presented: still verified */
+		{ false, "GET", "/read/x", "Digest x", 200, KG_OK },
+	};
+	kg_arena arena;
+	kg_arena_init(&arena, 0);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct kg_decision d;
+		ac.require_auth = cases[i].require;
+		kg_auth_decide(&ac, kg_str_c(cases[i].method), kg_str_c(cases[i].path), kg_str_c(cases[i].auth), 0,
+		               &arena, &d);
+		KG_CHECK(d.status == cases[i].status && d.err == cases[i].err, "%zu: %s %s [%s]: got %d %s, want %d %s", i,
+		         cases[i].method, cases[i].path, cases[i].auth, d.status, kg_errname(d.err), cases[i].status,
+		         kg_errname(cases[i].err));
+	}
+	kg_arena_destroy(&arena);
+	kg_policy_free(&p);
+}
+
+KG_TEST(test_refusal_dialect_follows_the_credential)
+{
+	kg_policy *p = NULL;
+	kg_config_errors errs = { 0 };
+	if (kg_policy_load_yaml("t", policy_yaml, sizeof(policy_yaml) - 1, &p, &errs) != KG_OK) {
+		KG_CHECK(0, "policy load");
+		return;
+	}
+	struct kg_authenticator fake = { .name = "fake", .dialect = KG_DIALECT_BEE, .authenticate = fake_authenticate };
+	struct kg_auth_config ac = { .policy = p, .require_auth = true, .default_dialect = KG_DIALECT_ES };
+	ac.by_kind[KG_CRED_BEARER_BEE] = &fake;
+	kg_arena arena;
+	kg_arena_init(&arena, 0);
+	struct kg_decision d;
+	kg_auth_decide(&ac, KG_STR("GET"), KG_STR("/read/x"), KG_STR("Bearer expired"), 0, &arena, &d);
+	KG_CHECK(d.dialect == KG_DIALECT_BEE, "presented credential: dialect %d", d.dialect);
+	KG_CHECK(d.message && strcmp(d.message, "Token expired") == 0, "scheme message kept");
+	kg_auth_decide(&ac, KG_STR("GET"), KG_STR("/read/x"), KG_STR_NULL, 0, &arena, &d);
+	KG_CHECK(d.dialect == KG_DIALECT_ES, "missing credential: default dialect, got %d", d.dialect);
+	kg_arena_destroy(&arena);
+	kg_policy_free(&p);
+}
+
+KG_TEST(test_dialect_render_known_answers)
+{
+	static const struct {
+		enum kg_dialect d;
+		int status;
+		const char *msg, *want;
+	} cases[] = {
+		{ KG_DIALECT_KEYGATE, 401, "missing \"x\"", "{\"code\":401,\"message\":\"missing \\\"x\\\"\"}" },
+		{ KG_DIALECT_BEE, 403, "Provided security token does not grant access to the resource",
+		  "{\"code\":403,\"message\":\"Provided security token does not grant access to the resource\"}" },
+		{ KG_DIALECT_ES, 401, "m",
+		  "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":\"m\"}],"
+		  "\"type\":\"security_exception\",\"reason\":\"m\"},\"status\":401}" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kg_buf b = { 0 };
+		const char *ct = NULL;
+		KG_CHECK(kg_dialect_render(cases[i].d, cases[i].status, KG_EBADCRED, cases[i].msg, &b, &ct) == KG_OK,
+		         "render");
+		KG_CHECK(b.p && strcmp(b.p, cases[i].want) == 0, "%zu: got %s", i, b.p);
+		KG_CHECK(ct && strcmp(ct, "application/json") == 0, "content type");
+		kg_buf_free(&b, false);
+	}
+}
+
+KG_TEST(test_dialect_names)
+{
+	KG_CHECK(kg_dialect_parse("bee") == KG_DIALECT_BEE, "bee");
+	KG_CHECK(kg_dialect_parse("elasticsearch") == KG_DIALECT_ES, "es");
+	KG_CHECK(kg_dialect_parse("nope") == -1, "unknown");
+}
+
+int main(void)
+{
+	return kg_test_main();
+}

@@ -1,0 +1,424 @@
+/* test_cache.c - the in-memory cache: loading, write-through, catching up
+ * with another connection's writes through the change log, pruning, and
+ * lookups racing a writer. Each test works in its own directory under /tmp. */
+#include <ftw.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "keygate/cache.h"
+#include "keygate/store.h"
+#include "kgtest.h"
+
+/* ---- helpers ---- */
+
+struct tmp {
+	char dir[64];
+};
+
+static int tmp_make(struct tmp *t)
+{
+	snprintf(t->dir, sizeof(t->dir), "/tmp/kgtest-cache-XXXXXX");
+	return mkdtemp(t->dir) ? 0 : -1;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+	(void)sb;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+static void tmp_remove(struct tmp *t)
+{
+	nftw(t->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static kg_store *open_ok(const char *dir)
+{
+	kg_store *s = NULL;
+	kg_buf why = { 0 };
+	kg_err err = kg_store_open_sqlite(dir, &s, &why);
+	KG_CHECK(err == KG_OK && s, "open %s: %s (%s)", dir, kg_errname(err), why.p ? why.p : "");
+	kg_buf_free(&why, false);
+	return s;
+}
+
+static kg_cache *cache_ok(kg_store *s)
+{
+	kg_cache *c = NULL;
+	kg_err err = kg_cache_new(s, &c);
+	KG_CHECK(err == KG_OK && c, "kg_cache_new: %s", kg_errname(err));
+	return c;
+}
+
+/* The cached value of ns/key as a C string, "<absent>" or "<error>". */
+static const char *get(kg_cache *c, const char *ns, const char *key, kg_buf *b)
+{
+	kg_err err = kg_cache_kv_get(c, kg_str_c(ns), kg_str_c(key), b);
+	if (err == KG_ENOENT)
+		return "<absent>";
+	if (err)
+		return "<error>";
+	return b->p;
+}
+
+/* ---- tests ---- */
+
+KG_TEST(test_siphash24_known_answers)
+{
+	/* from the SipHash paper's reference vectors: key 00..0f, message 00..(n-1) */
+	unsigned char key[16], msg[15];
+	for (int i = 0; i < 16; i++)
+		key[i] = (unsigned char)i;
+	for (int i = 0; i < 15; i++)
+		msg[i] = (unsigned char)i;
+	static const struct {
+		size_t len;
+		uint64_t want;
+	} cases[] = {
+		{ 0, 0x726fdb47dd0e0e31ULL },
+		{ 1, 0x74f839c593dc67fdULL },
+		{ 8, 0x93f5f5799a932462ULL },
+		{ 15, 0xa129ca6149be45e5ULL },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t got = kg__siphash24(key, msg, cases[i].len);
+		KG_CHECK(got == cases[i].want, "len %zu: got %016" PRIx64 ", want %016" PRIx64, cases[i].len, got,
+		         cases[i].want);
+	}
+}
+
+KG_TEST(test_new_loads_every_record_and_revocation)
+{
+	struct tmp t;
+	kg_buf b = { 0 };
+	kg_cache *c = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s)
+		goto out;
+	KG_CHECK(kg_store_kv_put(s, KG_STR("secrets"), KG_STR("jwt"), KG_STR("s1"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("settings"), KG_STR("jwt"), KG_STR("s2"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("settings"), KG_STR(""), KG_STR(""), true) == KG_OK, "put empty");
+	KG_CHECK(kg_store_revoke(s, KG_STR("tok-1"), 4000000000LL) == KG_OK, "revoke");
+	if (!(c = cache_ok(s)))
+		goto out;
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.kv == 3 && st.revoked == 1 && st.last_seq == 4 && st.reloads == 1,
+	         "stats: kv %zu revoked %zu last_seq %lld reloads %llu", st.kv, st.revoked, (long long)st.last_seq,
+	         (unsigned long long)st.reloads);
+	KG_CHECK(strcmp(get(c, "secrets", "jwt", &b), "s1") == 0, "secrets/jwt = %s", get(c, "secrets", "jwt", &b));
+	KG_CHECK(strcmp(get(c, "settings", "jwt", &b), "s2") == 0, "namespaces must not mix");
+	KG_CHECK(strcmp(get(c, "settings", "", &b), "") == 0, "empty key/value: %s", get(c, "settings", "", &b));
+	KG_CHECK(strcmp(get(c, "secrets", "nope", &b), "<absent>") == 0, "absent key");
+	/* ns "a" + key "b\0c"-style confusion is impossible: NUL is refused */
+	kg_err err = kg_cache_kv_get(c, (kg_str){ "secrets\0jwt", 11 }, KG_STR(""), &b);
+	KG_CHECK(err == KG_EINVAL, "NUL in ns: %s", kg_errname(err));
+	KG_CHECK(kg_cache_is_revoked(c, KG_STR("tok-1")), "tok-1 must be revoked");
+	KG_CHECK(!kg_cache_is_revoked(c, KG_STR("tok-2")), "tok-2 must not be revoked");
+	KG_CHECK(!kg_cache_is_revoked(c, KG_STR("")), "empty id");
+out:
+	kg_cache_free(&c);
+	KG_CHECK(c == NULL, "free must clear the pointer");
+	kg_cache_free(&c);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_write_through_is_visible_at_once_and_durable)
+{
+	struct tmp t;
+	kg_buf b = { 0 };
+	kg_cache *c = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s || !(c = cache_ok(s)))
+		goto out;
+	KG_CHECK(kg_cache_revoke(c, KG_STR("tok"), 4000000000LL) == KG_OK, "revoke");
+	KG_CHECK(kg_cache_is_revoked(c, KG_STR("tok")), "revoked id not visible");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v1"), true) == KG_OK, "put");
+	KG_CHECK(strcmp(get(c, "n", "k", &b), "v1") == 0, "put not visible");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v2"), false) == KG_OK, "replace");
+	KG_CHECK(strcmp(get(c, "n", "k", &b), "v2") == 0, "replace not visible: %s", get(c, "n", "k", &b));
+	KG_CHECK(kg_store_kv_get(s, KG_STR("n"), KG_STR("k"), &b) == KG_OK && strcmp(b.p, "v2") == 0,
+	         "not written through to the store");
+	KG_CHECK(kg_cache_kv_del(c, KG_STR("n"), KG_STR("k")) == KG_OK, "del");
+	KG_CHECK(strcmp(get(c, "n", "k", &b), "<absent>") == 0, "del not visible");
+	KG_CHECK(kg_cache_kv_del(c, KG_STR("n"), KG_STR("k")) == KG_ENOENT, "second del must be ENOENT");
+	KG_CHECK(kg_cache_revoke(c, KG_STR(""), 1) == KG_EINVAL, "empty id must be refused");
+
+	/* replaying our own writes changes nothing */
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	KG_CHECK(kg_cache_is_revoked(c, KG_STR("tok")) && strcmp(get(c, "n", "k", &b), "<absent>") == 0,
+	         "refresh of own writes changed the cache");
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.last_seq == 4 && st.refreshes == 1, /* refused writes log nothing */ "last_seq %lld refreshes %llu", (long long)st.last_seq,
+	         (unsigned long long)st.refreshes);
+out:
+	kg_cache_free(&c);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_refresh_shows_another_connections_writes)
+{
+	struct tmp t;
+	kg_buf b = { 0 };
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s)
+		goto out;
+	KG_CHECK(kg_store_kv_put(s, KG_STR("n"), KG_STR("gone"), KG_STR("x"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("n"), KG_STR("changed"), KG_STR("old"), true) == KG_OK, "put");
+	if (!(c = cache_ok(s)))
+		goto out;
+	/* a second connection to the same file: another keygate instance */
+	if (!(other = open_ok(t.dir)))
+		goto out;
+	KG_CHECK(kg_store_revoke(other, KG_STR("tok-x"), 4000000000LL) == KG_OK, "other: revoke");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("new"), KG_STR("n1"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("changed"), KG_STR("mid"), false) == KG_OK, "other: put");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("changed"), KG_STR("new"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_store_kv_del(other, KG_STR("n"), KG_STR("gone")) == KG_OK, "other: del");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("brief"), KG_STR("x"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_store_kv_del(other, KG_STR("n"), KG_STR("brief")) == KG_OK, "other: del");
+
+	KG_CHECK(!kg_cache_is_revoked(c, KG_STR("tok-x")), "visible before refresh: the test proves nothing");
+	KG_CHECK(strcmp(get(c, "n", "changed", &b), "old") == 0, "changed before refresh");
+	kg_err err = kg_cache_refresh(c);
+	KG_CHECK(err == KG_OK, "refresh: %s", kg_errname(err));
+	KG_CHECK(kg_cache_is_revoked(c, KG_STR("tok-x")), "other's revocation not visible after refresh");
+	KG_CHECK(strcmp(get(c, "n", "new", &b), "n1") == 0, "new: %s", get(c, "n", "new", &b));
+	KG_CHECK(strcmp(get(c, "n", "changed", &b), "new") == 0, "changed: %s", get(c, "n", "changed", &b));
+	KG_CHECK(strcmp(get(c, "n", "gone", &b), "<absent>") == 0, "gone: %s", get(c, "n", "gone", &b));
+	KG_CHECK(strcmp(get(c, "n", "brief", &b), "<absent>") == 0, "brief: %s", get(c, "n", "brief", &b));
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	int64_t last = 0;
+	KG_CHECK(kg_store_changes_last(other, &last) == KG_OK && st.last_seq == last && st.kv == 2,
+	         "last_seq %lld (store %lld), kv %zu", (long long)st.last_seq, (long long)last, st.kv);
+
+	/* nothing new: a refresh is a no-op */
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "second refresh");
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.last_seq == last && st.reloads == 1, "second refresh moved to %lld / reloaded",
+	         (long long)st.last_seq);
+out:
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_refresh_reloads_when_too_many_changes_wait)
+{
+	struct tmp t;
+	kg_buf b = { 0 };
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	char id[32];
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s || !(c = cache_ok(s)) || !(other = open_ok(t.dir)))
+		goto out;
+	/* non-durable puts: fast, and the count is what matters here */
+	for (int i = 0; i <= KG_CACHE_REPLAY_MAX; i++) {
+		int n = snprintf(id, sizeof(id), "k%d", i);
+		if (kg_store_kv_put(other, KG_STR("many"), (kg_str){ id, (size_t)n }, (kg_str){ id, (size_t)n }, false)) {
+			KG_CHECK(0, "put %d failed", i);
+			goto out;
+		}
+	}
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.reloads == 2 && st.kv == KG_CACHE_REPLAY_MAX + 1 && st.last_seq == KG_CACHE_REPLAY_MAX + 1,
+	         "reloads %llu kv %zu last_seq %lld", (unsigned long long)st.reloads, st.kv, (long long)st.last_seq);
+	/* the table grew many times over: everything is still found */
+	int missing = 0;
+	for (int i = 0; i <= KG_CACHE_REPLAY_MAX; i++) {
+		snprintf(id, sizeof(id), "k%d", i);
+		if (strcmp(get(c, "many", id, &b), id) != 0)
+			missing++;
+	}
+	KG_CHECK(missing == 0, "%d records missing after the reload", missing);
+	/* and an explicit reload agrees */
+	KG_CHECK(kg_cache_reload(c) == KG_OK, "reload");
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.reloads == 3 && st.kv == KG_CACHE_REPLAY_MAX + 1, "after reload: kv %zu", st.kv);
+out:
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_prune_drops_expired_revocations_from_store_and_memory)
+{
+	struct tmp t;
+	kg_cache *c = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s)
+		goto out;
+	KG_CHECK(kg_store_revoke(s, KG_STR("loaded-old"), 100) == KG_OK, "revoke");
+	if (!(c = cache_ok(s)))
+		goto out;
+	KG_CHECK(kg_cache_revoke(c, KG_STR("old"), 150) == KG_OK, "revoke old");
+	KG_CHECK(kg_cache_revoke(c, KG_STR("later"), 200) == KG_OK, "revoke later");
+	KG_CHECK(kg_cache_revoke(c, KG_STR("later"), 120) == KG_OK, "revoke later again, earlier expiry");
+	KG_CHECK(kg_cache_prune(c, 180) == KG_OK, "prune");
+	KG_CHECK(!kg_cache_is_revoked(c, KG_STR("loaded-old")) && !kg_cache_is_revoked(c, KG_STR("old")),
+	         "expired revocations still in memory");
+	KG_CHECK(kg_cache_is_revoked(c, KG_STR("later")), "later expires at 200 (the later expiry wins)");
+	bool is_revoked = true;
+	KG_CHECK(kg_store_is_revoked(s, KG_STR("old"), &is_revoked) == KG_OK && !is_revoked, "old still in store");
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.revoked == 1, "%zu revocations left, want 1", st.revoked);
+	/* a refresh replaying the revocations of pruned ids does not bring them back */
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	KG_CHECK(!kg_cache_is_revoked(c, KG_STR("old")) && kg_cache_is_revoked(c, KG_STR("later")),
+	         "refresh resurrected a pruned id or lost a live one");
+	KG_CHECK(kg_cache_prune(c, 201) == KG_OK && !kg_cache_is_revoked(c, KG_STR("later")), "later not pruned");
+out:
+	kg_cache_free(&c);
+	kg_store_close(&s);
+	tmp_remove(&t);
+}
+
+/* Four readers look up ids and a counter while one writer revokes ids in
+ * order, bumps the counter and refreshes. Readers check what ordering
+ * promises: ids are revoked in order, so once id n is seen revoked, every
+ * id below n is too; and the counter never goes backwards. */
+#define READERS 4
+#define WRITES 60
+#define READS_MIN 20000
+#define READS_MAX 2000000 /* readers stop early once the writer is done */
+
+struct race {
+	kg_cache *c;
+	kg_store *other;
+	atomic_bool is_done;
+	atomic_int errors;
+	int reader_failures[READERS];
+};
+
+static void id_of(int n, char *buf, size_t size, kg_str *out)
+{
+	int len = snprintf(buf, size, "race-%d", n);
+	*out = (kg_str){ buf, (size_t)len };
+}
+
+struct reader_arg {
+	struct race *r;
+	int index;
+};
+
+static void *reader_main(void *p)
+{
+	struct reader_arg *a = p;
+	struct race *r = a->r;
+	kg_buf b = { 0 };
+	char buf[32];
+	kg_str id;
+	int highest = -1;
+	long long counter = -1;
+	for (int i = 0; i < READS_MAX && (i < READS_MIN || !atomic_load(&r->is_done)); i++) {
+		id_of(i % WRITES, buf, sizeof(buf), &id);
+		bool is_revoked = kg_cache_is_revoked(r->c, id);
+		if (is_revoked && i % WRITES > highest)
+			highest = i % WRITES;
+		if (!is_revoked && i % WRITES < highest)
+			a->r->reader_failures[a->index]++;
+		if (kg_cache_kv_get(r->c, KG_STR("race"), KG_STR("counter"), &b) == KG_OK) {
+			long long v = strtoll(b.p, NULL, 10);
+			if (v < counter)
+				a->r->reader_failures[a->index]++;
+			counter = v;
+		}
+	}
+	kg_buf_free(&b, false);
+	return NULL;
+}
+
+static void *writer_main(void *p)
+{
+	struct race *r = p;
+	char buf[32], num[32];
+	kg_str id;
+	for (int n = 0; n < WRITES; n++) {
+		id_of(n, buf, sizeof(buf), &id);
+		int len = snprintf(num, sizeof(num), "%d", n);
+		/* half the ids through the cache, half by "another instance" */
+		kg_err err = n % 2 ? kg_cache_revoke(r->c, id, 4000000000LL) : kg_store_revoke(r->other, id, 4000000000LL);
+		if (!err)
+			err = kg_cache_kv_put(r->c, KG_STR("race"), KG_STR("counter"), (kg_str){ num, (size_t)len }, false);
+		/* the other instance's ids become visible here, still in order */
+		if (!err)
+			err = kg_cache_refresh(r->c);
+		if (!err && n % 10 == 0)
+			err = kg_cache_prune(r->c, 1000);
+		if (err)
+			atomic_fetch_add(&r->errors, 1);
+	}
+	atomic_store(&r->is_done, true);
+	return NULL;
+}
+
+KG_TEST(test_readers_race_a_writer_and_see_a_consistent_order)
+{
+	struct tmp t;
+	struct race r = { 0 };
+	struct reader_arg args[READERS];
+	pthread_t readers[READERS], writer;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s || !(r.c = cache_ok(s)) || !(r.other = open_ok(t.dir)))
+		goto out;
+	pthread_create(&writer, NULL, writer_main, &r);
+	for (int i = 0; i < READERS; i++) {
+		args[i] = (struct reader_arg){ .r = &r, .index = i };
+		pthread_create(&readers[i], NULL, reader_main, &args[i]);
+	}
+	for (int i = 0; i < READERS; i++)
+		pthread_join(readers[i], NULL);
+	pthread_join(writer, NULL);
+	KG_CHECK(atomic_load(&r.errors) == 0, "writer saw %d errors", atomic_load(&r.errors));
+	for (int i = 0; i < READERS; i++)
+		KG_CHECK(r.reader_failures[i] == 0, "reader %d saw %d out-of-order results", i, r.reader_failures[i]);
+	int missing = 0;
+	for (int n = 0; n < WRITES; n++) {
+		char buf[32];
+		kg_str id;
+		id_of(n, buf, sizeof(buf), &id);
+		if (!kg_cache_is_revoked(r.c, id))
+			missing++;
+	}
+	KG_CHECK(missing == 0, "%d ids not revoked at the end", missing);
+out:
+	kg_cache_free(&r.c);
+	kg_store_close(&r.other);
+	kg_store_close(&s);
+	tmp_remove(&t);
+}
+
+int main(void)
+{
+	return kg_test_main();
+}

@@ -1,0 +1,78 @@
+#include "keygate/str.h"
+#include "kgtest.h"
+
+KG_TEST(test_eq_ci_ignores_ascii_case_only)
+{
+	KG_CHECK(kg_str_eq_ci(KG_STR("Content-Length"), KG_STR("content-length")), "case differs");
+	KG_CHECK(!kg_str_eq_ci(KG_STR("Host"), KG_STR("Hos")), "length differs");
+	KG_CHECK(!kg_str_eq_ci(KG_STR("a["), KG_STR("A{")), "non-letters must not fold");
+}
+
+KG_TEST(test_trim_removes_ows_only)
+{
+	kg_str s = kg_str_trim(KG_STR(" \t abc d \t"));
+	KG_CHECK(kg_str_eq(s, KG_STR("abc d")), "got '%.*s'", (int)s.n, s.p);
+	s = kg_str_trim(KG_STR("   "));
+	KG_CHECK(s.n == 0, "all-space string should trim to empty, got %zu", s.n);
+}
+
+KG_TEST(test_to_u64_table)
+{
+	static const struct {
+		const char *in;
+		unsigned long long max;
+		kg_err err;
+		unsigned long long want;
+	} cases[] = {
+		{ "0", 100, KG_OK, 0 },
+		{ "100", 100, KG_OK, 100 },
+		{ "101", 100, KG_ERANGE, 0 },
+		{ "18446744073709551615", ~0ULL, KG_OK, ~0ULL },
+		{ "18446744073709551616", ~0ULL, KG_ERANGE, 0 },
+		{ "", 100, KG_EINVAL, 0 },
+		{ "-1", 100, KG_EINVAL, 0 },
+		{ "1 ", 100, KG_EINVAL, 0 },
+		{ "+1", 100, KG_EINVAL, 0 },
+		{ "0x10", 100, KG_EINVAL, 0 },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unsigned long long v = 12345;
+		kg_err err = kg_str_to_u64(kg_str_c(cases[i].in), cases[i].max, &v);
+		KG_CHECK(err == cases[i].err, "'%s': got %s, want %s", cases[i].in, kg_errname(err),
+		         kg_errname(cases[i].err));
+		if (err == KG_OK)
+			KG_CHECK(v == cases[i].want, "'%s': got %llu", cases[i].in, v);
+	}
+}
+
+KG_TEST(test_buf_grows_and_stays_nul_terminated)
+{
+	kg_buf b = { 0 };
+	for (int i = 0; i < 1000; i++)
+		KG_CHECK(kg_buf_printf(&b, "%d,", i) == KG_OK, "printf failed at %d", i);
+	KG_CHECK(b.p[b.n] == '\0', "not NUL-terminated");
+	KG_CHECK(strncmp(b.p, "0,1,2,", 6) == 0, "bad start");
+	KG_CHECK(b.n == 3890, "length %zu", b.n);
+	kg_buf_free(&b, true);
+	KG_CHECK(b.p == NULL && b.n == 0, "free must reset");
+}
+
+KG_TEST(test_json_string_escapes_controls_and_quotes)
+{
+	kg_buf b = { 0 };
+	KG_CHECK(kg_buf_append_json_string(&b, (kg_str){ "a\"b\\c\n\x01\x7f\xc3\xa9", 10 }) == KG_OK, "append");
+	const char *want = "\"a\\\"b\\\\c\\u000a\\u0001\\u007f\xc3\xa9\"";
+	KG_CHECK(strcmp(b.p, want) == 0, "got %s want %s", b.p, want);
+	kg_buf_free(&b, false);
+}
+
+KG_TEST(test_has_prefix_ci)
+{
+	KG_CHECK(kg_str_has_prefix_ci(KG_STR("x-keygate-role"), KG_STR("X-Keygate-")), "prefix");
+	KG_CHECK(!kg_str_has_prefix_ci(KG_STR("X-Key"), KG_STR("X-Keygate-")), "short");
+}
+
+int main(void)
+{
+	return kg_test_main();
+}

@@ -1,0 +1,42 @@
+#!/bin/sh
+# Installs the Debian packages keygate needs when any is missing.
+#   tools/deps.sh               build dependencies
+#   tools/deps.sh --tests       build + test dependencies
+#   tools/deps.sh --bench       build + benchmark dependencies
+#   --check-only                exit 1 if something is missing, install nothing
+set -eu
+
+build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libpq-dev libcrypt-dev meson ninja-build pkg-config gcc"
+test_pkgs="python3 curl"
+bench_pkgs="nginx wrk"
+
+pkgs=$build_pkgs
+check_only=0
+for a in "$@"; do
+	case $a in
+	--tests) pkgs="$pkgs $test_pkgs" ;;
+	--bench) pkgs="$pkgs $test_pkgs $bench_pkgs" ;;
+	--check-only) check_only=1 ;;
+	*) echo "deps.sh: unknown option $a" >&2; exit 2 ;;
+	esac
+done
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+[ "$check_only" = 1 ] && exit 1
+
+echo "installing:$missing" >&2
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+# shellcheck disable=SC2086
+$SUDO apt-get install -y --no-install-recommends $missing || {
+	$SUDO apt-get update
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y --no-install-recommends $missing
+}
