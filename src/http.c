@@ -386,7 +386,10 @@ static void finish_exchange(struct kg_conn *c)
 	int64_t idle = rt->cfg->idle_timeout_ms;
 	kg__runtime_release(rt);
 	start_timer(c, idle);
-	conn_pump(c);
+	/* inside llhttp's callback the caller's loop goes on parsing; pumping
+	 * here would re-enter the parser on bytes it has not consumed yet */
+	if (!c->is_parsing)
+		conn_pump(c);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -739,7 +742,9 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 {
 	if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
 		llhttp_resume(&c->parser);
+	c->is_parsing = true;
 	llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
+	c->is_parsing = false;
 	size_t used = len;
 
 	if (c->is_closing)

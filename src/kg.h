@@ -159,6 +159,7 @@ struct kg_conn {
 	bool keep_alive;
 	bool is_closing;
 	bool is_idle;            /* between requests, nothing received yet */
+	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
 };
 
 /* http.c */
