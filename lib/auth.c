@@ -148,6 +148,19 @@ static const char *default_message(kg_err err, int status)
 	return status >= 500 ? "internal error" : kg_strerror(err);
 }
 
+/* Bee's exact wording (ethersphere/bee api/auth.go, v2.1.0). */
+static const char *bee_message(kg_err err)
+{
+	switch (err) {
+	case KG_ENOCRED: return "Missing bearer token";
+	case KG_EEXPIRED: return "Token expired";
+	case KG_EREVOKED: return "Token revoked";
+	case KG_EFORBIDDEN: return "Provided security token does not grant access to the resource";
+	case KG_EBADCRED: return "Invalid token";
+	default: return NULL;
+	}
+}
+
 kg_err kg_error_json(int status, const char *message, kg_buf *out)
 {
 	kg_err err = kg_buf_printf(out, "{\"code\":%d,\"message\":", status);
@@ -162,6 +175,8 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
                          const char **content_type)
 {
 	kg_err e;
+	if (!message && d == KG_DIALECT_BEE)
+		message = bee_message(err);
 	if (!message)
 		message = default_message(err, status);
 	*content_type = "application/json";

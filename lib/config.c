@@ -70,6 +70,15 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "proxy.forwarded_headers", .type = KG_SET_BOOL, .def = "true", .offset = OFF(forwarded_headers), .help = "add X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host" },
 	{ .name = "proxy.forward_credentials", .type = KG_SET_BOOL, .def = "false", .offset = OFF(forward_credentials), .help = "pass the client's credential headers upstream" },
 	/* logging */
+	{ .name = "restricted", .type = KG_SET_BOOL, .def = "false", .offset = OFF(restricted), .help = "Bee restricted mode: serve /auth and /refresh and require Bee role tokens (Bee's --restricted)" },
+	{ .name = "admin_password", .type = KG_SET_STRING, .def = "", .offset = OFF(admin_password), .metavar = "BCRYPT-HASH", .is_secret = true, .help = "bcrypt hash of the admin password for /auth (keygate bcrypt PLAIN); empty: generated on first start" },
+	{ .name = "token_encryption_key", .type = KG_SET_LIST, .def = "", .offset = OFF(token_encryption_keys), .metavar = "KEY", .is_secret = true, .help = "key(s) that encrypt Bee/keygate tokens: the first encrypts, all decrypt; empty: generated and stored" },
+	{ .name = "token_format", .type = KG_SET_STRING, .def = "keygate", .choices = "keygate|bee", .offset = OFF(token_format), .help = "format of minted tokens: keygate (versioned, HKDF, revocable) or bee (byte-compatible with Bee nodes)" },
+	{ .name = "token_max_expiry", .type = KG_SET_DURATION, .def = "30d", .min = SECOND, .max = 3650 * DAY, .offset = OFF(token_max_expiry_ms), .help = "longest lifetime /auth and /refresh grant" },
+	{ .name = "unrestricted_paths", .type = KG_SET_LIST, .def = "/health,/readiness,/metrics,/debug/*", .offset = OFF(unrestricted_paths), .metavar = "PATH", .check = check_path, .help = "paths restricted mode never restricts" },
+	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "failed password attempts per client address before 429" },
+	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
+
 	{ .name = "log.access", .type = KG_SET_STRING, .def = "-", .offset = OFF(access_log), .metavar = "-|off|FILE", .check = check_not_empty, .help = "access log: - for stderr, off, or a file path" },
 	{ .name = "log.level", .type = KG_SET_STRING, .def = "info", .choices = "error|warn|info|debug", .offset = OFF(log_level), .help = "least severe message written to the error log" },
 	{ .name = NULL },

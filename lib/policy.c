@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "keygate/policy.h"
+#include "keygate/presets.h"
 
 #define KG_POLICY_MAX_METHODS 32 /* known methods plus names seen in rules */
 #define KG_POLICY_MAX_NODES (1u << 24)
@@ -46,6 +47,7 @@ struct kg_policy {
 	char *methods[KG_POLICY_MAX_METHODS]; /* slot names beyond the known ones */
 	size_t nmethods;
 	char *strip_prefix;
+	kg_rolemask includes[KG_POLICY_MAX_ROLES]; /* role i and every role it inherits */
 };
 
 kg_err kg_policy_new(kg_policy **out)
@@ -259,6 +261,15 @@ kg_rolemask kg_policy_role(const kg_policy *p, kg_str name)
 		if (kg_str_eq(name, kg_str_c(p->roles[i])))
 			return (kg_rolemask)1 << i;
 	return 0;
+}
+
+kg_rolemask kg_policy_role_closure(const kg_policy *p, kg_rolemask roles)
+{
+	kg_rolemask out = roles;
+	for (size_t i = 0; i < p->nroles; i++)
+		if (roles & ((kg_rolemask)1 << i))
+			out |= p->includes[i];
+	return out;
 }
 
 size_t kg_policy_role_count(const kg_policy *p)
@@ -561,6 +572,7 @@ static void load_doc(struct loader *l)
 	}
 	kg_rolemask anc[KG_POLICY_MAX_ROLES];
 	resolve_inheritance(l, anc);
+	memcpy(l->p->includes, anc, sizeof(anc[0]) * l->p->nroles);
 	size_t nrules = 0;
 	for (size_t i = 0; i < l->p->nroles; i++) {
 		yaml_node_t *rules = l->rules[i];
@@ -650,6 +662,7 @@ static const struct {
 	const char *yaml;
 } presets[] = {
 	{ "none", "{}" },
+	{ "bee", kg__preset_bee_yaml },
 };
 
 kg_err kg_policy_load_preset(const char *name, kg_policy **out)

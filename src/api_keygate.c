@@ -85,6 +85,10 @@ void kg__api_keygate(struct kg_conn *c)
 	kg_str path = c->req.path, pre = c->rt->prefix;
 	bool is_own = kg_str_has_prefix(path, pre) && (path.n == pre.n || path.p[pre.n] == '/');
 
+	if (kg__bee_is_endpoint(c->rt, path)) {
+		kg__api_bee(c);
+		return;
+	}
 	if (!is_own) {
 		kg__conn_respond_error(c, 404,
 		                       "no upstream is configured: keygate runs in forward-auth mode and answers "

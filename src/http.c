@@ -115,6 +115,20 @@ static void on_handle_closed(uv_handle_t *h)
 		conn_free(c);
 }
 
+void kg__conn_hold(struct kg_conn *c)
+{
+	c->handles_open++;
+}
+
+bool kg__conn_release(struct kg_conn *c)
+{
+	if (--c->handles_open == 0) {
+		conn_free(c);
+		return false;
+	}
+	return !c->is_closing;
+}
+
 static void request_release(struct kg_conn *c)
 {
 	if (c->rt) {
@@ -662,9 +676,10 @@ static int dispatch_head(struct kg_conn *c)
 		conn_set_error(c, 405, "the CONNECT method is not supported");
 		return -1;
 	}
-	if (is_own_path(rt, r->path) || !rt->has_upstream) {
+	if (is_own_path(rt, r->path) || kg__bee_is_endpoint(rt, r->path) || !rt->has_upstream) {
 		r->is_own = true;
-		if (r->body == KG_BODY_LENGTH && r->content_length > (uint64_t)rt->cfg->max_body_bytes) {
+		r->body_limit = kg__bee_is_endpoint(rt, r->path) ? kg__bee_body_limit() : (uint64_t)rt->cfg->max_body_bytes;
+		if (r->body == KG_BODY_LENGTH && r->content_length > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
 			return -1;
 		}
@@ -702,7 +717,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	struct kg_request *r = &c->req;
 	r->body_seen += len;
 	if (r->is_own) {
-		if (r->body_seen > (uint64_t)c->rt->cfg->max_body_bytes) {
+		if (r->body_seen > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
 			return -1;
 		}

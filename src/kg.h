@@ -21,6 +21,7 @@
 
 struct kg_cache;
 struct kg_store;
+struct kg_bee;
 
 /* Above this many bytes queued towards a peer, keygate stops reading from
  * the other side until the queue drains: memory stays flat whatever the
@@ -51,6 +52,7 @@ struct kg_runtime {
 	socklen_t up_addrlen;
 	struct kg_cidr *trusted;
 	size_t ntrusted;
+	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
 };
 
 /* server.c */
@@ -111,6 +113,7 @@ struct kg_request {
 	bool cred_consumed;     /* a scheme verified the Authorization header */
 	bool is_head;
 	kg_buf own_body;        /* body of an own-endpoint request (capped) */
+	uint64_t body_limit;    /* cap on own_body */
 	kg_buf up_head;         /* the head sent upstream, kept for one retry */
 	struct kg_decision decision;
 	uint64_t start_ns;
@@ -169,6 +172,10 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
                       const char *extra_headers);
 void kg__conn_respond_decision(struct kg_conn *c);
 void kg__conn_close(struct kg_conn *c);
+/* Keeps c's memory alive across work on the thread pool; release returns
+ * false when the connection closed meanwhile (c must not be used then). */
+void kg__conn_hold(struct kg_conn *c);
+bool kg__conn_release(struct kg_conn *c);
 void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs);
 void kg__conn_response_done(struct kg_conn *c);
 void kg__conn_upstream_ready(struct kg_conn *c);
@@ -188,6 +195,16 @@ void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len);
 void kg__proxy_detach(struct kg_conn *c);
 void kg__upconn_write_drained(struct kg_conn *c);
 void kg__pool_close_all(struct kg_worker *w);
+
+/* api_bee.c */
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
+                   kg_buf *why);
+void kg__bee_free(struct kg_bee **b);
+const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
+void kg__bee_refresh(struct kg_cache *cache);
+bool kg__bee_is_endpoint(const struct kg_runtime *rt, kg_str path);
+size_t kg__bee_body_limit(void);
+void kg__api_bee(struct kg_conn *c);
 
 /* api_keygate.c */
 void kg__api_keygate(struct kg_conn *c);

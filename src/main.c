@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "keygate/config.h"
+#include "cmds.h"
 #include "kg.h"
 #include "server.h"
 
@@ -16,6 +17,9 @@ static void usage(FILE *out)
 	        "Usage:\n"
 	        "  keygate serve [--config FILE] [FLAGS]   run the gateway\n"
 	        "  keygate config check FILE               validate a config file, report every error\n"
+	        "  keygate bcrypt PLAIN|-                  print a bcrypt hash for admin_password (--cost N)\n"
+	        "  keygate bcrypt --check PLAIN HASH       check a password against a hash\n"
+	        "  keygate token revoke [FLAGS] ID|TOKEN   revoke tokens (--all: every token issued until now)\n"
 	        "  keygate version                         print the version\n"
 	        "  keygate --help                          this help\n"
 	        "\n"
@@ -79,6 +83,10 @@ int main(int argc, char **argv)
 		printf("keygate %s\n", kg__version);
 		return 0;
 	}
+	if (strcmp(cmd, "bcrypt") == 0)
+		return kg_cmd_bcrypt(argc - 1, argv + 1);
+	if (strcmp(cmd, "token") == 0)
+		return kg_cmd_token(argc - 1, argv + 1);
 	if (strcmp(cmd, "config") == 0) {
 		if (argc != 4 || strcmp(argv[2], "check") != 0) {
 			fprintf(stderr, "usage: keygate config check FILE\n");

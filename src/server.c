@@ -55,6 +55,7 @@ const char *kg__store_status(const char **backend)
 
 static void runtime_free(struct kg_runtime *rt)
 {
+	kg__bee_free(&rt->bee);
 	kg_policy_free(&rt->policy);
 	kg_config_free(&rt->cfg);
 	free(rt->trusted);
@@ -201,12 +202,14 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	atomic_init(&rt->refs, 1);
 	rt->prefix = kg_str_c(cfg->api_prefix);
 
-	if (cfg->policy[0] == '\0') {
+	/* restricted mode without a policy of its own gets Bee's */
+	const char *policy = cfg->policy[0] ? cfg->policy : cfg->restricted ? "bee" : "";
+	if (policy[0] == '\0') {
 		err = kg_policy_new(&rt->policy);
 	} else {
-		err = kg_policy_load_preset(cfg->policy, &rt->policy);
+		err = kg_policy_load_preset(policy, &rt->policy);
 		if (err == KG_ENOENT)
-			err = kg_policy_load_file(cfg->policy, &rt->policy, &errs);
+			err = kg_policy_load_file(policy, &rt->policy, &errs);
 	}
 	if (err) {
 		kg_buf_printf(why, "policy %s: ", cfg->policy);
@@ -219,6 +222,12 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	for (size_t i = 0; i < cfg->public_paths.n; i++) {
 		if ((err = kg_policy_add_public(rt->policy, cfg->public_paths.v[i]))) {
 			kg_buf_printf(why, "public_paths: %s: invalid pattern", cfg->public_paths.v[i]);
+			goto fail;
+		}
+	}
+	for (size_t i = 0; cfg->restricted && i < cfg->unrestricted_paths.n; i++) {
+		if ((err = kg_policy_add_public(rt->policy, cfg->unrestricted_paths.v[i]))) {
+			kg_buf_printf(why, "unrestricted_paths: %s: invalid pattern", cfg->unrestricted_paths.v[i]);
 			goto fail;
 		}
 	}
@@ -238,13 +247,22 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		rt->ntrusted = cfg->trusted_proxies.n;
 	}
 
-	/* No scheme is built in yet: later issues register theirs here. */
+	if (cfg->restricted) {
+		if ((err = kg__bee_new(cfg, rt->policy, g_store, &rt->bee, why)))
+			goto fail;
+		const struct kg_authenticator *a = kg__bee_authenticator(rt->bee);
+		rt->auth.by_kind[KG_CRED_BEARER_BEE] = a;
+		rt->auth.by_kind[KG_CRED_BEARER_KG] = a;
+	}
 	bool any_scheme = false;
 	for (int k = 0; k < KG__CRED_COUNT; k++)
 		any_scheme |= rt->auth.by_kind[k] != NULL;
 	rt->auth.policy = rt->policy;
 	rt->auth.require_auth = cfg->require_auth == KG_UNSET ? any_scheme : cfg->require_auth == KG_TRUE;
-	int d = strcmp(cfg->error_dialect, "auto") == 0 ? KG_DIALECT_KEYGATE : kg_dialect_parse(cfg->error_dialect);
+	/* auto: the only enabled scheme's dialect, else keygate's */
+	int d = strcmp(cfg->error_dialect, "auto") != 0 ? kg_dialect_parse(cfg->error_dialect)
+	        : rt->bee                              ? KG_DIALECT_BEE
+	                                               : KG_DIALECT_KEYGATE;
 	rt->auth.default_dialect = d < 0 ? KG_DIALECT_KEYGATE : (enum kg_dialect)d;
 	kg_config_errors_free(&errs);
 	*out = rt;
@@ -512,8 +530,11 @@ static void on_maintenance(uv_timer_t *t)
 	pthread_mutex_unlock(&store_status_lock);
 	kg_buf_free(&detail, false);
 	if (g_cache) {
+		static unsigned ticks;
 		kg_cache_refresh(g_cache);
-		kg_cache_prune(g_cache, (int64_t)time(NULL));
+		if (ticks++ % 60 == 0) /* a prune is a durable write: once a minute is plenty */
+			kg_cache_prune(g_cache, (int64_t)time(NULL));
+		kg__bee_refresh(g_cache);
 	}
 }
 
@@ -528,17 +549,20 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
 
-	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
-		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "invalid configuration");
-		kg_config_free(&cfg);
-		goto out;
-	}
 	if (kg_store_open_sqlite(cfg->data_dir, &g_store, &why) != KG_OK) {
 		fprintf(stderr, "keygate: store: %s\n", why.p ? why.p : "cannot open");
+		kg_config_free(&cfg);
 		goto out;
 	}
 	if (kg_cache_new(g_store, &g_cache) != KG_OK) {
 		fprintf(stderr, "keygate: store: cannot load the cache\n");
+		kg_config_free(&cfg);
+		goto out;
+	}
+	kg__bee_refresh(g_cache);
+	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
+		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "invalid configuration");
+		kg_config_free(&cfg);
 		goto out;
 	}
 	if (kg__access_log_open(cfg->access_log) != KG_OK) {
@@ -557,7 +581,9 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 	uv_signal_start(&sig_int, on_sigterm, SIGINT);
 	uv_signal_start(&sig_hup, on_sighup, SIGHUP);
 	uv_timer_init(&main_loop, &maint_timer);
-	uv_timer_start(&maint_timer, on_maintenance, 5000, 5000);
+	/* once a second: revocations written by `keygate token revoke` or by
+	 * another instance take effect within that time */
+	uv_timer_start(&maint_timer, on_maintenance, 1000, 1000);
 
 	struct kg_runtime *cur = kg__runtime_acquire();
 	if (workers_start(cur->cfg, &why) != KG_OK) {

@@ -64,6 +64,16 @@ typedef struct kg_config {
 	bool forwarded_headers;       /* proxy.forwarded_headers: X-Forwarded-For/-Proto/-Host */
 	bool forward_credentials;     /* proxy.forward_credentials */
 
+	/* Bee restricted mode */
+	bool restricted;
+	char *admin_password;         /* bcrypt hash, "" when keygate generates one */
+	kg_strlist token_encryption_keys;
+	char *token_format;           /* "keygate" | "bee" */
+	int64_t token_max_expiry_ms;
+	kg_strlist unrestricted_paths;
+	int64_t throttle_max_failures;
+	int64_t throttle_window_ms;
+
 	/* logging */
 	char *access_log;             /* log.access: "-" stderr, "off", or a file path */
 	char *log_level;              /* log.level: error | warn | info | debug */

@@ -58,6 +58,10 @@ void kg_policy_free(kg_policy **p);
 /* Looks a role up by name; returns its single-bit mask, or 0 if unknown. */
 kg_rolemask kg_policy_role(const kg_policy *p, kg_str name);
 
+/* roles plus every role they inherit, directly or not: a refreshed token may
+ * carry any role in the closure of the presented one, never more. */
+kg_rolemask kg_policy_role_closure(const kg_policy *p, kg_rolemask roles);
+
 /* Number of roles and the name of role i (borrowed). */
 size_t kg_policy_role_count(const kg_policy *p);
 const char *kg_policy_role_name(const kg_policy *p, size_t i);

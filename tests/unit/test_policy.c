@@ -125,6 +125,22 @@ KG_TEST(test_knows_path)
 	kg_policy_free(&p);
 }
 
+KG_TEST(test_role_closure_follows_inheritance)
+{
+	kg_policy *p = load(bee_like, NULL);
+	if (!p) {
+		KG_CHECK(0, "load");
+		return;
+	}
+	kg_rolemask consumer = kg_policy_role(p, KG_STR("consumer")), creator = kg_policy_role(p, KG_STR("creator"));
+	kg_rolemask maintainer = kg_policy_role(p, KG_STR("maintainer")), auditor = kg_policy_role(p, KG_STR("auditor"));
+	kg_rolemask m = kg_policy_role_closure(p, maintainer);
+	KG_CHECK((m & consumer) && (m & creator) && (m & maintainer), "maintainer includes consumer and creator");
+	KG_CHECK(!(m & auditor), "maintainer does not include auditor");
+	KG_CHECK(kg_policy_role_closure(p, consumer) == consumer, "consumer includes only itself");
+	kg_policy_free(&p);
+}
+
 KG_TEST(test_roles_are_listed)
 {
 	kg_policy *p = load(bee_like, NULL);

@@ -1,0 +1,563 @@
+/* api_bee.c - Swarm Bee's restricted APIs, brought back:
+ *   POST /auth      HTTP Basic (admin password, bcrypt off the event loop) → {"key"}
+ *   POST /refresh   Bearer token → a new token, never of a higher role
+ * and the authenticator that checks Bee/keygate role tokens on every
+ * proxied request. Errors are Bee's {"code","message"}. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "keygate/b64.h"
+#include "keygate/cache.h"
+#include "keygate/log.h"
+#include "keygate/password.h"
+#include "keygate/store.h"
+#include "keygate/token.h"
+#include "kg.h"
+
+#define KG_BEE_MAX_BODY 512
+#define KG_BEE_NS KG_STR("bee")
+
+struct kg_bee {
+	struct kg_authenticator auth;
+	kg_token_keys *keys;
+	enum kg_token_format format;
+	char admin_hash[128];
+	int64_t max_expiry_ms;
+	int64_t throttle_max;
+	int64_t throttle_window_ms;
+	const kg_policy *policy; /* the runtime's */
+};
+
+/* Tokens issued before this instant (unix ms) are revoked: `keygate token
+ * revoke --all`. Kept current by kg__bee_refresh() on the maintenance timer. */
+static _Atomic int64_t revoked_before_ms;
+static struct kg_cache *bee_cache;
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the authenticator ---- */
+
+static kg_err bee_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
+                               struct kg_principal *out, const char **message)
+{
+	const struct kg_bee *bee = a->data;
+	struct kg_token_claims cl;
+
+	if (kg_token_open(bee->keys, req->cred.value, &cl) != KG_OK) {
+		*message = "Invalid token";
+		return KG_EBADCRED;
+	}
+	if (now_ms() > cl.expires_ms) {
+		*message = "Token expired";
+		return KG_EEXPIRED;
+	}
+	kg_str id = kg_str_c(cl.id);
+	if ((cl.issued_ms && cl.issued_ms < atomic_load(&revoked_before_ms)) ||
+	    (bee_cache && kg_cache_is_revoked(bee_cache, id))) {
+		*message = "Token revoked";
+		return KG_EREVOKED;
+	}
+	out->scheme = "bee";
+	out->id = kg_arena_strdup(arena, id);
+	out->role = kg_arena_strdup(arena, kg_str_c(cl.role));
+	out->roles = kg_policy_role(req->policy, kg_str_c(cl.role));
+	out->expires_at = cl.expires_ms / 1000;
+	out->dialect = KG_DIALECT_BEE;
+	return KG_OK;
+}
+
+const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee)
+{
+	return &bee->auth;
+}
+
+/* ---- set-up ---- */
+
+static kg_err stored_secret(struct kg_store *store, const char *key, kg_buf *out, bool *is_new,
+                            kg_err (*make)(kg_buf *fresh, void *arg), void *arg)
+{
+	kg_str k = kg_str_c(key);
+	kg_err err = kg_store_kv_get(store, KG_BEE_NS, k, out);
+	*is_new = false;
+	if (err != KG_ENOENT)
+		return err;
+	kg_buf fresh = { 0 };
+	if ((err = make(&fresh, arg)) == KG_OK) {
+		/* several instances may start at once: the first to store wins */
+		err = kg_store_kv_add(store, KG_BEE_NS, k, kg_buf_str(&fresh));
+		if (err == KG_OK) {
+			*is_new = true;
+			kg_buf_clear(out);
+			err = kg_buf_appends(out, kg_buf_str(&fresh));
+		} else if (err == KG_EEXIST) {
+			err = kg_store_kv_get(store, KG_BEE_NS, k, out);
+		}
+	}
+	kg_buf_free(&fresh, true);
+	return err;
+}
+
+static kg_err make_random_hex(kg_buf *out, void *arg)
+{
+	unsigned char raw[32];
+	static const char hex[] = "0123456789abcdef";
+	if (RAND_bytes(raw, sizeof(raw)) != 1)
+		return KG_EIO;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		char two[2] = { hex[raw[i] >> 4], hex[raw[i] & 15] };
+		if (kg_buf_append(out, two, 2) != KG_OK)
+			return KG_ENOMEM;
+	}
+	OPENSSL_cleanse(raw, sizeof(raw));
+	return KG_OK;
+}
+
+/* A generated admin password: 24 characters of base64url (144 bits). Printed
+ * once, to the terminal that started keygate; only its bcrypt hash is kept. */
+static kg_err make_admin_hash(kg_buf *out, void *arg)
+{
+	unsigned char raw[18];
+	kg_buf plain = { 0 };
+	kg_err err = RAND_bytes(raw, sizeof(raw)) == 1 ? KG_OK : KG_EIO;
+	if (!err)
+		err = kg_b64_encode(KG_B64_URL_RAW, raw, sizeof(raw), &plain);
+	if (!err)
+		err = kg_bcrypt_hash(kg_buf_str(&plain), 10, out);
+	if (!err)
+		fprintf(stderr,
+		        "keygate: restricted mode has no admin password; generated one (shown once, only its hash is "
+		        "stored):\n\n    %s\n\nUse it with POST /auth (HTTP Basic, any user name).\n\n",
+		        plain.p);
+	OPENSSL_cleanse(raw, sizeof(raw));
+	kg_buf_free(&plain, true);
+	return err;
+}
+
+void kg__bee_free(struct kg_bee **pb)
+{
+	struct kg_bee *b = *pb;
+	if (!b)
+		return;
+	kg_token_keys_free(&b->keys);
+	OPENSSL_cleanse(b->admin_hash, sizeof(b->admin_hash));
+	free(b);
+	*pb = NULL;
+}
+
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
+                   kg_buf *why)
+{
+	struct kg_bee *b = calloc(1, sizeof(*b));
+	kg_buf key = { 0 }, hash = { 0 };
+	kg_err err = KG_ENOMEM;
+	bool is_new;
+
+	if (!b)
+		goto fail;
+	b->format = strcmp(cfg->token_format, "bee") == 0 ? KG_TOKEN_FORMAT_BEE : KG_TOKEN_FORMAT_KEYGATE;
+	b->max_expiry_ms = cfg->token_max_expiry_ms;
+	b->throttle_max = cfg->throttle_max_failures;
+	b->throttle_window_ms = cfg->throttle_window_ms;
+	b->policy = policy;
+	b->auth = (struct kg_authenticator){
+		.name = "bee",
+		.dialect = KG_DIALECT_BEE,
+		.kinds = (1u << KG_CRED_BEARER_BEE) | (1u << KG_CRED_BEARER_KG),
+		.data = b,
+		.authenticate = bee_authenticate,
+	};
+
+	if (cfg->admin_password[0]) {
+		if (!kg_bcrypt_is_valid_hash(cfg->admin_password)) {
+			kg_buf_printf(why, "admin_password: not a bcrypt hash ($2a$, $2b$ or $2y$ and 53 characters); "
+			                   "make one with `keygate bcrypt PASSWORD`");
+			err = KG_ECONFIG;
+			goto fail;
+		}
+		snprintf(b->admin_hash, sizeof(b->admin_hash), "%s", cfg->admin_password);
+	} else if (store) {
+		if ((err = stored_secret(store, "admin_password_hash", &hash, &is_new, make_admin_hash, NULL))) {
+			kg_buf_printf(why, "admin password: cannot store or read it: %s", kg_strerror(err));
+			goto fail;
+		}
+		snprintf(b->admin_hash, sizeof(b->admin_hash), "%s", hash.p);
+	}
+
+	const char *const *keys = (const char *const *)cfg->token_encryption_keys.v;
+	size_t nkeys = cfg->token_encryption_keys.n;
+	const char *one[1];
+	for (size_t i = 0; i < nkeys; i++) {
+		if (!keys[i][0]) {
+			kg_buf_printf(why, "token_encryption_key: an empty key would make tokens valid everywhere");
+			err = KG_ECONFIG;
+			goto fail;
+		}
+	}
+	if (nkeys == 0 && store) {
+		if ((err = stored_secret(store, "token_encryption_key", &key, &is_new, make_random_hex, NULL))) {
+			kg_buf_printf(why, "token encryption key: cannot store or read it: %s", kg_strerror(err));
+			goto fail;
+		}
+		if (is_new)
+			kg_info("restricted mode: generated a random token encryption key (stored in the data dir)");
+		one[0] = key.p;
+		keys = one;
+		nkeys = 1;
+	}
+	if (nkeys == 0) {
+		/* config check without a store: a throwaway key keeps validation honest */
+		if ((err = make_random_hex(&key, NULL)))
+			goto fail;
+		one[0] = key.p;
+		keys = one;
+		nkeys = 1;
+	}
+	if ((err = kg_token_keys_new(keys, nkeys, &b->keys))) {
+		kg_buf_printf(why, "token_encryption_key: %s", kg_strerror(err));
+		goto fail;
+	}
+	kg_buf_free(&key, true);
+	kg_buf_free(&hash, true);
+	*out = b;
+	return KG_OK;
+fail:
+	kg_buf_free(&key, true);
+	kg_buf_free(&hash, true);
+	kg__bee_free(&b);
+	return err ? err : KG_ENOMEM;
+}
+
+/* Re-reads the "revoke everything before" instant (maintenance timer). */
+void kg__bee_refresh(struct kg_cache *cache)
+{
+	kg_buf v = { 0 };
+	unsigned long long ms;
+	if (!bee_cache)
+		bee_cache = cache; /* the first call comes before any worker starts */
+	if (cache && kg_cache_kv_get(cache, KG_BEE_NS, KG_STR("revoked_before_ms"), &v) == KG_OK &&
+	    kg_str_to_u64(kg_buf_str(&v), (unsigned long long)INT64_MAX, &ms) == KG_OK)
+		atomic_store(&revoked_before_ms, (int64_t)ms);
+	kg_buf_free(&v, false);
+}
+
+/* ---- throttling password guesses, per client address ---- */
+
+#define KG_THROTTLE_SLOTS 4096
+#define KG_THROTTLE_PROBE 8
+
+struct throttle_slot {
+	char addr[64];
+	int64_t window_start_ms;
+	int64_t failures;
+};
+
+static struct throttle_slot slots[KG_THROTTLE_SLOTS];
+static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t addr_hash(const char *a)
+{
+	size_t h = 1469598103934665603u;
+	for (; *a; a++)
+		h = (h ^ (unsigned char)*a) * 1099511628211u;
+	return h;
+}
+
+/* The slot of addr, or a free/expired one to take over (an address never
+ * shares a counter with another: at worst a flood resets someone's count,
+ * it never locks them out). */
+static struct throttle_slot *slot_for(const char *addr, int64_t now, int64_t window, bool create)
+{
+	size_t h = addr_hash(addr);
+	struct throttle_slot *victim = NULL;
+	for (size_t i = 0; i < KG_THROTTLE_PROBE; i++) {
+		struct throttle_slot *s = &slots[(h + i) % KG_THROTTLE_SLOTS];
+		if (strcmp(s->addr, addr) == 0)
+			return s;
+		bool is_stale = !s->addr[0] || now - s->window_start_ms >= window;
+		if (!victim || (is_stale && victim->addr[0]) || (!is_stale && s->window_start_ms < victim->window_start_ms))
+			victim = s;
+	}
+	if (!create)
+		return NULL;
+	snprintf(victim->addr, sizeof(victim->addr), "%s", addr);
+	victim->window_start_ms = now;
+	victim->failures = 0;
+	return victim;
+}
+
+/* Seconds the client must wait, 0 when it may try. */
+static int64_t throttle_wait(const struct kg_bee *b, const char *addr)
+{
+	int64_t now = now_ms(), wait = 0;
+	pthread_mutex_lock(&throttle_lock);
+	struct throttle_slot *s = slot_for(addr, now, b->throttle_window_ms, false);
+	if (s && now - s->window_start_ms < b->throttle_window_ms && s->failures >= b->throttle_max)
+		wait = (s->window_start_ms + b->throttle_window_ms - now + 999) / 1000;
+	pthread_mutex_unlock(&throttle_lock);
+	return wait;
+}
+
+static void throttle_record(const struct kg_bee *b, const char *addr, bool ok)
+{
+	int64_t now = now_ms();
+	pthread_mutex_lock(&throttle_lock);
+	struct throttle_slot *s = slot_for(addr, now, b->throttle_window_ms, !ok);
+	if (s) {
+		if (ok) {
+			s->addr[0] = '\0';
+		} else {
+			if (now - s->window_start_ms >= b->throttle_window_ms) {
+				s->window_start_ms = now;
+				s->failures = 0;
+			}
+			s->failures++;
+		}
+	}
+	pthread_mutex_unlock(&throttle_lock);
+}
+
+/* ---- /auth and /refresh ---- */
+
+static void bee_error(struct kg_conn *c, int status, const char *message, const char *extra)
+{
+	kg_buf body = { 0 };
+	if (kg_error_json(status, message, &body) == KG_OK)
+		kg__conn_respond(c, status, "application/json", kg_buf_str(&body), extra);
+	else
+		kg__conn_close(c);
+	kg_buf_free(&body, false);
+}
+
+static void unauthorized(struct kg_conn *c)
+{
+	bee_error(c, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"Restricted\"\r\n");
+}
+
+/* Parses {"role": "...", "expiry": N}. role may be absent when allowed. */
+static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool role_optional, char *role, size_t role_cap,
+                          int64_t *expiry_s)
+{
+	json_error_t jerr;
+	kg_str body = kg_buf_str(&c->req.own_body);
+	json_t *j = json_loadb(body.p ? body.p : "", body.n, JSON_REJECT_DUPLICATES, &jerr);
+	bool ok = false;
+	char msg[512];
+
+	if (!j || !json_is_object(j)) {
+		bee_error(c, 400, "Unmarshal json body", NULL);
+		goto out;
+	}
+	json_t *r = json_object_get(j, "role"), *e = json_object_get(j, "expiry");
+	if (!e || !json_is_integer(e) || json_integer_value(e) <= 0) {
+		bee_error(c, 400, "Expiry duration must be a positive number", NULL);
+		goto out;
+	}
+	if (json_integer_value(e) > b->max_expiry_ms / 1000) {
+		snprintf(msg, sizeof(msg), "Expiry duration exceeds the maximum of %lld seconds",
+		         (long long)(b->max_expiry_ms / 1000));
+		bee_error(c, 400, msg, NULL);
+		goto out;
+	}
+	*expiry_s = json_integer_value(e);
+	role[0] = '\0';
+	if (r && !json_is_null(r)) {
+		const char *rs = json_is_string(r) ? json_string_value(r) : NULL;
+		if (rs && kg_policy_role(b->policy, kg_str_c(rs)) && strlen(rs) < role_cap) {
+			snprintf(role, role_cap, "%s", rs);
+		} else {
+			kg_buf roles = { 0 };
+			for (size_t i = 0; i < kg_policy_role_count(b->policy); i++)
+				kg_buf_printf(&roles, "%s%s", i ? ", " : "", kg_policy_role_name(b->policy, i));
+			snprintf(msg, sizeof(msg), "Unknown role '%.64s'; valid roles: %s", rs ? rs : "(not a string)",
+			         roles.p ? roles.p : "(none)");
+			kg_buf_free(&roles, false);
+			bee_error(c, 400, msg, NULL);
+			goto out;
+		}
+	} else if (!role_optional) {
+		bee_error(c, 400, "A role is required", NULL);
+		goto out;
+	}
+	ok = true;
+out:
+	json_decref(j);
+	return ok;
+}
+
+static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, int64_t expiry_s)
+{
+	struct kg_token_claims cl = { 0 };
+	kg_buf tok = { 0 }, body = { 0 };
+	snprintf(cl.role, sizeof(cl.role), "%s", role);
+	cl.issued_ms = now_ms();
+	cl.expires_ms = cl.issued_ms + expiry_s * 1000;
+	if (kg_token_mint(b->keys, b->format, &cl, &tok) != KG_OK || kg_buf_appends(&body, KG_STR("{\"key\":")) ||
+	    kg_buf_append_json_string(&body, kg_buf_str(&tok)) || kg_buf_appends(&body, KG_STR("}"))) {
+		bee_error(c, 500, "Internal Server Error", NULL);
+	} else {
+		kg_info("bee: issued token %s role %s for %llds to %s", cl.id, role, (long long)expiry_s, c->client);
+		kg__conn_respond(c, 201, "application/json", kg_buf_str(&body), NULL);
+	}
+	kg_buf_free(&tok, true);
+	kg_buf_free(&body, false);
+}
+
+struct auth_work {
+	uv_work_t req;
+	struct kg_conn *c;
+	kg_buf password;
+	char hash[128];
+	bool ok;
+	kg_err err;
+};
+
+static void auth_work(uv_work_t *req)
+{
+	struct auth_work *w = req->data;
+	w->err = kg_bcrypt_verify(kg_buf_str(&w->password), w->hash, &w->ok);
+}
+
+static void auth_after(uv_work_t *req, int status)
+{
+	struct auth_work *w = req->data;
+	struct kg_conn *c = w->c;
+	kg_buf_free(&w->password, true);
+	OPENSSL_cleanse(w->hash, sizeof(w->hash));
+	bool is_alive = kg__conn_release(c);
+	if (is_alive) {
+		const struct kg_bee *b = c->rt->bee;
+		bool ok = status == 0 && w->err == KG_OK && w->ok;
+		throttle_record(b, c->client, ok);
+		if (!ok) {
+			kg_warn("bee: /auth: wrong password from %s", c->client);
+			unauthorized(c);
+		} else {
+			char role[64];
+			int64_t expiry;
+			if (parse_request(c, b, false, role, sizeof(role), &expiry))
+				issue(c, b, role, expiry);
+		}
+	}
+	free(w);
+}
+
+static void do_auth(struct kg_conn *c, const struct kg_bee *b)
+{
+	struct kg_cred cred = kg_cred_parse(c->req.authorization);
+	kg_buf dec = { 0 };
+	int64_t wait = throttle_wait(b, c->client);
+
+	if (wait > 0) {
+		char extra[64], msg[128];
+		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
+		snprintf(msg, sizeof(msg), "Too many failed attempts; retry in %lld seconds", (long long)wait);
+		bee_error(c, 429, msg, extra);
+		return;
+	}
+	if (cred.kind != KG_CRED_BASIC || kg_b64_decode(KG_B64_STD, cred.value, 2048, &dec) != KG_OK ||
+	    !memchr(dec.p, ':', dec.n) || !b->admin_hash[0]) {
+		kg_buf_free(&dec, true);
+		throttle_record(b, c->client, false);
+		unauthorized(c);
+		return;
+	}
+	struct auth_work *w = calloc(1, sizeof(*w));
+	if (!w) {
+		kg_buf_free(&dec, true);
+		bee_error(c, 500, "Internal Server Error", NULL);
+		return;
+	}
+	const char *colon = memchr(dec.p, ':', dec.n);
+	size_t off = (size_t)(colon - dec.p) + 1; /* the user name is ignored, as Bee did */
+	if (kg_buf_append(&w->password, dec.p + off, dec.n - off) != KG_OK) {
+		kg_buf_free(&dec, true);
+		free(w);
+		bee_error(c, 500, "Internal Server Error", NULL);
+		return;
+	}
+	kg_buf_free(&dec, true);
+	snprintf(w->hash, sizeof(w->hash), "%s", b->admin_hash);
+	w->c = c;
+	w->req.data = w;
+	kg__conn_hold(c);
+	if (uv_queue_work(&c->w->loop, &w->req, auth_work, auth_after) != 0) {
+		kg__conn_release(c);
+		kg_buf_free(&w->password, true);
+		free(w);
+		bee_error(c, 503, "Service Unavailable", NULL);
+	}
+}
+
+static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
+{
+	struct kg_cred cred = kg_cred_parse(c->req.authorization);
+	struct kg_token_claims cl;
+	char role[64];
+	int64_t expiry;
+
+	if (cred.kind != KG_CRED_BEARER_BEE && cred.kind != KG_CRED_BEARER_KG) {
+		bee_error(c, 401, "Missing bearer token", NULL);
+		return;
+	}
+	if (kg_token_open(b->keys, cred.value, &cl) != KG_OK) {
+		bee_error(c, 401, "Invalid token", NULL);
+		return;
+	}
+	if (now_ms() > cl.expires_ms) {
+		bee_error(c, 401, "Token expired", NULL);
+		return;
+	}
+	if ((cl.issued_ms && cl.issued_ms < atomic_load(&revoked_before_ms)) ||
+	    (bee_cache && kg_cache_is_revoked(bee_cache, kg_str_c(cl.id)))) {
+		bee_error(c, 401, "Token revoked", NULL);
+		return;
+	}
+	if (!parse_request(c, b, true, role, sizeof(role), &expiry))
+		return;
+	if (!role[0]) {
+		snprintf(role, sizeof(role), "%s", cl.role);
+	} else {
+		kg_rolemask held = kg_policy_role_closure(b->policy, kg_policy_role(b->policy, kg_str_c(cl.role)));
+		kg_rolemask want = kg_policy_role(b->policy, kg_str_c(role));
+		if (!held || (want & held) != want) {
+			bee_error(c, 403, "A refreshed token cannot have a higher role than the presented one", NULL);
+			return;
+		}
+	}
+	issue(c, b, role, expiry);
+}
+
+bool kg__bee_is_endpoint(const struct kg_runtime *rt, kg_str path)
+{
+	return rt->bee && (kg_str_eq(path, KG_STR("/auth")) || kg_str_eq(path, KG_STR("/refresh")));
+}
+
+size_t kg__bee_body_limit(void)
+{
+	return KG_BEE_MAX_BODY;
+}
+
+void kg__api_bee(struct kg_conn *c)
+{
+	const struct kg_bee *b = c->rt->bee;
+	if (!kg_str_eq(c->req.method, KG_STR("POST"))) {
+		bee_error(c, 405, "Method Not Allowed", "Allow: POST\r\n");
+		return;
+	}
+	if (kg_str_eq(c->req.path, KG_STR("/auth")))
+		do_auth(c, b);
+	else
+		do_refresh(c, b);
+}
