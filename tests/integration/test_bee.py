@@ -305,3 +305,22 @@ def test_bee_format_tokens_interoperate_with_an_independent_implementation():
         check(call(kg.port, "POST", "/pingpong/x", r.stdout.strip()).status == 200, "a Node-minted Bee token refused")
         r = bee_token_tool("mint", "some-other-key", "maintainer", "2099-01-01T00:00:00Z")
         bee_error(call(kg.port, "POST", "/pingpong/x", r.stdout.strip()), 401, "Invalid token")
+
+
+def test_keys_pasted_from_bee_yaml_and_env_vars_work():
+    with Upstream() as up:
+        tmp = tempfile.mkdtemp(prefix="keygate-beeyaml-")
+        try:
+            path = os.path.join(tmp, "keygate.yaml")
+            with open(path, "w") as f:
+                f.write("# pasted from bee.yaml\nrestricted: true\nadmin-password: \"%s\"\ntoken-encryption-key: %s\n"
+                        "upstream: %s\n" % (bcrypt_hash("test"), KEY, up.url))
+            with Keygate("--config", path) as kg:
+                check(auth(kg.port).status == 201, "/auth with the keys pasted from bee.yaml")
+            env = {"KEYGATE_RESTRICTED": "true", "KEYGATE_ADMIN_PASSWORD": bcrypt_hash("test"),
+                   "KEYGATE_TOKEN_ENCRYPTION_KEY": KEY, "KEYGATE_UPSTREAM": up.url}
+            with Keygate(env=env) as kg:
+                tok = token(kg.port, "consumer")
+                check(call(kg.port, "GET", "/bytes/x", tok).status == 200, "configured from KEYGATE_* variables")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
