@@ -49,26 +49,34 @@ static int64_t now_ms(void)
 
 /* ---- the authenticator ---- */
 
+/* Opens a token and checks expiry and revocation; *message gets Bee's words. */
+static kg_err check_token(const struct kg_bee *bee, kg_str token, struct kg_token_claims *cl, const char **message)
+{
+	if (kg_token_open(bee->keys, token, cl) != KG_OK) {
+		*message = "Invalid token";
+		return KG_EBADCRED;
+	}
+	if (now_ms() > cl->expires_ms) {
+		*message = "Token expired";
+		return KG_EEXPIRED;
+	}
+	if ((cl->issued_ms && cl->issued_ms < atomic_load(&revoked_before_ms)) ||
+	    (bee_cache && kg_cache_is_revoked(bee_cache, kg_str_c(cl->id)))) {
+		*message = "Token revoked";
+		return KG_EREVOKED;
+	}
+	return KG_OK;
+}
+
 static kg_err bee_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                struct kg_principal *out, const char **message)
 {
 	const struct kg_bee *bee = a->data;
 	struct kg_token_claims cl;
-
-	if (kg_token_open(bee->keys, req->cred.value, &cl) != KG_OK) {
-		*message = "Invalid token";
-		return KG_EBADCRED;
-	}
-	if (now_ms() > cl.expires_ms) {
-		*message = "Token expired";
-		return KG_EEXPIRED;
-	}
+	kg_err err = check_token(bee, req->cred.value, &cl, message);
+	if (err)
+		return err;
 	kg_str id = kg_str_c(cl.id);
-	if ((cl.issued_ms && cl.issued_ms < atomic_load(&revoked_before_ms)) ||
-	    (bee_cache && kg_cache_is_revoked(bee_cache, id))) {
-		*message = "Token revoked";
-		return KG_EREVOKED;
-	}
 	out->scheme = "bee";
 	out->id = kg_arena_strdup(arena, id);
 	out->role = kg_arena_strdup(arena, kg_str_c(cl.role));
@@ -330,19 +338,9 @@ static void throttle_record(const struct kg_bee *b, const char *addr, bool ok)
 
 /* ---- /auth and /refresh ---- */
 
-static void bee_error(struct kg_conn *c, int status, const char *message, const char *extra)
-{
-	kg_buf body = { 0 };
-	if (kg_error_json(status, message, &body) == KG_OK)
-		kg__conn_respond(c, status, "application/json", kg_buf_str(&body), extra);
-	else
-		kg__conn_close(c);
-	kg_buf_free(&body, false);
-}
-
 static void unauthorized(struct kg_conn *c)
 {
-	bee_error(c, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"Restricted\"\r\n");
+	kg__conn_respond_error_with(c, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"Restricted\"\r\n");
 }
 
 /* Parses {"role": "...", "expiry": N}. role may be absent when allowed. */
@@ -356,18 +354,18 @@ static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool role_o
 	char msg[512];
 
 	if (!j || !json_is_object(j)) {
-		bee_error(c, 400, "Unmarshal json body", NULL);
+		kg__conn_respond_error(c, 400, "Unmarshal json body");
 		goto out;
 	}
 	json_t *r = json_object_get(j, "role"), *e = json_object_get(j, "expiry");
 	if (!e || !json_is_integer(e) || json_integer_value(e) <= 0) {
-		bee_error(c, 400, "Expiry duration must be a positive number", NULL);
+		kg__conn_respond_error(c, 400, "Expiry duration must be a positive number");
 		goto out;
 	}
 	if (json_integer_value(e) > b->max_expiry_ms / 1000) {
 		snprintf(msg, sizeof(msg), "Expiry duration exceeds the maximum of %lld seconds",
 		         (long long)(b->max_expiry_ms / 1000));
-		bee_error(c, 400, msg, NULL);
+		kg__conn_respond_error(c, 400, msg);
 		goto out;
 	}
 	*expiry_s = json_integer_value(e);
@@ -383,11 +381,11 @@ static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool role_o
 			snprintf(msg, sizeof(msg), "Unknown role '%.64s'; valid roles: %s", rs ? rs : "(not a string)",
 			         roles.p ? roles.p : "(none)");
 			kg_buf_free(&roles, false);
-			bee_error(c, 400, msg, NULL);
+			kg__conn_respond_error(c, 400, msg);
 			goto out;
 		}
 	} else if (!role_optional) {
-		bee_error(c, 400, "A role is required", NULL);
+		kg__conn_respond_error(c, 400, "A role is required");
 		goto out;
 	}
 	ok = true;
@@ -405,7 +403,7 @@ static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, i
 	cl.expires_ms = cl.issued_ms + expiry_s * 1000;
 	if (kg_token_mint(b->keys, b->format, &cl, &tok) != KG_OK || kg_buf_appends(&body, KG_STR("{\"key\":")) ||
 	    kg_buf_append_json_string(&body, kg_buf_str(&tok)) || kg_buf_appends(&body, KG_STR("}"))) {
-		bee_error(c, 500, "Internal Server Error", NULL);
+		kg__conn_respond_error(c, 500, "Internal Server Error");
 	} else {
 		kg_info("bee: issued token %s role %s for %llds to %s", cl.id, role, (long long)expiry_s, c->client);
 		kg__conn_respond(c, 201, "application/json", kg_buf_str(&body), NULL);
@@ -463,7 +461,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 		char extra[64], msg[128];
 		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
 		snprintf(msg, sizeof(msg), "Too many failed attempts; retry in %lld seconds", (long long)wait);
-		bee_error(c, 429, msg, extra);
+		kg__conn_respond_error_with(c, 429, msg, extra);
 		return;
 	}
 	if (cred.kind != KG_CRED_BASIC || kg_b64_decode(KG_B64_STD, cred.value, 2048, &dec) != KG_OK ||
@@ -476,7 +474,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	struct auth_work *w = calloc(1, sizeof(*w));
 	if (!w) {
 		kg_buf_free(&dec, true);
-		bee_error(c, 500, "Internal Server Error", NULL);
+		kg__conn_respond_error(c, 500, "Internal Server Error");
 		return;
 	}
 	const char *colon = memchr(dec.p, ':', dec.n);
@@ -484,7 +482,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	if (kg_buf_append(&w->password, dec.p + off, dec.n - off) != KG_OK) {
 		kg_buf_free(&dec, true);
 		free(w);
-		bee_error(c, 500, "Internal Server Error", NULL);
+		kg__conn_respond_error(c, 500, "Internal Server Error");
 		return;
 	}
 	kg_buf_free(&dec, true);
@@ -496,7 +494,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 		kg__conn_release(c);
 		kg_buf_free(&w->password, true);
 		free(w);
-		bee_error(c, 503, "Service Unavailable", NULL);
+		kg__conn_respond_error(c, 503, "Service Unavailable");
 	}
 }
 
@@ -508,20 +506,12 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 	int64_t expiry;
 
 	if (cred.kind != KG_CRED_BEARER_BEE && cred.kind != KG_CRED_BEARER_KG) {
-		bee_error(c, 401, "Missing bearer token", NULL);
+		kg__conn_respond_error(c, 401, "Missing bearer token");
 		return;
 	}
-	if (kg_token_open(b->keys, cred.value, &cl) != KG_OK) {
-		bee_error(c, 401, "Invalid token", NULL);
-		return;
-	}
-	if (now_ms() > cl.expires_ms) {
-		bee_error(c, 401, "Token expired", NULL);
-		return;
-	}
-	if ((cl.issued_ms && cl.issued_ms < atomic_load(&revoked_before_ms)) ||
-	    (bee_cache && kg_cache_is_revoked(bee_cache, kg_str_c(cl.id)))) {
-		bee_error(c, 401, "Token revoked", NULL);
+	const char *why = NULL;
+	if (check_token(b, cred.value, &cl, &why) != KG_OK) {
+		kg__conn_respond_error(c, 401, why);
 		return;
 	}
 	if (!parse_request(c, b, true, role, sizeof(role), &expiry))
@@ -532,7 +522,7 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 		kg_rolemask held = kg_policy_role_closure(b->policy, kg_policy_role(b->policy, kg_str_c(cl.role)));
 		kg_rolemask want = kg_policy_role(b->policy, kg_str_c(role));
 		if (!held || (want & held) != want) {
-			bee_error(c, 403, "A refreshed token cannot have a higher role than the presented one", NULL);
+			kg__conn_respond_error(c, 403, "A refreshed token cannot have a higher role than the presented one");
 			return;
 		}
 	}
@@ -553,7 +543,7 @@ void kg__api_bee(struct kg_conn *c)
 {
 	const struct kg_bee *b = c->rt->bee;
 	if (!kg_str_eq(c->req.method, KG_STR("POST"))) {
-		bee_error(c, 405, "Method Not Allowed", "Allow: POST\r\n");
+		kg__conn_respond_error_with(c, 405, "Method Not Allowed", "Allow: POST\r\n");
 		return;
 	}
 	if (kg_str_eq(c->req.path, KG_STR("/auth")))

@@ -328,14 +328,19 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
 		kg__conn_response_done(c);
 }
 
-void kg__conn_respond_error(struct kg_conn *c, int status, const char *message)
+void kg__conn_respond_error_with(struct kg_conn *c, int status, const char *message, const char *extra_headers)
 {
 	kg_buf body = { 0 };
 	if (kg_error_json(status, message, &body) == KG_OK)
-		kg__conn_respond(c, status, "application/json", kg_buf_str(&body), NULL);
+		kg__conn_respond(c, status, "application/json", kg_buf_str(&body), extra_headers);
 	else
 		kg__conn_close(c);
 	kg_buf_free(&body, false);
+}
+
+void kg__conn_respond_error(struct kg_conn *c, int status, const char *message)
+{
+	kg__conn_respond_error_with(c, status, message, NULL);
 }
 
 void kg__conn_respond_decision(struct kg_conn *c)

@@ -167,7 +167,9 @@ struct kg_conn {
 
 /* http.c */
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);
+/* {"code": status, "message": message}, keygate's and Bee's error body */
 void kg__conn_respond_error(struct kg_conn *c, int status, const char *message);
+void kg__conn_respond_error_with(struct kg_conn *c, int status, const char *message, const char *extra_headers);
 void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, kg_str body,
                       const char *extra_headers);
 void kg__conn_respond_decision(struct kg_conn *c);
