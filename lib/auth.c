@@ -97,7 +97,7 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	if (!a) {
 		/* no credential, or one that no enabled scheme handles */
 		if (ac->require_auth)
-			refuse(d, 401, KG_ENOCRED, route_dialect(ac, path), NULL);
+			refuse(d, 401, req.cred.kind == KG_CRED_NONE ? KG_ENOCRED : KG_ESCHEME, route_dialect(ac, path), NULL);
 		return;
 	}
 
@@ -108,8 +108,10 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 		d->err = KG_ESLOW;
 		return;
 	}
+	/* AvalancheGo answered every refusal of a protected endpoint with 401 */
+	int forbidden = a->dialect == KG_DIALECT_AVALANCHE ? 401 : 403;
 	if (err == KG_EFORBIDDEN) {
-		refuse(d, 403, err, a->dialect, msg);
+		refuse(d, forbidden, err, a->dialect, msg);
 		return;
 	}
 	if (err == KG_ETHROTTLED) {
@@ -125,7 +127,7 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	if (a->authorize) {
 		msg = NULL;
 		if (a->authorize(a, &req, &d->principal, &msg) != KG_OK)
-			refuse(d, 403, KG_EFORBIDDEN, a->dialect, msg);
+			refuse(d, forbidden, KG_EFORBIDDEN, a->dialect, msg);
 		return;
 	}
 	if (d->principal.is_superuser)
@@ -138,6 +140,7 @@ static const char *default_message(kg_err err, int status)
 {
 	switch (err) {
 	case KG_ENOCRED: return "missing credential: this route needs an Authorization header";
+	case KG_ESCHEME: return "unsupported credential: no enabled scheme accepts this Authorization header";
 	case KG_EBADCRED: return "invalid credential";
 	case KG_EEXPIRED: return "credential expired";
 	case KG_EREVOKED: return "credential revoked";
@@ -152,11 +155,26 @@ static const char *default_message(kg_err err, int status)
 static const char *bee_message(kg_err err)
 {
 	switch (err) {
-	case KG_ENOCRED: return "Missing bearer token";
+	case KG_ENOCRED:
+	case KG_ESCHEME: return "Missing bearer token";
 	case KG_EEXPIRED: return "Token expired";
 	case KG_EREVOKED: return "Token revoked";
 	case KG_EFORBIDDEN: return "Provided security token does not grant access to the resource";
 	case KG_EBADCRED: return "Invalid token";
+	default: return NULL;
+	}
+}
+
+/* AvalancheGo's (api/auth/auth.go, v1.11.1). */
+static const char *avalanche_message(kg_err err)
+{
+	switch (err) {
+	case KG_ENOCRED: return "auth token not provided";
+	case KG_ESCHEME: return "couldn't parse auth token. Header \"Authorization\" should be \"Bearer TOKEN.GOES.HERE\"";
+	case KG_EREVOKED: return "the provided auth token was revoked";
+	case KG_EFORBIDDEN: return "the provided auth token does not allow access to this endpoint";
+	case KG_EEXPIRED: return "token is expired";
+	case KG_EBADCRED: return "signature is invalid";
 	default: return NULL;
 	}
 }
@@ -177,16 +195,19 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
 	kg_err e;
 	if (!message && d == KG_DIALECT_BEE)
 		message = bee_message(err);
+	if (!message && d == KG_DIALECT_AVALANCHE)
+		message = avalanche_message(err);
 	if (!message)
 		message = default_message(err, status);
 	*content_type = "application/json";
 	switch (d) {
 	case KG_DIALECT_AVALANCHE:
-		e = kg_buf_printf(out, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32000,\"message\":");
+		/* what AvalancheGo's auth middleware wrote for protected endpoints */
+		e = kg_buf_printf(out, "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32600,\"message\":");
 		if (!e)
 			e = kg_buf_append_json_string(out, kg_str_c(message));
 		if (!e)
-			e = kg_buf_printf(out, ",\"data\":null},\"id\":1}");
+			e = kg_buf_printf(out, "},\"id\":1}");
 		return e;
 	case KG_DIALECT_ES:
 		e = kg_buf_printf(out, "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":");

@@ -76,6 +76,9 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "token_format", .type = KG_SET_STRING, .def = "keygate", .choices = "keygate|bee", .offset = OFF(token_format), .help = "format of minted tokens: keygate (versioned, HKDF, revocable) or bee (byte-compatible with Bee nodes)" },
 	{ .name = "token_max_expiry", .type = KG_SET_DURATION, .def = "30d", .min = SECOND, .max = 3650 * DAY, .offset = OFF(token_max_expiry_ms), .help = "longest lifetime /auth and /refresh grant" },
 	{ .name = "unrestricted_paths", .type = KG_SET_LIST, .def = "/health,/readiness,/metrics,/debug/*", .offset = OFF(unrestricted_paths), .metavar = "PATH", .check = check_path, .help = "paths restricted mode never restricts" },
+	{ .name = "api_auth_required", .type = KG_SET_BOOL, .def = "false", .offset = OFF(api_auth_required), .help = "AvalancheGo Auth API: serve JSON-RPC at /ext/auth and require its JWTs on every other route (AvalancheGo's --api-auth-required)" },
+	{ .name = "api_auth_password_file", .type = KG_SET_STRING, .def = "", .offset = OFF(api_auth_password_file), .metavar = "FILE", .help = "file with the initial Auth API password (read on first start only; auth.changePassword replaces it)" },
+	{ .name = "api_auth_token_lifetime", .type = KG_SET_DURATION, .def = "12h", .min = SECOND, .max = 3650 * DAY, .offset = OFF(api_auth_token_lifetime_ms), .help = "lifetime of the JWTs auth.newToken issues" },
 	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "failed password attempts per client address before 429" },
 	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
 

@@ -3,7 +3,6 @@
  *   POST /refresh   Bearer token → a new token, never of a higher role
  * and the authenticator that checks Bee/keygate role tokens on every
  * proxied request. Errors are Bee's {"code","message"}. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -260,82 +259,6 @@ void kg__bee_refresh(struct kg_cache *cache)
 	kg_buf_free(&v, false);
 }
 
-/* ---- throttling password guesses, per client address ---- */
-
-#define KG_THROTTLE_SLOTS 4096
-#define KG_THROTTLE_PROBE 8
-
-struct throttle_slot {
-	char addr[64];
-	int64_t window_start_ms;
-	int64_t failures;
-};
-
-static struct throttle_slot slots[KG_THROTTLE_SLOTS];
-static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static size_t addr_hash(const char *a)
-{
-	size_t h = 1469598103934665603u;
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 1099511628211u;
-	return h;
-}
-
-/* The slot of addr, or a free/expired one to take over (an address never
- * shares a counter with another: at worst a flood resets someone's count,
- * it never locks them out). */
-static struct throttle_slot *slot_for(const char *addr, int64_t now, int64_t window, bool create)
-{
-	size_t h = addr_hash(addr);
-	struct throttle_slot *victim = NULL;
-	for (size_t i = 0; i < KG_THROTTLE_PROBE; i++) {
-		struct throttle_slot *s = &slots[(h + i) % KG_THROTTLE_SLOTS];
-		if (strcmp(s->addr, addr) == 0)
-			return s;
-		bool is_stale = !s->addr[0] || now - s->window_start_ms >= window;
-		if (!victim || (is_stale && victim->addr[0]) || (!is_stale && s->window_start_ms < victim->window_start_ms))
-			victim = s;
-	}
-	if (!create)
-		return NULL;
-	snprintf(victim->addr, sizeof(victim->addr), "%s", addr);
-	victim->window_start_ms = now;
-	victim->failures = 0;
-	return victim;
-}
-
-/* Seconds the client must wait, 0 when it may try. */
-static int64_t throttle_wait(const struct kg_bee *b, const char *addr)
-{
-	int64_t now = now_ms(), wait = 0;
-	pthread_mutex_lock(&throttle_lock);
-	struct throttle_slot *s = slot_for(addr, now, b->throttle_window_ms, false);
-	if (s && now - s->window_start_ms < b->throttle_window_ms && s->failures >= b->throttle_max)
-		wait = (s->window_start_ms + b->throttle_window_ms - now + 999) / 1000;
-	pthread_mutex_unlock(&throttle_lock);
-	return wait;
-}
-
-static void throttle_record(const struct kg_bee *b, const char *addr, bool ok)
-{
-	int64_t now = now_ms();
-	pthread_mutex_lock(&throttle_lock);
-	struct throttle_slot *s = slot_for(addr, now, b->throttle_window_ms, !ok);
-	if (s) {
-		if (ok) {
-			s->addr[0] = '\0';
-		} else {
-			if (now - s->window_start_ms >= b->throttle_window_ms) {
-				s->window_start_ms = now;
-				s->failures = 0;
-			}
-			s->failures++;
-		}
-	}
-	pthread_mutex_unlock(&throttle_lock);
-}
-
 /* ---- /auth and /refresh ---- */
 
 static void unauthorized(struct kg_conn *c)
@@ -437,7 +360,7 @@ static void auth_after(uv_work_t *req, int status)
 	if (is_alive) {
 		const struct kg_bee *b = c->rt->bee;
 		bool ok = status == 0 && w->err == KG_OK && w->ok;
-		throttle_record(b, c->client, ok);
+		kg__throttle_record(c->client, ok, b->throttle_window_ms);
 		if (!ok) {
 			kg_warn("bee: /auth: wrong password from %s", c->client);
 			unauthorized(c);
@@ -455,7 +378,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 {
 	struct kg_cred cred = kg_cred_parse(c->req.authorization);
 	kg_buf dec = { 0 };
-	int64_t wait = throttle_wait(b, c->client);
+	int64_t wait = kg__throttle_wait(c->client, b->throttle_max, b->throttle_window_ms);
 
 	if (wait > 0) {
 		char extra[64], msg[128];
@@ -467,7 +390,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	if (cred.kind != KG_CRED_BASIC || kg_b64_decode(KG_B64_STD, cred.value, 2048, &dec) != KG_OK ||
 	    !memchr(dec.p, ':', dec.n) || !b->admin_hash[0]) {
 		kg_buf_free(&dec, true);
-		throttle_record(b, c->client, false);
+		kg__throttle_record(c->client, false, b->throttle_window_ms);
 		unauthorized(c);
 		return;
 	}

@@ -89,6 +89,10 @@ void kg__api_keygate(struct kg_conn *c)
 		kg__api_bee(c);
 		return;
 	}
+	if (kg__avax_is_endpoint(c->rt, path)) {
+		kg__api_avax(c);
+		return;
+	}
 	if (!is_own) {
 		kg__conn_respond_error(c, 404,
 		                       "no upstream is configured: keygate runs in forward-auth mode and answers "

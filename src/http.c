@@ -681,7 +681,8 @@ static int dispatch_head(struct kg_conn *c)
 		conn_set_error(c, 405, "the CONNECT method is not supported");
 		return -1;
 	}
-	if (is_own_path(rt, r->path) || kg__bee_is_endpoint(rt, r->path) || !rt->has_upstream) {
+	if (is_own_path(rt, r->path) || kg__bee_is_endpoint(rt, r->path) || kg__avax_is_endpoint(rt, r->path) ||
+	    !rt->has_upstream) {
 		r->is_own = true;
 		r->body_limit = kg__bee_is_endpoint(rt, r->path) ? kg__bee_body_limit() : (uint64_t)rt->cfg->max_body_bytes;
 		if (r->body == KG_BODY_LENGTH && r->content_length > r->body_limit) {

@@ -22,6 +22,7 @@
 struct kg_cache;
 struct kg_store;
 struct kg_bee;
+struct kg_avax;
 
 /* Above this many bytes queued towards a peer, keygate stops reading from
  * the other side until the queue drains: memory stays flat whatever the
@@ -53,6 +54,7 @@ struct kg_runtime {
 	struct kg_cidr *trusted;
 	size_t ntrusted;
 	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
+	struct kg_avax *avax;   /* AvalancheGo Auth API, NULL when off */
 };
 
 /* server.c */
@@ -198,6 +200,11 @@ void kg__proxy_detach(struct kg_conn *c);
 void kg__upconn_write_drained(struct kg_conn *c);
 void kg__pool_close_all(struct kg_worker *w);
 
+/* throttle.c: seconds addr must wait before its next password attempt (0:
+ * none); and the outcome of an attempt */
+int64_t kg__throttle_wait(const char *addr, int64_t max, int64_t window_ms);
+void kg__throttle_record(const char *addr, bool ok, int64_t window_ms);
+
 /* api_bee.c */
 kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
                    kg_buf *why);
@@ -207,6 +214,14 @@ void kg__bee_refresh(struct kg_cache *cache);
 bool kg__bee_is_endpoint(const struct kg_runtime *rt, kg_str path);
 size_t kg__bee_body_limit(void);
 void kg__api_bee(struct kg_conn *c);
+
+/* api_avax.c */
+kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax **out, kg_buf *why);
+void kg__avax_free(struct kg_avax **x);
+const struct kg_authenticator *kg__avax_authenticator(const struct kg_avax *x);
+void kg__avax_refresh(struct kg_cache *cache);
+bool kg__avax_is_endpoint(const struct kg_runtime *rt, kg_str path);
+void kg__api_avax(struct kg_conn *c);
 
 /* api_keygate.c */
 void kg__api_keygate(struct kg_conn *c);

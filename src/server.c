@@ -56,6 +56,7 @@ const char *kg__store_status(const char **backend)
 static void runtime_free(struct kg_runtime *rt)
 {
 	kg__bee_free(&rt->bee);
+	kg__avax_free(&rt->avax);
 	kg_policy_free(&rt->policy);
 	kg_config_free(&rt->cfg);
 	free(rt->trusted);
@@ -190,6 +191,23 @@ static kg_err parse_cidr(const char *s, struct kg_cidr *out)
 	return KG_OK;
 }
 
+/* The scheme that owns a route answers a missing credential there: with
+ * several schemes on, AvalancheGo's /ext/ routes and the routes the Bee
+ * policy names. */
+static bool route_dialect(void *data, kg_str path, enum kg_dialect *out)
+{
+	const struct kg_runtime *rt = data;
+	if (rt->avax && kg_str_has_prefix(path, KG_STR("/ext/"))) {
+		*out = KG_DIALECT_AVALANCHE;
+		return true;
+	}
+	if (rt->bee && kg_policy_knows_path(rt->policy, path)) {
+		*out = KG_DIALECT_BEE;
+		return true;
+	}
+	return false;
+}
+
 kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 {
 	struct kg_runtime *rt = calloc(1, sizeof(*rt));
@@ -254,6 +272,21 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		rt->auth.by_kind[KG_CRED_BEARER_BEE] = a;
 		rt->auth.by_kind[KG_CRED_BEARER_KG] = a;
 	}
+	if (cfg->api_auth_required) {
+		if ((err = kg__avax_new(cfg, g_store, &rt->avax, why)))
+			goto fail;
+		rt->auth.by_kind[KG_CRED_BEARER_JWT] = kg__avax_authenticator(rt->avax);
+	}
+	/* A Bearer token of a shape whose scheme is off goes to the Bearer scheme
+	 * that is on, so it is refused in that scheme's words ("Invalid token",
+	 * "token contains an invalid number of segments"). */
+	if (rt->bee && !rt->avax)
+		rt->auth.by_kind[KG_CRED_BEARER_JWT] = kg__bee_authenticator(rt->bee);
+	if (rt->avax && !rt->bee)
+		rt->auth.by_kind[KG_CRED_BEARER_BEE] = rt->auth.by_kind[KG_CRED_BEARER_KG] =
+		    kg__avax_authenticator(rt->avax);
+	rt->auth.route_dialect = route_dialect;
+	rt->auth.route_dialect_data = rt;
 	bool any_scheme = false;
 	for (int k = 0; k < KG__CRED_COUNT; k++)
 		any_scheme |= rt->auth.by_kind[k] != NULL;
@@ -261,7 +294,8 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	rt->auth.require_auth = cfg->require_auth == KG_UNSET ? any_scheme : cfg->require_auth == KG_TRUE;
 	/* auto: the only enabled scheme's dialect, else keygate's */
 	int d = strcmp(cfg->error_dialect, "auto") != 0 ? kg_dialect_parse(cfg->error_dialect)
-	        : rt->bee                              ? KG_DIALECT_BEE
+	        : rt->bee && !rt->avax                 ? KG_DIALECT_BEE
+	        : rt->avax && !rt->bee                 ? KG_DIALECT_AVALANCHE
 	                                               : KG_DIALECT_KEYGATE;
 	rt->auth.default_dialect = d < 0 ? KG_DIALECT_KEYGATE : (enum kg_dialect)d;
 	kg_config_errors_free(&errs);
@@ -535,6 +569,7 @@ static void on_maintenance(uv_timer_t *t)
 		if (ticks++ % 60 == 0) /* a prune is a durable write: once a minute is plenty */
 			kg_cache_prune(g_cache, (int64_t)time(NULL));
 		kg__bee_refresh(g_cache);
+		kg__avax_refresh(g_cache);
 	}
 }
 
@@ -560,6 +595,7 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		goto out;
 	}
 	kg__bee_refresh(g_cache);
+	kg__avax_refresh(g_cache);
 	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
 		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "invalid configuration");
 		kg_config_free(&cfg);

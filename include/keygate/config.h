@@ -71,6 +71,11 @@ typedef struct kg_config {
 	char *token_format;           /* "keygate" | "bee" */
 	int64_t token_max_expiry_ms;
 	kg_strlist unrestricted_paths;
+	/* AvalancheGo Auth API */
+	bool api_auth_required;
+	char *api_auth_password_file;
+	int64_t api_auth_token_lifetime_ms;
+
 	int64_t throttle_max_failures;
 	int64_t throttle_window_ms;
 

@@ -25,4 +25,10 @@ kg_err kg_bcrypt_verify(kg_str plain, const char *hash, bool *ok) KG_MUST_CHECK;
  * cost 04..31, '$' and 53 characters of bcrypt's base64. */
 bool kg_bcrypt_is_valid_hash(const char *hash);
 
+/* Strength, as AvalancheGo judged it: zxcvbn over the first 50 characters;
+ * fewer than 10^6 estimated guesses (below zxcvbn's "fair") is weak. */
+#define KG_PASSWORD_MIN_GUESSES_LOG10 6.0
+double kg_password_guesses_log10(kg_str pw);
+bool kg_password_is_weak(kg_str pw);
+
 #endif

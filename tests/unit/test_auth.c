@@ -85,7 +85,7 @@ KG_TEST(test_decide_table)
 		{ true, "GET", "/other", "Bearer good", 403, KG_EFORBIDDEN },
 		{ true, "GET", "/read/x", "Bearer expired", 401, KG_EEXPIRED },
 		{ true, "GET", "/read/x", "Bearer junk", 401, KG_EBADCRED },
-		{ true, "GET", "/read/x", "ApiKey abc", 401, KG_ENOCRED }, /* no ApiKey scheme enabled */
+		{ true, "GET", "/read/x", "ApiKey abc", 401, KG_ESCHEME }, /* no ApiKey scheme enabled */
 		{ false, "GET", "/other", "", 200, KG_OK },                /* pass-through: anonymous */
 		{ false, "GET", "/read/x", "Bearer junk", 401, KG_EBADCRED }, /* presented: still verified */
 		{ false, "GET", "/read/x", "Digest x", 200, KG_OK },

@@ -1,0 +1,181 @@
+#include <stdio.h>
+#include <strings.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+
+#include "keygate/b64.h"
+#include "keygate/jwt.h"
+
+static const char header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
+
+static bool hs256(const unsigned char key[32], const char *data, size_t n, unsigned char mac[32])
+{
+	unsigned int len = 0;
+	return HMAC(EVP_sha256(), key, 32, (const unsigned char *)data, n, mac, &len) && len == 32;
+}
+
+kg_err kg_jwt_sign(const unsigned char key[32], int64_t exp, const char *const *endpoints, size_t n, kg_buf *out,
+                   char *jti_out)
+{
+	unsigned char rnd[20], mac[32];
+	kg_buf claims = { 0 }, jti = { 0 };
+	bool is_star = false;
+	kg_err err;
+
+	if (n == 0 || n > KG_JWT_MAX_ENDPOINTS)
+		return KG_EINVAL;
+	for (size_t i = 0; i < n; i++)
+		is_star |= strcmp(endpoints[i], "*") == 0;
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		return KG_EIO;
+	if ((err = kg_b64_encode(KG_B64_URL_RAW, rnd, sizeof(rnd), &jti)))
+		goto out;
+	if ((err = kg_buf_printf(&claims, "{\"exp\":%lld,\"jti\":\"%s\",\"endpoints\":[", (long long)exp, jti.p)))
+		goto out;
+	for (size_t i = 0; i < (is_star ? 1 : n); i++) {
+		if ((i && (err = kg_buf_append(&claims, ",", 1))) ||
+		    (err = kg_buf_append_json_string(&claims, kg_str_c(is_star ? "*" : endpoints[i]))))
+			goto out;
+	}
+	if ((err = kg_buf_append(&claims, "]}", 2)))
+		goto out;
+	size_t start = out->n;
+	if ((err = kg_buf_appends(out, KG_STR(header_b64))) || (err = kg_buf_append(out, ".", 1)) ||
+	    (err = kg_b64_encode(KG_B64_URL_RAW, claims.p, claims.n, out)))
+		goto out;
+	if (!hs256(key, out->p + start, out->n - start, mac)) {
+		err = KG_EIO;
+		goto out;
+	}
+	if ((err = kg_buf_append(out, ".", 1)) || (err = kg_b64_encode(KG_B64_URL_RAW, mac, sizeof(mac), out)))
+		goto out;
+	if (jti_out)
+		memcpy(jti_out, jti.p, jti.n + 1);
+out:
+	kg_buf_free(&claims, false);
+	kg_buf_free(&jti, false);
+	return err;
+}
+
+/* Go's encoding/json matches field names case-insensitively. */
+static json_t *get_ci(json_t *obj, const char *name)
+{
+	const char *k;
+	json_t *v;
+	json_t *exact = json_object_get(obj, name);
+	if (exact)
+		return exact;
+	json_object_foreach(obj, k, v)
+		if (strcasecmp(k, name) == 0)
+			return v;
+	return NULL;
+}
+
+static json_t *decode_json(kg_str seg, kg_buf *tmp)
+{
+	json_error_t e;
+	if (kg_b64_decode(KG_B64_URL_RAW, seg, KG_JWT_MAX_LEN, tmp) != KG_OK)
+		return NULL;
+	json_t *j = json_loadb(tmp->p, tmp->n, 0, &e);
+	if (j && !json_is_object(j)) {
+		json_decref(j);
+		return NULL;
+	}
+	return j;
+}
+
+enum kg_jwt_result kg_jwt_verify(const unsigned char key[32], kg_str token, int64_t now, kg_arena *arena,
+                                 struct kg_jwt_claims *c, const char **message)
+{
+	const char *d1 = NULL, *d2 = NULL;
+	kg_buf tmp = { 0 };
+	json_t *h = NULL, *p = NULL;
+	enum kg_jwt_result r = KG_JWT_MALFORMED;
+
+	memset(c, 0, sizeof(*c));
+	*message = "token contains an invalid number of segments";
+	if (token.n > KG_JWT_MAX_LEN)
+		goto out;
+	for (size_t i = 0, dots = 0; i < token.n; i++) {
+		if (token.p[i] != '.')
+			continue;
+		if (++dots == 1)
+			d1 = token.p + i;
+		else if (dots == 2)
+			d2 = token.p + i;
+		else
+			goto out;
+	}
+	if (!d2)
+		goto out;
+	kg_str hs = { token.p, (size_t)(d1 - token.p) };
+	kg_str ps = { d1 + 1, (size_t)(d2 - d1 - 1) };
+	kg_str ss = { d2 + 1, token.n - (size_t)(d2 + 1 - token.p) };
+
+	*message = "token is malformed: the header is not base64url JSON";
+	if (!(h = decode_json(hs, &tmp)))
+		goto out;
+	json_t *alg = json_object_get(h, "alg");
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
+		*message = "auth token didn't specify the HS256 signing method correctly";
+		r = KG_JWT_BAD_ALG;
+		goto out;
+	}
+	unsigned char mac[32];
+	*message = "signature is invalid";
+	r = KG_JWT_BAD_SIGNATURE;
+	if (kg_b64_decode(KG_B64_URL_RAW, ss, 64, &tmp) != KG_OK || tmp.n != 32 ||
+	    !hs256(key, token.p, (size_t)(d2 - token.p), mac) || CRYPTO_memcmp(mac, tmp.p, 32) != 0)
+		goto out;
+
+	r = KG_JWT_MALFORMED;
+	*message = "token is malformed: the claims are not base64url JSON";
+	if (!(p = decode_json(ps, &tmp)))
+		goto out;
+	json_t *exp = get_ci(p, "exp"), *jti = get_ci(p, "jti"), *eps = get_ci(p, "endpoints");
+	if ((exp && !json_is_number(exp)) || (jti && !json_is_string(jti)) || (eps && !json_is_array(eps) && !json_is_null(eps)))
+		goto out;
+	c->exp = exp ? (int64_t)json_number_value(exp) : 0;
+	if (jti)
+		c->jti = kg_arena_strdup(arena, (kg_str){ json_string_value(jti), json_string_length(jti) });
+	size_t n = eps && json_is_array(eps) ? json_array_size(eps) : 0;
+	if (n > KG_JWT_MAX_ENDPOINTS)
+		goto out;
+	c->endpoints = n ? kg_arena_alloc(arena, n * sizeof(kg_str)) : NULL;
+	for (size_t i = 0; i < n; i++) {
+		json_t *e = json_array_get(eps, i);
+		if (!json_is_string(e))
+			goto out;
+		c->endpoints[i] = kg_arena_strdup(arena, (kg_str){ json_string_value(e), json_string_length(e) });
+	}
+	c->nendpoints = n;
+	/* jwt-go: a token without exp never expires; with one, now must be before it */
+	if (exp && now > c->exp) {
+		*message = "token is expired";
+		r = KG_JWT_EXPIRED;
+		goto out;
+	}
+	*message = NULL;
+	r = KG_JWT_OK;
+out:
+	json_decref(h);
+	json_decref(p);
+	kg_buf_free(&tmp, false);
+	return r;
+}
+
+bool kg_jwt_allows_path(const struct kg_jwt_claims *c, kg_str path)
+{
+	for (size_t i = 0; i < c->nendpoints; i++) {
+		kg_str e = c->endpoints[i];
+		if (kg_str_eq(e, KG_STR("*")))
+			return true;
+		if (e.n <= path.n && memcmp(path.p + path.n - e.n, e.p, e.n) == 0)
+			return true;
+	}
+	return false;
+}
