@@ -218,19 +218,12 @@ static void conn_close_gracefully(struct kg_conn *c)
 
 /* ---- writing ---- */
 
-struct kg_wreq {
-	uv_write_t req;
-	struct kg_conn *c;
-	size_t len;
-	char data[];
-};
-
 static void finish_exchange(struct kg_conn *c);
 
 static void on_write(uv_write_t *req, int status)
 {
 	struct kg_wreq *wr = (struct kg_wreq *)req;
-	struct kg_conn *c = wr->c;
+	struct kg_conn *c = wr->owner;
 	c->write_queued -= wr->len;
 	free(wr);
 	if (c->is_closing)
@@ -248,51 +241,13 @@ static void on_write(uv_write_t *req, int status)
 
 void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 {
-	size_t total = 0, done = 0;
-
 	if (c->is_closing || c->state == KG_CONN_CLOSING)
 		return;
 	for (unsigned i = 0; i < nbufs; i++)
-		total += bufs[i].len;
-	if (total == 0)
-		return;
-	c->req.bytes_out += total;
-	if (c->write_queued == 0) {
-		int r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nbufs);
-		if (r < 0 && r != UV_EAGAIN) {
-			kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
-			kg__conn_close(c);
-			return;
-		}
-		if (r > 0)
-			done = (size_t)r;
-		if (done == total)
-			return;
-	}
-	struct kg_wreq *wr = malloc(sizeof(*wr) + (total - done));
-	if (!wr) {
-		kg__conn_close(c);
-		return;
-	}
-	wr->c = c;
-	wr->len = total - done;
-	size_t off = 0, skip = done;
-	for (unsigned i = 0; i < nbufs; i++) {
-		size_t n = bufs[i].len;
-		if (skip >= n) {
-			skip -= n;
-			continue;
-		}
-		memcpy(wr->data + off, bufs[i].base + skip, n - skip);
-		off += n - skip;
-		skip = 0;
-	}
-	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
-	c->write_queued += wr->len;
-	int r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, &b, 1, on_write);
+		c->req.bytes_out += bufs[i].len;
+	int r = kg__stream_write((uv_stream_t *)&c->tcp, bufs, nbufs, c, &c->write_queued, on_write);
 	if (r < 0) {
-		c->write_queued -= wr->len;
-		free(wr);
+		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
 		kg__conn_close(c);
 	}
 }

@@ -167,6 +167,16 @@ struct kg_conn {
 	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
 };
 
+/* stream.c: a write that copies only what the kernel did not take at once.
+ * cb must subtract wr->len from *queued and free the request. */
+struct kg_wreq {
+	uv_write_t req;
+	void *owner;
+	size_t len;
+	char data[];
+};
+int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb);
+
 /* http.c */
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);
 /* {"code": status, "message": message}, keygate's and Bee's error body */

@@ -294,28 +294,27 @@ static bool try_retry(struct kg_conn *c, struct kg_upconn *u)
 
 /* ---- writing upstream ---- */
 
-struct kg_up_wreq {
-	uv_write_t req;
-	struct kg_upconn *u;
-	size_t len;
-	char data[];
-};
+static void up_write_failed(struct kg_upconn *u, int status)
+{
+	struct kg_conn *c = u->c;
+	kg_debug("upstream write failed: %s", uv_strerror(status));
+	if (c && !try_retry(c, u))
+		fail(c, 502, "upstream closed the connection while receiving the request");
+	else if (!c)
+		up_close(u);
+}
 
 static void on_up_write(uv_write_t *req, int status)
 {
-	struct kg_up_wreq *wr = (struct kg_up_wreq *)req;
-	struct kg_upconn *u = wr->u;
+	struct kg_wreq *wr = (struct kg_wreq *)req;
+	struct kg_upconn *u = wr->owner;
 	u->write_queued -= wr->len;
 	free(wr);
 	if (u->is_closing)
 		return;
 	struct kg_conn *c = u->c;
 	if (status < 0) {
-		kg_debug("upstream write failed: %s", uv_strerror(status));
-		if (c && !try_retry(c, u))
-			fail(c, 502, "upstream closed the connection while receiving the request");
-		else if (!c)
-			up_close(u);
+		up_write_failed(u, status);
 		return;
 	}
 	if (c && c->is_read_paused && u->write_queued < KG_HIGH_WATER)
@@ -324,46 +323,11 @@ static void on_up_write(uv_write_t *req, int status)
 
 static void up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 {
-	size_t total = 0, done = 0;
-	for (unsigned i = 0; i < nbufs; i++)
-		total += bufs[i].len;
-	if (total == 0 || u->is_closing)
+	if (u->is_closing)
 		return;
-	if (u->write_queued == 0) {
-		int r = uv_try_write((uv_stream_t *)&u->tcp, bufs, nbufs);
-		if (r > 0)
-			done = (size_t)r;
-		if (done == total)
-			return;
-		/* errors surface through uv_write's callback below */
-	}
-	struct kg_up_wreq *wr = malloc(sizeof(*wr) + (total - done));
-	if (!wr) {
-		if (u->c)
-			fail(u->c, 502, "out of memory");
-		return;
-	}
-	wr->u = u;
-	wr->len = total - done;
-	size_t off = 0, skip = done;
-	for (unsigned i = 0; i < nbufs; i++) {
-		size_t n = bufs[i].len;
-		if (skip >= n) {
-			skip -= n;
-			continue;
-		}
-		memcpy(wr->data + off, bufs[i].base + skip, n - skip);
-		off += n - skip;
-		skip = 0;
-	}
-	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
-	u->write_queued += wr->len;
-	if (uv_write(&wr->req, (uv_stream_t *)&u->tcp, &b, 1, on_up_write) != 0) {
-		u->write_queued -= wr->len;
-		free(wr);
-		if (u->c)
-			fail(u->c, 502, "upstream connection failed");
-	}
+	int r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
+	if (r < 0)
+		up_write_failed(u, r);
 }
 
 void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
