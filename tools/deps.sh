@@ -22,6 +22,14 @@ for a in "$@"; do
 done
 
 missing=""
+# node and npm may come from elsewhere than Debian (NodeSource...): a command
+# on the PATH is enough for the tests that use them
+case " $pkgs " in
+*" python3 "*)
+	command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+	command -v npm >/dev/null 2>&1 || missing="$missing npm"
+	;;
+esac
 for p in $pkgs; do
 	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
 		missing="$missing $p"
