@@ -18,8 +18,8 @@ static void health(struct kg_conn *c)
 	long long uptime = (long long)(time(NULL) - kg__started_at());
 	kg_err err = kg_buf_printf(&b,
 	                           "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%lld,"
-	                           "\"workers\":%lld,\"mode\":\"%s\",\"store\":{\"backend\":\"%s\",\"status\":",
-	                           kg__version, uptime, (long long)c->rt->cfg->workers,
+	                           "\"workers\":%zu,\"mode\":\"%s\",\"store\":{\"backend\":\"%s\",\"status\":",
+	                           kg__version, uptime, kg__worker_count(),
 	                           c->rt->has_upstream ? "proxy" : "forward-auth", backend);
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));

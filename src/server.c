@@ -25,11 +25,17 @@ static atomic_uint g_gen;
 static _Thread_local struct kg_runtime *tl_rt;
 static _Thread_local unsigned tl_gen;
 static int64_t g_started_at;
+static size_t nworkers;
 
 static kg_store *g_store;
 static kg_cache *g_cache;
 static pthread_mutex_t store_status_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_store_status[256] = "starting";
+
+size_t kg__worker_count(void)
+{
+	return nworkers;
+}
 
 int64_t kg__started_at(void)
 {
@@ -313,7 +319,6 @@ fail:
 /* ---- listeners and workers ---- */
 
 static struct kg_worker *workers;
-static size_t nworkers;
 static uv_loop_t main_loop;
 static uv_signal_t sig_term, sig_int, sig_hup;
 static uv_timer_t maint_timer;
