@@ -41,11 +41,10 @@ kg_err kg_b64_encode(enum kg_b64_alphabet a, const void *data, size_t len, kg_bu
 	return KG_OK;
 }
 
-kg_err kg_b64_decode(enum kg_b64_alphabet a, kg_str in, size_t max, kg_buf *out)
+/* Checks that in is canonical base64 in alphabet a; *dec gets its decoded length. */
+static kg_err validate(enum kg_b64_alphabet a, kg_str in, size_t *data_chars, size_t *dec)
 {
 	size_t n = in.n, pad = 0;
-
-	kg_buf_clear(out);
 	if (a == KG_B64_STD) {
 		if (n % 4)
 			return KG_EINVAL;
@@ -66,32 +65,54 @@ kg_err kg_b64_decode(enum kg_b64_alphabet a, kg_str in, size_t max, kg_buf *out)
 		return KG_EINVAL;
 	if (rem == 3 && (value_of(a, (unsigned char)in.p[data - 1]) & 0x03))
 		return KG_EINVAL;
-	size_t dec = data / 4 * 3 + (rem == 2 ? 1 : rem == 3 ? 2 : 0);
+	*data_chars = data;
+	*dec = data / 4 * 3 + (rem == 2 ? 1 : rem == 3 ? 2 : 0);
+	return KG_OK;
+}
+
+kg_err kg_b64_decode_to(enum kg_b64_alphabet a, kg_str in, unsigned char *out, size_t cap, size_t *outlen)
+{
+	size_t data, dec;
+	kg_err err = validate(a, in, &data, &dec);
+	if (err)
+		return err;
+	if (dec > cap)
+		return KG_ETOOBIG;
+	/* OpenSSL wants the standard alphabet, padded, and writes whole 3-byte
+	 * groups: rebuild the input so, and decode 4 characters at a time */
+	char quad[4];
+	size_t o = 0;
+	for (size_t i = 0; i < data; i += 4) {
+		size_t k = data - i < 4 ? data - i : 4;
+		for (size_t j = 0; j < 4; j++) {
+			char c = j < k ? in.p[i + j] : '=';
+			quad[j] = c == '-' ? '+' : c == '_' ? '/' : c;
+		}
+		unsigned char three[3];
+		if (EVP_DecodeBlock(three, (const unsigned char *)quad, 4) != 3)
+			return KG_EINVAL;
+		size_t take = k == 4 ? 3 : k - 1;
+		memcpy(out + o, three, take);
+		o += take;
+	}
+	*outlen = o;
+	return KG_OK;
+}
+
+kg_err kg_b64_decode(enum kg_b64_alphabet a, kg_str in, size_t max, kg_buf *out)
+{
+	size_t data, dec, got;
+	kg_buf_clear(out);
+	kg_err err = validate(a, in, &data, &dec);
+	if (err)
+		return err;
 	if (dec > max)
 		return KG_ETOOBIG;
-	/* OpenSSL wants the standard alphabet, padded: rebuild the input so */
-	kg_buf tmp = { 0 };
-	kg_err err = kg_buf_reserve(&tmp, data + 4);
-	if (!err)
-		err = kg_buf_reserve(out, dec + 3);
-	if (err) {
-		kg_buf_free(&tmp, false);
+	if ((err = kg_buf_reserve(out, dec)))
 		return err;
-	}
-	for (size_t i = 0; i < data; i++) {
-		char c = in.p[i];
-		tmp.p[i] = c == '-' ? '+' : c == '_' ? '/' : c;
-	}
-	tmp.n = data;
-	while (tmp.n % 4)
-		tmp.p[tmp.n++] = '=';
-	int got = EVP_DecodeBlock((unsigned char *)out->p, (const unsigned char *)tmp.p, (int)tmp.n);
-	kg_buf_free(&tmp, true);
-	if (got < 0) {
-		kg_buf_clear(out);
-		return KG_EINVAL;
-	}
-	out->n = dec; /* EVP_DecodeBlock counts the padding as zero bytes */
+	if ((err = kg_b64_decode_to(a, in, (unsigned char *)out->p, dec, &got)))
+		return err;
+	out->n = got;
 	out->p[out->n] = '\0';
 	return KG_OK;
 }

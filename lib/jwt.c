@@ -1,10 +1,13 @@
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/core_names.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "keygate/b64.h"
@@ -12,10 +15,58 @@
 
 static const char header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
 
+/* One keyed HMAC context per thread, re-keyed only when the key changes:
+ * HMAC() builds and frees a MAC context on every call. */
+struct mac_state {
+	EVP_MAC_CTX *ctx;
+	unsigned char key[32];
+	bool is_keyed;
+};
+
+static pthread_key_t mac_key;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_alg;
+
+static void mac_state_free(void *p)
+{
+	struct mac_state *m = p;
+	EVP_MAC_CTX_free(m->ctx);
+	OPENSSL_cleanse(m, sizeof(*m));
+	free(m);
+}
+
+static void mac_init_once(void)
+{
+	pthread_key_create(&mac_key, mac_state_free);
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
 static bool hs256(const unsigned char key[32], const char *data, size_t n, unsigned char mac[32])
 {
-	unsigned int len = 0;
-	return HMAC(EVP_sha256(), key, 32, (const unsigned char *)data, n, mac, &len) && len == 32;
+	pthread_once(&mac_once, mac_init_once);
+	struct mac_state *m = pthread_getspecific(mac_key);
+	if (!m) {
+		if (!hmac_alg || !(m = calloc(1, sizeof(*m))))
+			return false;
+		if (!(m->ctx = EVP_MAC_CTX_new(hmac_alg)) || pthread_setspecific(mac_key, m) != 0) {
+			EVP_MAC_CTX_free(m->ctx);
+			free(m);
+			return false;
+		}
+	}
+	size_t len = 0;
+	bool same = m->is_keyed && CRYPTO_memcmp(m->key, key, 32) == 0;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end() };
+	if (EVP_MAC_init(m->ctx, same ? NULL : key, same ? 0 : 32, same ? NULL : params) != 1) {
+		m->is_keyed = false;
+		return false;
+	}
+	if (!same) {
+		memcpy(m->key, key, 32);
+		m->is_keyed = true;
+	}
+	return EVP_MAC_update(m->ctx, (const unsigned char *)data, n) == 1 &&
+	       EVP_MAC_final(m->ctx, mac, &len, 32) == 1 && len == 32;
 }
 
 kg_err kg_jwt_sign(const unsigned char key[32], int64_t exp, const char *const *endpoints, size_t n, kg_buf *out,
@@ -88,6 +139,63 @@ static json_t *decode_json(kg_str seg, kg_buf *tmp)
 	return j;
 }
 
+/* The claims exactly as kg_jwt_sign (and AvalancheGo) write them:
+ * {"exp":N,"jti":"...","endpoints":["...",...]} with no escapes. Returns 1
+ * when parsed and valid, 2 when expired, 0 for anything else (the caller
+ * then uses the general JSON path). No allocation besides the arena. */
+static int parse_claims_fast(kg_str b64, int64_t now, kg_arena *arena, struct kg_jwt_claims *c)
+{
+	size_t cap = b64.n / 4 * 3 + 3, n = 0;
+	char *j = kg_arena_alloc(arena, cap + 1);
+	if (!j || kg_b64_decode_to(KG_B64_URL_RAW, b64, (unsigned char *)j, cap, &n) != KG_OK)
+		return 0;
+	const char *p = j, *end = j + n;
+#define EXPECT(lit) do { size_t l_ = sizeof(lit) - 1; if ((size_t)(end - p) < l_ || memcmp(p, lit, l_)) return 0; p += l_; } while (0)
+	EXPECT("{\"exp\":");
+	int64_t exp = 0;
+	const char *d = p;
+	while (p < end && *p >= '0' && *p <= '9' && p - d < 18)
+		exp = exp * 10 + (*p++ - '0');
+	if (p == d)
+		return 0;
+	EXPECT(",\"jti\":\"");
+	const char *jti = p;
+	while (p < end && *p != '"' && *p != '\\')
+		p++;
+	if (p == end || *p != '"')
+		return 0;
+	kg_str jt = { jti, (size_t)(p - jti) };
+	p++;
+	EXPECT(",\"endpoints\":[");
+	kg_str eps[KG_JWT_MAX_ENDPOINTS];
+	size_t ne = 0;
+	while (p < end && *p == '"' && ne < KG_JWT_MAX_ENDPOINTS) {
+		const char *s = ++p;
+		while (p < end && *p != '"' && *p != '\\' && (unsigned char)*p >= 0x20)
+			p++;
+		if (p == end || *p != '"')
+			return 0;
+		eps[ne++] = (kg_str){ s, (size_t)(p - s) };
+		p++;
+		if (p < end && *p == ',')
+			p++;
+		else
+			break;
+	}
+	EXPECT("]}");
+#undef EXPECT
+	if (p != end || ne == 0)
+		return 0;
+	c->exp = exp;
+	c->jti = jt;
+	c->endpoints = kg_arena_alloc(arena, ne * sizeof(kg_str));
+	if (!c->endpoints)
+		return 0;
+	memcpy(c->endpoints, eps, ne * sizeof(kg_str));
+	c->nendpoints = ne;
+	return now > exp ? 2 : 1;
+}
+
 enum kg_jwt_result kg_jwt_verify(const unsigned char key[32], kg_str token, int64_t now, kg_arena *arena,
                                  struct kg_jwt_claims *c, const char **message)
 {
@@ -116,30 +224,49 @@ enum kg_jwt_result kg_jwt_verify(const unsigned char key[32], kg_str token, int6
 	kg_str ps = { d1 + 1, (size_t)(d2 - d1 - 1) };
 	kg_str ss = { d2 + 1, token.n - (size_t)(d2 + 1 - token.p) };
 
-	*message = "token is malformed: the header is not base64url JSON";
-	if (!(h = decode_json(hs, &tmp)))
-		goto out;
-	json_t *alg = json_object_get(h, "alg");
-	if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
-		*message = "auth token didn't specify the HS256 signing method correctly";
-		r = KG_JWT_BAD_ALG;
-		goto out;
+	/* the header every HS256 token from AvalancheGo or keygate carries is
+	 * recognised as is; any other goes through the JSON decoder */
+	if (!kg_str_eq(hs, KG_STR(header_b64))) {
+		*message = "token is malformed: the header is not base64url JSON";
+		if (!(h = decode_json(hs, &tmp)))
+			goto out;
+		json_t *alg = json_object_get(h, "alg");
+		if (!json_is_string(alg) || strcmp(json_string_value(alg), "HS256") != 0) {
+			*message = "auth token didn't specify the HS256 signing method correctly";
+			r = KG_JWT_BAD_ALG;
+			goto out;
+		}
 	}
-	unsigned char mac[32];
+	unsigned char mac[32], sig[32];
+	size_t sn = 0;
 	*message = "signature is invalid";
 	r = KG_JWT_BAD_SIGNATURE;
-	if (kg_b64_decode(KG_B64_URL_RAW, ss, 64, &tmp) != KG_OK || tmp.n != 32 ||
-	    !hs256(key, token.p, (size_t)(d2 - token.p), mac) || CRYPTO_memcmp(mac, tmp.p, 32) != 0)
+	if (kg_b64_decode_to(KG_B64_URL_RAW, ss, sig, sizeof(sig), &sn) != KG_OK || sn != 32 ||
+	    !hs256(key, token.p, (size_t)(d2 - token.p), mac) || CRYPTO_memcmp(mac, sig, 32) != 0)
 		goto out;
 
 	r = KG_JWT_MALFORMED;
 	*message = "token is malformed: the claims are not base64url JSON";
+	int fast = parse_claims_fast(ps, now, arena, c);
+	if (fast == 1) {
+		r = KG_JWT_OK;
+		*message = NULL;
+		goto out;
+	}
+	if (fast == 2) {
+		*message = "token is expired";
+		r = KG_JWT_EXPIRED;
+		goto out;
+	}
 	if (!(p = decode_json(ps, &tmp)))
 		goto out;
 	json_t *exp = get_ci(p, "exp"), *jti = get_ci(p, "jti"), *eps = get_ci(p, "endpoints");
-	if ((exp && !json_is_number(exp)) || (jti && !json_is_string(jti)) || (eps && !json_is_array(eps) && !json_is_null(eps)))
+	/* exp is an int64 in Go's jwt.StandardClaims: a fraction or a number out
+	 * of range did not decode there, and must not be converted here */
+	if ((exp && !json_is_integer(exp)) || (jti && !json_is_string(jti)) ||
+	    (eps && !json_is_array(eps) && !json_is_null(eps)))
 		goto out;
-	c->exp = exp ? (int64_t)json_number_value(exp) : 0;
+	c->exp = exp ? (int64_t)json_integer_value(exp) : 0;
 	if (jti)
 		c->jti = kg_arena_strdup(arena, (kg_str){ json_string_value(jti), json_string_length(jti) });
 	size_t n = eps && json_is_array(eps) ? json_array_size(eps) : 0;

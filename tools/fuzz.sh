@@ -10,7 +10,7 @@ out=build-fuzz
 mkdir -p "$out"
 targets=${*:-token jwt policy auth}
 for t in $targets; do
-	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude \
+	clang -std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Iinclude \
 		tests/fuzz/fuzz_"$t".c lib/*.c -o "$out/fuzz_$t" \
 		-lssl -lcrypto -ljansson -lyaml -lsqlite3 -lcrypt -lzxcvbn -lpthread -lm
 	mkdir -p "$out/corpus_$t"

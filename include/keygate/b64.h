@@ -24,4 +24,9 @@ kg_err kg_b64_encode(enum kg_b64_alphabet a, const void *data, size_t len, kg_bu
  * length would exceed max. */
 kg_err kg_b64_decode(enum kg_b64_alphabet a, kg_str in, size_t max, kg_buf *out) KG_MUST_CHECK;
 
+/* Same, into caller memory: out has cap bytes, *outlen gets the length. No
+ * allocation (for hot paths). */
+kg_err kg_b64_decode_to(enum kg_b64_alphabet a, kg_str in, unsigned char *out, size_t cap, size_t *outlen)
+    KG_MUST_CHECK;
+
 #endif

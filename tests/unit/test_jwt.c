@@ -113,6 +113,12 @@ KG_TEST(test_expiry_and_case_insensitive_claims)
 	KG_CHECK(c.exp == 1000 && c.nendpoints == 1 && kg_str_eq(c.jti, KG_STR("j")), "Go-style case-insensitive names");
 	KG_CHECK(kg_jwt_verify(key, kg_buf_str(&t), 1001, &a, &c, &msg) == KG_JWT_EXPIRED, "after exp");
 	KG_CHECK(strstr(msg, "token is expired"), "message %s", msg);
+	/* found by fuzzing: a real or out-of-range exp was converted with UB */
+	static const char *const bad_exp[] = { "{\"exp\":8.88889e19}", "{\"exp\":1.5}", "{\"exp\":\"1\"}" };
+	for (size_t i = 0; i < 3; i++) {
+		forge("{\"alg\":\"HS256\",\"typ\":\"JWT\"}", bad_exp[i], EVP_sha256(), &t);
+		KG_CHECK(kg_jwt_verify(key, kg_buf_str(&t), 0, &a, &c, &msg) == KG_JWT_MALFORMED, "exp %s accepted", bad_exp[i]);
+	}
 	kg_arena_destroy(&a);
 	kg_buf_free(&t, false);
 }
