@@ -6,7 +6,7 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 ARGS       ?=
 
-.PHONY: all deps build test test-asan run clean
+.PHONY: all deps build test test-asan run bench clean
 
 all: build
 
@@ -33,6 +33,10 @@ test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
 	KG_TEST_ASAN=1 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/run.sh $(ASAN_BUILD)
+
+bench: build
+	@tools/deps.sh --check-only --bench || tools/deps.sh --bench
+	bench/run.sh $(BUILD)
 
 run: build
 	$(BUILD)/keygate serve $(ARGS)

@@ -793,6 +793,27 @@ static void conn_pump(struct kg_conn *c)
 	conn_update_reading(c);
 }
 
+/* Appends received bytes that cannot be parsed yet to c->pending. */
+static kg_err pending_append(struct kg_conn *c, const char *data, size_t len)
+{
+	if (c->pending_off) {
+		memmove(c->pending, c->pending + c->pending_off, c->pending_len - c->pending_off);
+		c->pending_len -= c->pending_off;
+		c->pending_off = 0;
+	}
+	if (c->pending_len + len > c->pending_cap) {
+		size_t cap = c->pending_len + len;
+		char *np = realloc(c->pending, cap);
+		if (!np)
+			return KG_ENOMEM;
+		c->pending = np;
+		c->pending_cap = cap;
+	}
+	memcpy(c->pending + c->pending_len, data, len);
+	c->pending_len += len;
+	return KG_OK;
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct kg_conn *c = h->data;
@@ -806,7 +827,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 	if (nread == 0 || c->is_closing)
 		return;
+	bool is_read_ahead = !can_parse(c) && c->state != KG_CONN_TUNNEL;
 	if (nread < 0) {
+		if (nread == UV_EOF && is_read_ahead && c->req.is_complete) {
+			/* the client half-closed after its request: answer it, then close */
+			c->keep_alive = false;
+			c->is_half_closed = true;
+			conn_update_reading(c);
+			return;
+		}
 		if (c->state == KG_CONN_HEAD && c->is_idle)
 			kg_debug("client %s: closed", c->peer);
 		else if (nread != UV_EOF)
@@ -822,6 +851,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		kg__proxy_tunnel_data(c, buf->base, (size_t)nread);
 		return;
 	}
+	if (is_read_ahead) {
+		/* the next request arrives while this one is answered: keep it for
+		 * later rather than stop reading (each stop/start is an epoll_ctl) */
+		if (pending_append(c, buf->base, (size_t)nread) != KG_OK)
+			kg__conn_close(c);
+		else
+			conn_update_reading(c);
+		return;
+	}
 	if (c->is_idle) {
 		/* first byte of the next request: from now on the header timeout applies */
 		struct kg_runtime *rt = kg__runtime_acquire();
@@ -835,9 +873,14 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 
 static void conn_update_reading(struct kg_conn *c)
 {
-	bool want = !c->is_closing && c->pending_len == c->pending_off && !c->is_read_paused &&
-	            (c->state == KG_CONN_HEAD || c->state == KG_CONN_TUNNEL ||
-	             (c->state == KG_CONN_BODY && !c->req.is_complete));
+	bool is_empty = c->pending_len == c->pending_off;
+	bool want = !c->is_closing && !c->is_read_paused && !c->is_half_closed;
+	if (c->state == KG_CONN_HEAD || c->state == KG_CONN_TUNNEL || (c->state == KG_CONN_BODY && !c->req.is_complete))
+		want = want && is_empty; /* parse what is pending first */
+	else if (c->state == KG_CONN_WAIT || c->state == KG_CONN_RESPONSE || c->state == KG_CONN_BODY)
+		want = want && c->pending_len - c->pending_off < KG_READ_BUF; /* read ahead, bounded */
+	else
+		want = false;
 	if (want && !c->is_reading) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
 			c->is_reading = true;

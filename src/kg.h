@@ -166,6 +166,7 @@ struct kg_conn {
 	bool is_closing;
 	bool is_idle;            /* between requests, nothing received yet */
 	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
+	bool is_half_closed;     /* the client sent EOF after a complete request */
 };
 
 /* stream.c: a write that copies only what the kernel did not take at once.

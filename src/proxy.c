@@ -196,13 +196,6 @@ static struct kg_upconn *up_new(struct kg_worker *w, unsigned gen)
 	return u;
 }
 
-static void on_pool_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
-{
-	/* an idle pooled connection that speaks or closes is no longer usable */
-	if (nread != 0)
-		up_close(s->data);
-}
-
 static void on_pool_idle(uv_timer_t *t)
 {
 	up_close(t->data);
@@ -223,13 +216,15 @@ static void pool_put(struct kg_upconn *u, int64_t pool_size)
 		up_close(u);
 		return;
 	}
-	uv_read_stop((uv_stream_t *)&u->tcp);
-	u->is_reading = false;
-	if (uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_pool_read) != 0) {
+	/* the connection keeps reading with on_up_read, which closes a pooled
+	 * connection (no client) that speaks or ends: no read stop/start, and so
+	 * no epoll_ctl, per request */
+	if (!u->is_reading)
+		up_read_start(u);
+	if (!u->is_reading) {
 		up_close(u);
 		return;
 	}
-	u->is_reading = true;
 	uv_timer_start(&u->timer, on_pool_idle, KG_POOL_IDLE_MS, 0);
 	u->is_pooled = true;
 	u->next = w->pool;
@@ -244,8 +239,6 @@ static struct kg_upconn *pool_get(struct kg_worker *w, unsigned gen)
 		pool_remove(u);
 		if (u->gen == gen) {
 			uv_timer_stop(&u->timer);
-			uv_read_stop((uv_stream_t *)&u->tcp);
-			u->is_reading = false;
 			return u;
 		}
 		up_close(u); /* made for an upstream a reload replaced */
