@@ -65,3 +65,21 @@ def test_401_keeps_the_connection_alive():
             check(r.status == 401, "request %d: %d" % (i, r.status))
             check((r.header("Connection") or "").lower() != "close", "a 401 without a body keeps the connection")
         check(re.search(r"Bearer", r.header("WWW-Authenticate") or ""), "401 names the scheme")
+
+
+def test_half_closed_client_still_gets_its_response():
+    import socket as _s
+    with Upstream() as up, Keygate(*PROXY, "--upstream", up.url) as kg, Client(kg.port) as c:
+        c.send(c.build("GET", "/slow?ms=200"))
+        c.sock.shutdown(_s.SHUT_WR)  # like `nc -N`: request sent, then EOF
+        r = c.read_response()
+        check(r.status == 200 and r.json()["path"] == "/slow?ms=200", "response after half-close: %r" % r)
+        check(c.is_closed(5.0), "keygate closes after answering a half-closed client")
+
+
+def test_pipelined_request_read_ahead_while_upstream_is_slow():
+    with Upstream() as up, Keygate(*PROXY, "--upstream", up.url) as kg, Client(kg.port) as c:
+        c.send(c.build("GET", "/slow?ms=300"))
+        c.send(c.build("GET", "/second"))  # arrives while the first is in flight
+        r1, r2 = c.read_response(), c.read_response()
+        check(r1.json()["path"] == "/slow?ms=300" and r2.json()["path"] == "/second", "order: %r %r" % (r1, r2))
