@@ -169,6 +169,11 @@ measure "6. keygate forward-auth check alone" "http://127.0.0.1:$K_BEE/_keygate/
 	"Authorization: Bearer $KG_TOKEN" "X-Original-URI: /bytes/abc" "X-Original-Method: GET"
 
 MICRO=$("$BUILD/keygate-bench")
+# what follows the end marker in OUT is hand-written analysis: keep it
+TAIL=""
+if [ -f "$OUT" ] && grep -q '^<!-- bench:end -->$' "$OUT"; then
+	TAIL=$(sed -n '/^<!-- bench:end -->$/,$p' "$OUT" | tail -n +2)
+fi
 CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 {
 	echo "# Benchmarks"
@@ -194,5 +199,9 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo "- authenticated proxy (4a-4c) ≤ 1.0× case 1 and ≤ 0.5× case 2;"
 	echo "- 401 path (5) ≤ 0.5× case 1, connection kept alive;"
 	echo "- ≥ 1,000,000 verifications/s/core per scheme; policy decision < 200 ns."
-} >"$OUT"
+	echo
+	echo "<!-- bench:end -->"
+	[ -n "$TAIL" ] && printf '%s\n' "$TAIL"
+} >"$OUT.tmp"
+mv "$OUT.tmp" "$OUT"
 echo "bench: wrote $OUT" >&2
