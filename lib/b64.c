@@ -79,24 +79,34 @@ kg_err kg_b64_decode_to(enum kg_b64_alphabet a, kg_str in, unsigned char *out, s
 	if (dec > cap)
 		return KG_ETOOBIG;
 	/* OpenSSL wants the standard alphabet, padded, and writes whole 3-byte
-	 * groups: rebuild the input so, and decode 4 characters at a time */
-	char quad[4];
-	size_t o = 0;
-	for (size_t i = 0; i < data; i += 4) {
-		size_t k = data - i < 4 ? data - i : 4;
-		for (size_t j = 0; j < 4; j++) {
-			char c = j < k ? in.p[i + j] : '=';
-			quad[j] = c == '-' ? '+' : c == '_' ? '/' : c;
-		}
-		unsigned char three[3];
-		if (EVP_DecodeBlock(three, (const unsigned char *)quad, 4) != 3)
-			return KG_EINVAL;
-		size_t take = k == 4 ? 3 : k - 1;
-		memcpy(out + o, three, take);
-		o += take;
+	 * groups: rebuild the input so (on the stack when it is small, as tokens
+	 * are) and decode it in one call */
+	size_t padded = (data + 3) / 4 * 4;
+	char stack_in[2048];
+	unsigned char stack_out[1536];
+	char *t = padded <= sizeof(stack_in) ? stack_in : malloc(padded);
+	unsigned char *o = padded / 4 * 3 <= sizeof(stack_out) ? stack_out : malloc(padded / 4 * 3);
+	err = KG_ENOMEM;
+	if (!t || !o)
+		goto out;
+	for (size_t i = 0; i < data; i++) {
+		char c = in.p[i];
+		t[i] = c == '-' ? '+' : c == '_' ? '/' : c;
 	}
-	*outlen = o;
-	return KG_OK;
+	for (size_t i = data; i < padded; i++)
+		t[i] = '=';
+	err = KG_EINVAL;
+	if (EVP_DecodeBlock(o, (const unsigned char *)t, (int)padded) != (int)(padded / 4 * 3))
+		goto out;
+	memcpy(out, o, dec);
+	*outlen = dec;
+	err = KG_OK;
+out:
+	if (t && t != stack_in)
+		free(t);
+	if (o && o != stack_out)
+		free(o);
+	return err;
 }
 
 kg_err kg_b64_decode(enum kg_b64_alphabet a, kg_str in, size_t max, kg_buf *out)

@@ -29,13 +29,24 @@ struct kg_token_keys {
 	struct key k[];
 };
 
-/* One cipher context per thread, freed when the thread ends. */
+/* One cipher context per thread, freed when the thread ends. It remembers
+ * the key and direction it was last set up with, so a token under the same
+ * key only resets the nonce instead of expanding the AES key again. */
+struct cipher_state {
+	EVP_CIPHER_CTX *ctx;
+	unsigned char key[32];
+	int dir; /* 0: none, 1: encrypt, 2: decrypt */
+};
+
 static pthread_key_t ctx_key;
 static pthread_once_t ctx_once = PTHREAD_ONCE_INIT;
 
 static void ctx_free(void *p)
 {
-	EVP_CIPHER_CTX_free(p);
+	struct cipher_state *st = p;
+	EVP_CIPHER_CTX_free(st->ctx);
+	OPENSSL_cleanse(st, sizeof(*st));
+	free(st);
 }
 
 static void ctx_init(void)
@@ -43,18 +54,39 @@ static void ctx_init(void)
 	pthread_key_create(&ctx_key, ctx_free);
 }
 
-static EVP_CIPHER_CTX *thread_ctx(void)
+static struct cipher_state *thread_state(void)
 {
 	pthread_once(&ctx_once, ctx_init);
-	EVP_CIPHER_CTX *c = pthread_getspecific(ctx_key);
-	if (!c) {
-		c = EVP_CIPHER_CTX_new();
-		if (c && pthread_setspecific(ctx_key, c) != 0) {
-			EVP_CIPHER_CTX_free(c);
-			c = NULL;
+	struct cipher_state *st = pthread_getspecific(ctx_key);
+	if (!st) {
+		st = calloc(1, sizeof(*st));
+		if (!st)
+			return NULL;
+		st->ctx = EVP_CIPHER_CTX_new();
+		if (!st->ctx || pthread_setspecific(ctx_key, st) != 0) {
+			EVP_CIPHER_CTX_free(st->ctx);
+			free(st);
+			return NULL;
 		}
 	}
-	return c;
+	return st;
+}
+
+/* Sets st up for key and nonce in direction dir (1 encrypt, 2 decrypt). */
+static bool cipher_begin(struct cipher_state *st, int dir, const unsigned char key[32], const unsigned char *nonce)
+{
+	bool same = st->dir == dir && CRYPTO_memcmp(st->key, key, 32) == 0;
+	int ok = dir == 1 ? EVP_EncryptInit_ex(st->ctx, same ? NULL : EVP_aes_256_gcm(), NULL, same ? NULL : key, nonce)
+	                  : EVP_DecryptInit_ex(st->ctx, same ? NULL : EVP_aes_256_gcm(), NULL, same ? NULL : key, nonce);
+	if (ok != 1) {
+		st->dir = 0;
+		return false;
+	}
+	if (!same) {
+		memcpy(st->key, key, 32);
+		st->dir = dir;
+	}
+	return true;
 }
 
 static const char hexd[] = "0123456789abcdef";
@@ -130,28 +162,27 @@ void kg_token_keys_free(kg_token_keys **pk)
 	*pk = NULL;
 }
 
-/* AES-256-GCM in place is not needed: out gets ct, tag separately. */
 static bool gcm_seal(const unsigned char key[32], const unsigned char *nonce, const unsigned char *aad, size_t aadn,
                      const unsigned char *pt, size_t n, unsigned char *ct, unsigned char *tag)
 {
-	EVP_CIPHER_CTX *c = thread_ctx();
+	struct cipher_state *st = thread_state();
 	int len;
-	return c && EVP_EncryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
-	       (aadn == 0 || EVP_EncryptUpdate(c, NULL, &len, aad, (int)aadn) == 1) &&
-	       EVP_EncryptUpdate(c, ct, &len, pt, (int)n) == 1 && EVP_EncryptFinal_ex(c, ct + len, &len) == 1 &&
-	       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, KG_TAG, tag) == 1;
+	return st && cipher_begin(st, 1, key, nonce) &&
+	       (aadn == 0 || EVP_EncryptUpdate(st->ctx, NULL, &len, aad, (int)aadn) == 1) &&
+	       EVP_EncryptUpdate(st->ctx, ct, &len, pt, (int)n) == 1 && EVP_EncryptFinal_ex(st->ctx, ct + len, &len) == 1 &&
+	       EVP_CIPHER_CTX_ctrl(st->ctx, EVP_CTRL_GCM_GET_TAG, KG_TAG, tag) == 1;
 }
 
 static bool gcm_open(const unsigned char key[32], const unsigned char *nonce, const unsigned char *aad, size_t aadn,
                      const unsigned char *ct, size_t n, const unsigned char *tag, unsigned char *pt)
 {
-	EVP_CIPHER_CTX *c = thread_ctx();
+	struct cipher_state *st = thread_state();
 	int len;
-	return c && EVP_DecryptInit_ex(c, EVP_aes_256_gcm(), NULL, key, nonce) == 1 &&
-	       (aadn == 0 || EVP_DecryptUpdate(c, NULL, &len, aad, (int)aadn) == 1) &&
-	       EVP_DecryptUpdate(c, pt, &len, ct, (int)n) == 1 &&
-	       EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, KG_TAG, (void *)tag) == 1 &&
-	       EVP_DecryptFinal_ex(c, pt + len, &len) == 1;
+	return st && cipher_begin(st, 2, key, nonce) &&
+	       (aadn == 0 || EVP_DecryptUpdate(st->ctx, NULL, &len, aad, (int)aadn) == 1) &&
+	       EVP_DecryptUpdate(st->ctx, pt, &len, ct, (int)n) == 1 &&
+	       EVP_CIPHER_CTX_ctrl(st->ctx, EVP_CTRL_GCM_SET_TAG, KG_TAG, (void *)tag) == 1 &&
+	       EVP_DecryptFinal_ex(st->ctx, pt + len, &len) == 1;
 }
 
 static bool is_role_char(char c)
@@ -236,11 +267,20 @@ kg_err kg__token_parse_rfc3339(kg_str s, int64_t *ms)
 	} else {
 		return KG_EINVAL;
 	}
-	struct tm tm = { .tm_year = Y - 1900, .tm_mon = M - 1, .tm_mday = D, .tm_hour = h, .tm_min = m, .tm_sec = sec };
-	time_t t = timegm(&tm);
-	if (tm.tm_mday != D) /* 31 February and the like */
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	bool is_leap = (Y % 4 == 0 && Y % 100 != 0) || Y % 400 == 0;
+	if (D > mdays[M - 1] + (M == 2 && is_leap)) /* 31 February and the like */
 		return KG_EINVAL;
-	*ms = ((int64_t)t - off) * 1000 + frac_ms;
+	/* days since 1970-01-01 without timegm (which reads the time zone
+	 * database): Howard Hinnant's days_from_civil */
+	int64_t y = Y - (M <= 2);
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	int64_t yoe = y - era * 400;
+	int64_t doy = (153 * (M > 2 ? M - 3 : M + 9) + 2) / 5 + D - 1;
+	int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	int64_t days = era * 146097 + doe - 719468;
+	int64_t t = days * 86400 + h * 3600 + m * 60 + sec;
+	*ms = (t - off) * 1000 + frac_ms;
 	return KG_OK;
 }
 
