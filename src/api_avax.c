@@ -318,6 +318,7 @@ static void rpc_work(uv_work_t *req)
 	kg_buf hash = { 0 };
 	bool ok = false;
 
+	kg__slow_work_begin();
 	w->error = "incorrect password";
 	if (!store || kg_store_kv_get(store, KG_AVAX_NS, KG_STR("password_hash"), &hash) != KG_OK ||
 	    kg_bcrypt_verify(kg_buf_str(&w->password), hash.p, &ok) != KG_OK || !ok) {

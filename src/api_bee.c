@@ -347,6 +347,7 @@ struct auth_work {
 static void auth_work(uv_work_t *req)
 {
 	struct auth_work *w = req->data;
+	kg__slow_work_begin();
 	w->err = kg_bcrypt_verify(kg_buf_str(&w->password), w->hash, &w->ok);
 }
 

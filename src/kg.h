@@ -63,6 +63,8 @@ void kg__runtime_release(struct kg_runtime *rt);
 kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why);
 int64_t kg__started_at(void);
 size_t kg__worker_count(void);
+/* Call at the start of every thread-pool job: lowers that thread's priority once. */
+void kg__slow_work_begin(void);
 struct kg_store *kg__store(void);
 /* The store's health as last measured by the maintenance timer (copy valid
  * until the calling thread's next call); *backend gets "sqlite", ... */

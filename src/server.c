@@ -6,6 +6,8 @@
 #include <netdb.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -31,6 +33,20 @@ static kg_store *g_store;
 static kg_cache *g_cache;
 static pthread_mutex_t store_status_lock = PTHREAD_MUTEX_INITIALIZER;
 static char g_store_status[256] = "starting";
+
+/* Slow work (bcrypt, store writes) runs on libuv's thread pool. Those
+ * threads get a lower CPU priority the first time they run it, so a burst of
+ * password checks cannot starve the event loops of CPU: they are not
+ * blocked by it, but on a small machine they would wait for a core. */
+void kg__slow_work_begin(void)
+{
+	static _Thread_local bool is_niced;
+	if (is_niced)
+		return;
+	is_niced = true;
+	if (setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 19) != 0)
+		kg_debug("cannot lower the priority of a thread-pool thread: %s", strerror(errno));
+}
 
 size_t kg__worker_count(void)
 {
