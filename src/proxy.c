@@ -35,6 +35,11 @@ struct kg_upconn {
 	enum kg_resp_framing framing;
 	bool is_connected, is_reused, got_bytes, is_closing, is_reading, is_read_paused;
 	bool is_tunnel, is_interim, is_done, is_pooled, keep_alive, is_bad;
+	/* the response head for the client, held back so it leaves in the same
+	 * write as the first body bytes (one syscall, one TCP segment for small
+	 * responses); reused from response to response */
+	kg_buf head_out;
+	bool has_head_pending;
 };
 
 static llhttp_settings_t resp_settings;
@@ -145,6 +150,7 @@ static void on_up_closed(uv_handle_t *h)
 {
 	struct kg_upconn *u = h->data;
 	if (--u->handles_open == 0) {
+		kg_buf_free(&u->head_out, false);
 		free(u->rhead);
 		free(u);
 	}
@@ -382,7 +388,16 @@ void kg__upconn_write_drained(struct kg_conn *c)
 
 static void client_write(struct kg_conn *c, struct kg_upconn *u, uv_buf_t *b, unsigned n)
 {
-	kg__conn_write(c, b, n);
+	if (u->has_head_pending) {
+		uv_buf_t all[4];
+		all[0] = uv_buf_init(u->head_out.p, (unsigned)u->head_out.n);
+		for (unsigned i = 0; i < n && i < 3; i++)
+			all[i + 1] = b[i];
+		u->has_head_pending = false;
+		kg__conn_write(c, all, n + 1); /* copies whatever it cannot send at once */
+	} else if (n) {
+		kg__conn_write(c, b, n);
+	}
 	if (!c->is_closing && c->write_queued >= KG_HIGH_WATER && !u->is_read_paused) {
 		u->is_read_paused = true;
 		uv_read_stop((uv_stream_t *)&u->tcp);
@@ -462,7 +477,7 @@ static int r_headers_complete(llhttp_t *p)
 	struct kg_conn *c = u->c;
 	int status = p->status_code;
 	kg_str connection = KG_STR_NULL;
-	kg_buf h = { 0 };
+	kg_buf *hb = &u->head_out;
 	int ret = 0;
 
 	if (!c)
@@ -492,54 +507,53 @@ static int r_headers_complete(llhttp_t *p)
 	if (!u->is_interim && !is_switch && !(p->flags & (F_CONTENT_LENGTH | F_CHUNKED)) && !no_body)
 		u->keep_alive = false; /* close-delimited: the upstream connection ends with it */
 
+	kg_buf_clear(hb);
 	kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
 	                              : kg_str_c(kg__reason(status));
-	kg_err err = kg_buf_printf(&h, "HTTP/1.1 %d ", status);
+	kg_err err = kg_buf_printf(hb, "HTTP/1.1 %d ", status);
 	if (!err)
-		err = kg_buf_appends(&h, reason);
+		err = kg_buf_appends(hb, reason);
 	if (!err)
-		err = kg_buf_appends(&h, KG_STR("\r\n"));
+		err = kg_buf_appends(hb, KG_STR("\r\n"));
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
 		if (kg__is_hop_by_hop(name, connection))
 			continue;
-		err = kg_buf_appends(&h, name);
+		err = kg_buf_appends(hb, name);
 		if (!err)
-			err = kg_buf_appends(&h, KG_STR(": "));
+			err = kg_buf_appends(hb, KG_STR(": "));
 		if (!err)
-			err = kg_buf_appends(&h, rh_value(u, i));
+			err = kg_buf_appends(hb, rh_value(u, i));
 		if (!err)
-			err = kg_buf_appends(&h, KG_STR("\r\n"));
+			err = kg_buf_appends(hb, KG_STR("\r\n"));
 	}
 	if (!err && is_switch) {
 		for (size_t i = 0; i < u->nrh && !err; i++)
 			if (kg_str_eq_ci(rh_name(u, i), KG_STR("Upgrade"))) {
-				err = kg_buf_appends(&h, KG_STR("Upgrade: "));
+				err = kg_buf_appends(hb, KG_STR("Upgrade: "));
 				if (!err)
-					err = kg_buf_appends(&h, rh_value(u, i));
+					err = kg_buf_appends(hb, rh_value(u, i));
 				if (!err)
-					err = kg_buf_appends(&h, KG_STR("\r\n"));
+					err = kg_buf_appends(hb, KG_STR("\r\n"));
 			}
 		if (!err)
-			err = kg_buf_appends(&h, KG_STR("Connection: upgrade\r\n"));
+			err = kg_buf_appends(hb, KG_STR("Connection: upgrade\r\n"));
 	}
 	if (!err && u->framing == KG_FRAME_CHUNKED)
-		err = kg_buf_appends(&h, KG_STR("Transfer-Encoding: chunked\r\n"));
+		err = kg_buf_appends(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
 	if (!err && !u->is_interim && !is_switch && (!c->keep_alive || c->w->draining))
-		err = kg_buf_appends(&h, KG_STR("Connection: close\r\n"));
+		err = kg_buf_appends(hb, KG_STR("Connection: close\r\n"));
 	if (!err)
-		err = kg_buf_appends(&h, KG_STR("\r\n"));
-	if (err) {
-		kg_buf_free(&h, false);
+		err = kg_buf_appends(hb, KG_STR("\r\n"));
+	if (err)
 		return -1;
-	}
 	if (!u->is_interim) {
 		c->is_response_started = true;
 		c->req.status = status;
 	}
-	uv_buf_t b = uv_buf_init(h.p, (unsigned)h.n);
-	client_write(c, u, &b, 1);
-	kg_buf_free(&h, false);
+	u->has_head_pending = true;
+	if (u->is_interim)
+		client_write(c, u, NULL, 0); /* a 100 Continue goes at once */
 	if (is_switch)
 		ret = 2;
 	else if (c->req.is_head)
@@ -586,10 +600,8 @@ static void response_finished(struct kg_upconn *u)
 
 	uv_timer_stop(&u->timer);
 	if (c) {
-		if (u->framing == KG_FRAME_CHUNKED) {
-			uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-			kg__conn_write(c, &b, 1);
-		}
+		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+		client_write(c, u, &b, u->framing == KG_FRAME_CHUNKED ? 1 : 0);
 		c->up = NULL;
 	}
 	u->c = NULL;
@@ -608,10 +620,8 @@ static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
 	uv_timer_stop(&u->timer);
 	c->state = KG_CONN_TUNNEL;
 	kg__access_log(c);
-	if (len) {
-		uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
-		client_write(c, u, &b, 1);
-	}
+	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
+	client_write(c, u, &b, len ? 1 : 0); /* the 101 head, and what followed it */
 	if (!c->is_closing)
 		kg__conn_resume_reading(c);
 }
