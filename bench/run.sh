@@ -2,7 +2,8 @@
 # make bench: keygate against nginx, measured one after another in the same
 # run on 127.0.0.1 (see docs/benchmarks.md for what each case is).
 #   bench/run.sh [BUILD_DIR]
-# BENCH_DURATION (s, default 10), BENCH_CONNECTIONS (default 64),
+# BENCH_DURATION (s per case and round, default 5), BENCH_ROUNDS (default 3),
+# BENCH_CONNECTIONS (default 64),
 # BENCH_OUT (default docs/benchmarks.md).
 # The box has 2 cores shared by wrk, the upstream and the proxy, so the figure
 # that counts is CPU microseconds per request of the proxy process(es):
@@ -10,7 +11,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)
-DUR=${BENCH_DURATION:-10}
+DUR=${BENCH_DURATION:-5}
+ROUNDS=${BENCH_ROUNDS:-3}
 CONN=${BENCH_CONNECTIONS:-64}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 KG=$BUILD/keygate
@@ -128,51 +130,91 @@ JWT=$(curl -sf -X POST -H 'Content-Type: application/json' \
 	-d '{"jsonrpc":"2.0","method":"auth.newToken","params":{"password":"Str0ng-Passw0rd-for-keygate-bench!","endpoints":["*"]},"id":1}' \
 	"http://127.0.0.1:$K_AVAX/ext/auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["token"])')
 
-ROWS=()
-REF_CPU=""
-AUTHREQ_CPU=""
-# measure NAME URL "PIDS" [HEADER...]
+# One round measures every case once, one after another; the cases run in
+# BENCH_ROUNDS rounds so that a slow spell of this shared machine hits all of
+# them alike, and the table shows each case's median over the rounds (ratios:
+# the median of the per-round ratios to case 1 of that same round).
+RES=$TMP/results # case|round|rps|p50|p99|us|non2xx
+: >"$RES"
+# measure CASE ROUND URL "PIDS" [HEADER...]
 measure() {
-	local name=$1 url=$2 pids=$3
-	shift 3
+	local name=$1 round=$2 url=$3 pids=$4
+	shift 4
 	local hargs=()
 	for h in "$@"; do hargs+=(-H "$h"); done
 	local before after out
 	before=$(cpu_ticks $pids)
 	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --latency "${hargs[@]}" "$url")
 	after=$(cpu_ticks $pids)
-	local reqs rps p50 p99 non2xx
+	local reqs rps p50 p99 non2xx us
 	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
 	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
 	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
 	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
 	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	local us
 	us=$(python3 -c "print('%.1f' % (($after-$before)/$HZ*1e6/max($reqs,1)))")
-	[ -z "$REF_CPU" ] && REF_CPU=$us
-	local ratio
-	ratio=$(python3 -c "print('%.2f' % ($us/$REF_CPU))")
-	ROWS+=("| $name | $rps | $p50 | $p99 | $us | ${ratio}× | ${non2xx:-0} |")
-	echo "  $name: $rps req/s, p50 $p50, p99 $p99, $us µs CPU/request (${ratio}× nginx)" >&2
+	echo "$name|$round|$rps|$p50|$p99|$us|${non2xx:-0}" >>"$RES"
+	echo "  round $round, $name: $rps req/s, p50 $p50, p99 $p99, $us µs CPU/request" >&2
 }
 
 NG_PIDS=$(pgrep -P "$(cat "$TMP/ng/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ng/nginx.pid")"
 NGA_PIDS=$(pgrep -P "$(cat "$TMP/nga/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/nga/nginx.pid")"
-echo "bench: $DUR s per case, $CONN connections, wrk -t2" >&2
-measure "1. nginx reverse proxy, no auth (reference)" "http://127.0.0.1:$NGP/bytes/abc" "$NG_PIDS"
-measure "2. nginx auth_request → keygate check, then proxy (nginx + keygate CPU)" "http://127.0.0.1:$NGA/bytes/abc" \
-	"$NGA_PIDS $PID_bee" "Authorization: Bearer $KG_TOKEN"
-AUTHREQ_CPU=$(sed -E 's/.*\| ([0-9.]+) \| [0-9.]+× \|.*/\1/' <<<"${ROWS[1]}")
-measure "3. keygate proxy, no auth" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
-measure "4a. keygate proxy, keygate token (Bee scheme)" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
-	"Authorization: Bearer $KG_TOKEN"
-measure "4b. keygate proxy, Bee-format token" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" "Authorization: Bearer $BEE_TOKEN"
-measure "4c. keygate proxy, Avalanche JWT" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" "Authorization: Bearer $JWT"
-measure "5. keygate 401 to a bad token" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" "Authorization: Bearer garbage"
-measure "6. keygate forward-auth check alone" "http://127.0.0.1:$K_BEE/_keygate/check" "$PID_bee" \
-	"Authorization: Bearer $KG_TOKEN" "X-Original-URI: /bytes/abc" "X-Original-Method: GET"
+echo "bench: $ROUNDS rounds of $DUR s per case, $CONN connections, wrk -t2" >&2
+for round in $(seq "$ROUNDS"); do
+	measure "1. nginx reverse proxy, no auth (reference)" "$round" "http://127.0.0.1:$NGP/bytes/abc" "$NG_PIDS"
+	measure "2. nginx auth_request → keygate check, then proxy (nginx + keygate CPU)" "$round" \
+		"http://127.0.0.1:$NGA/bytes/abc" "$NGA_PIDS $PID_bee" "Authorization: Bearer $KG_TOKEN"
+	measure "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
+	measure "4a. keygate proxy, keygate token (Bee scheme)" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+		"Authorization: Bearer $KG_TOKEN"
+	measure "4b. keygate proxy, Bee-format token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+		"Authorization: Bearer $BEE_TOKEN"
+	measure "4c. keygate proxy, Avalanche JWT" "$round" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" \
+		"Authorization: Bearer $JWT"
+	measure "5. keygate 401 to a bad token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+		"Authorization: Bearer garbage"
+	measure "6. keygate forward-auth check alone" "$round" "http://127.0.0.1:$K_BEE/_keygate/check" "$PID_bee" \
+		"Authorization: Bearer $KG_TOKEN" "X-Original-URI: /bytes/abc" "X-Original-Method: GET"
+done
+# the table: per case, medians over the rounds
+TABLE=$(python3 - "$RES" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+order, by = [], {}
+for name, rnd, rps, p50, p99, us, non2xx in rows:
+    if name not in by:
+        order.append(name)
+        by[name] = {}
+    by[name][rnd] = (float(rps), p50, p99, float(us), int(non2xx))
+ref, ref2 = by[order[0]], by[order[1]]
+def ms(v):  # wrk's "2.49ms" / "751.00us" / "1.02s" -> ms
+    for suf, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(suf):
+            return float(v[: -len(suf)]) * f
+    return float(v)
+def fmt_ms(x):
+    return "%.2f ms" % x
+for name in order:
+    r = by[name]
+    rnds = sorted(r)
+    us = [r[k][3] for k in rnds]
+    ratios = [r[k][3] / ref[k][3] for k in rnds if k in ref and ref[k][3] > 0]
+    ratios2 = [r[k][3] / ref2[k][3] for k in rnds if k in ref2 and ref2[k][3] > 0]
+    print("| %s | %.0f | %s | %s | %.1f | %.1f–%.1f | %.2f× | %.2f–%.2f× | %.2f× | %d |" % (
+        name, statistics.median(r[k][0] for k in rnds),
+        fmt_ms(statistics.median(ms(r[k][1]) for k in rnds)),
+        fmt_ms(statistics.median(ms(r[k][2]) for k in rnds)),
+        statistics.median(us), min(us), max(us),
+        statistics.median(ratios), min(ratios), max(ratios), statistics.median(ratios2),
+        sum(r[k][4] for k in rnds)))
+PY
+)
+echo "$TABLE" | sed 's/^/  /' >&2
 
-# 7: authenticated requests while 200 connections send wrong passwords to /auth (bcrypt, cost 10)
+# 7: the same 16 authenticated connections alone, then while 200 connections send wrong passwords to /auth (bcrypt, cost 10)
+B_OUT=$(wrk -t1 -c16 -d"${DUR}s" --latency -H "Authorization: Bearer $KG_TOKEN" "http://127.0.0.1:$K_GRIND/bytes/abc")
+B_P50=$(awk '$1=="50%" {print $2}' <<<"$B_OUT")
+B_P99=$(awk '$1=="99%" {print $2}' <<<"$B_OUT")
 cat >"$TMP/wrong.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = '{"role":"consumer","expiry":60}'
@@ -200,20 +242,23 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 {
 	echo "# Benchmarks"
 	echo
-	echo "Produced by \`make bench\` (bench/run.sh, BENCH_DURATION=$DUR, BENCH_CONNECTIONS=$CONN) on $(date -u +%Y-%m-%d):"
+	echo "Produced by \`make bench\` (bench/run.sh, BENCH_ROUNDS=$ROUNDS, BENCH_DURATION=$DUR, BENCH_CONNECTIONS=$CONN) on $(date -u +%Y-%m-%d):"
 	echo "$(nproc) cores ($CPU), keygate $("$KG" version | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/nginx version: //'), wrk -t2 -c$CONN."
 	echo "keygate runs with \`--workers 1\`, nginx with \`worker_processes 1\`; both proxies log every request to a file."
 	echo "Load generator, upstream (nginx returning a fixed body) and proxy share the 2 cores, so requests/s and"
 	echo "latencies are noisy; the figure that counts is **CPU µs per request of the proxy process(es)** (utime+stime"
-	echo "from /proc over the run ÷ requests), and its ratio to nginx's plain proxy measured in the same run."
+	echo "from /proc over the run ÷ requests), and its ratio to nginx's plain proxy measured in the same round."
+	echo "Every case runs once per round, $ROUNDS rounds one after another; each cell is the median over the rounds,"
+	echo "with the lowest and highest round beside the CPU figure and the ratio."
 	echo
-	echo "| case | requests/s | p50 | p99 | CPU µs/request | vs case 1 | non-2xx |"
-	echo "|---|---|---|---|---|---|---|"
-	for r in "${ROWS[@]}"; do echo "$r"; done
+	echo "| case | requests/s | p50 | p99 | CPU µs/request | range | vs case 1 | range | vs case 2 | non-2xx |"
+	echo "|---|---|---|---|---|---|---|---|---|---|"
+	echo "$TABLE"
 	echo
 	echo "Case 7: authenticated proxying (16 connections) while 200 connections send wrong passwords to /auth"
 	echo "(bcrypt cost 10, throttle off), same keygate: **p50 $G_P50, p99 $G_P99** at $G_RPS requests/s, with"
-	echo "$A_RPS wrong-password /auth answers per second (bcrypt runs on libuv's thread pool, never on the event loop)."
+	echo "$A_RPS wrong-password /auth answers per second (bcrypt runs on libuv's thread pool, never on the event loop,"
+	echo "at most \`password_jobs\` at a time). The same 16 connections without the grind: p50 $B_P50, p99 $B_P99."
 	echo
 	echo "Case 5 answers 401 (all non-2xx by design). Cases for Elasticsearch API keys and cached HTTP Basic"
 	echo "are not implemented yet (no such schemes in keygate so far)."

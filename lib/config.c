@@ -62,6 +62,8 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "limits.header_timeout", .type = KG_SET_DURATION, .def = "10s", .min = 100, .max = HOUR, .offset = OFF(header_timeout_ms), .help = "time allowed to receive a request head" },
 	{ .name = "limits.idle_timeout", .type = KG_SET_DURATION, .def = "60s", .min = 100, .max = DAY, .offset = OFF(idle_timeout_ms), .help = "how long an idle keep-alive connection stays open" },
 	{ .name = "limits.max_connections", .type = KG_SET_INT, .def = "10000", .min = 1, .max = 1000000, .offset = OFF(max_connections), .help = "most open client connections per worker" },
+	{ .name = "limits.password_jobs", .type = KG_SET_INT, .def = "1", .min = 1, .max = 1024, .offset = OFF(password_jobs), .help = "password hashes (bcrypt) computed at once per worker, at low priority" },
+	{ .name = "limits.password_queue", .type = KG_SET_INT, .def = "4096", .min = 1, .max = 1000000, .offset = OFF(password_queue), .help = "password checks waiting for their turn per worker; beyond it 503" },
 	/* proxy */
 	{ .name = "proxy.upstream_timeout", .type = KG_SET_DURATION, .def = "60s", .min = 100, .max = DAY, .offset = OFF(upstream_timeout_ms), .help = "time allowed for the upstream to start its response" },
 	{ .name = "proxy.connect_timeout", .type = KG_SET_DURATION, .def = "5s", .min = 100, .max = HOUR, .offset = OFF(connect_timeout_ms), .help = "time allowed to connect to the upstream" },

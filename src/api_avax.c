@@ -258,7 +258,7 @@ out:
 enum method { NEW_TOKEN, REVOKE_TOKEN, CHANGE_PASSWORD };
 
 struct rpc_work {
-	uv_work_t req;
+	struct kg_slow_job job; /* first */
 	struct kg_conn *c;
 	enum method method;
 	json_t *id;
@@ -318,7 +318,6 @@ static void rpc_work(uv_work_t *req)
 	kg_buf hash = { 0 };
 	bool ok = false;
 
-	kg__slow_work_begin();
 	w->error = "incorrect password";
 	if (!store || kg_store_kv_get(store, KG_AVAX_NS, KG_STR("password_hash"), &hash) != KG_OK ||
 	    kg_bcrypt_verify(kg_buf_str(&w->password), hash.p, &ok) != KG_OK || !ok) {
@@ -537,11 +536,10 @@ void kg__api_avax(struct kg_conn *c)
 		work_free(w);
 		return;
 	}
-	w->req.data = w;
-	kg__conn_hold(c);
-	if (uv_queue_work(&c->w->loop, &w->req, rpc_work, rpc_after) != 0) {
-		kg__conn_release(c);
-		rpc_send(c, w->id, NULL, -32000, "server busy", 503, NULL);
+	w->job.req.data = w;
+	if (kg__slow_submit(c, &w->job, rpc_work, rpc_after) != KG_OK) {
+		rpc_send(c, w->id, NULL, -32000, "too many password checks in progress; retry later", 503,
+		         "Retry-After: 1\r\n");
 		work_free(w);
 	}
 }

@@ -336,7 +336,7 @@ static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, i
 }
 
 struct auth_work {
-	uv_work_t req;
+	struct kg_slow_job job; /* first */
 	struct kg_conn *c;
 	kg_buf password;
 	char hash[128];
@@ -347,7 +347,6 @@ struct auth_work {
 static void auth_work(uv_work_t *req)
 {
 	struct auth_work *w = req->data;
-	kg__slow_work_begin();
 	w->err = kg_bcrypt_verify(kg_buf_str(&w->password), w->hash, &w->ok);
 }
 
@@ -412,13 +411,13 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	kg_buf_free(&dec, true);
 	snprintf(w->hash, sizeof(w->hash), "%s", b->admin_hash);
 	w->c = c;
-	w->req.data = w;
-	kg__conn_hold(c);
-	if (uv_queue_work(&c->w->loop, &w->req, auth_work, auth_after) != 0) {
-		kg__conn_release(c);
+	w->job.req.data = w;
+	if (kg__slow_submit(c, &w->job, auth_work, auth_after) != KG_OK) {
 		kg_buf_free(&w->password, true);
+		OPENSSL_cleanse(w->hash, sizeof(w->hash));
 		free(w);
-		kg__conn_respond_error(c, 503, "Service Unavailable");
+		kg__conn_respond_error_with(c, 503, "Too many password checks in progress; retry later",
+		                            "Retry-After: 1\r\n");
 	}
 }
 

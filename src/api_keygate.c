@@ -8,19 +8,20 @@
 #include "keygate/log.h"
 #include "kg.h"
 
-
-
 static void health(struct kg_conn *c)
 {
 	kg_buf b = { 0 };
 	const char *backend = "none";
 	const char *store = kg__store_status(&backend);
 	long long uptime = (long long)(time(NULL) - kg__started_at());
+	size_t running, waiting;
+	kg__slow_counts(&running, &waiting);
 	kg_err err = kg_buf_printf(&b,
 	                           "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%lld,"
-	                           "\"workers\":%zu,\"mode\":\"%s\",\"store\":{\"backend\":\"%s\",\"status\":",
+	                           "\"workers\":%zu,\"mode\":\"%s\",\"password_jobs\":{\"running\":%zu,"
+	                           "\"waiting\":%zu},\"store\":{\"backend\":\"%s\",\"status\":",
 	                           kg__version, uptime, kg__worker_count(),
-	                           c->rt->has_upstream ? "proxy" : "forward-auth", backend);
+	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting, backend);
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));
 	if (!err)

@@ -88,6 +88,9 @@ struct kg_worker {
 	size_t npool;
 	atomic_bool stop_requested;
 	bool draining;
+	/* password jobs (slow.c): running, and waiting their turn */
+	struct kg_slow_job *slow_head, *slow_tail;
+	size_t slow_running, slow_queued, slow_cap;
 	char rbuf[KG_READ_BUF];     /* client reads; consumed before the callback returns */
 	char ubuf[KG_READ_BUF];     /* upstream reads */
 };
@@ -180,6 +183,25 @@ struct kg_wreq {
 	char data[];
 };
 int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb);
+
+/* slow.c: a password job (bcrypt...) for the thread pool. Embed it first in
+ * the job's own struct. At most limits.password_jobs run at a time per
+ * worker; up to limits.password_queue more wait in order. The job holds c
+ * (kg__conn_hold) until after() runs, which must kg__conn_release(c); after()
+ * gets status UV_ECANCELED, without work() having run, when the client left
+ * before the job's turn. kg__slow_submit fails with KG_EUNAVAILABLE when the
+ * queue is full (answer 503). */
+struct kg_slow_job {
+	uv_work_t req;
+	struct kg_worker *w;
+	struct kg_conn *c;
+	uv_work_cb work;
+	uv_after_work_cb after;
+	struct kg_slow_job *next;
+};
+kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb work, uv_after_work_cb after);
+/* password jobs running and waiting, over all workers */
+void kg__slow_counts(size_t *running, size_t *waiting);
 
 /* http.c */
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);

@@ -54,6 +54,8 @@ typedef struct kg_config {
 	int64_t header_timeout_ms;    /* limits.header_timeout */
 	int64_t idle_timeout_ms;      /* limits.idle_timeout */
 	int64_t max_connections;      /* limits.max_connections: per worker */
+	int64_t password_jobs;        /* limits.password_jobs: bcrypt jobs at once, per worker */
+	int64_t password_queue;       /* limits.password_queue: jobs waiting, per worker */
 
 	/* proxy */
 	char *upstream;               /* "" or http://host:port[/base] */

@@ -5,11 +5,13 @@ import json
 import os
 import re
 import shutil
+import socket
+import struct
 import subprocess
 import tempfile
 import time
 
-from harness import Client, Keygate, Upstream, check, note, request, run_cli
+from harness import Client, Keygate, Upstream, check, note, request, run_cli, timeout
 
 KEY = "integration-test-encryption-key"
 _hash_cache = {}
@@ -324,3 +326,81 @@ def test_keys_pasted_from_bee_yaml_and_env_vars_work():
                 check(call(kg.port, "GET", "/bytes/x", tok).status == 200, "configured from KEYGATE_* variables")
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def health(port):
+    r = request(port, "GET", "/_keygate/health")
+    check(r.status == 200, "health: %d %r" % (r.status, r.body[:200]))
+    return r.json()["password_jobs"]
+
+
+@timeout(120)
+def test_password_checks_run_one_at_a_time_per_worker_and_abandoned_ones_are_skipped():
+    # a slow hash (cost 13) so the jobs overlap; the throttle is off so every
+    # wrong password costs a bcrypt
+    slow_hash = bcrypt_hash("slow-secret", cost=13)
+    with Upstream() as up, Keygate("--restricted", "--admin-password", slow_hash, "--token-encryption-key", KEY,
+                                   "--upstream", up.url, "--workers", "1", "--throttle-max-failures", "1000",
+                                   "--limits-password-jobs", "1", "--log-level", "debug") as kg:
+        check(health(kg.port) == {"running": 0, "waiting": 0}, "idle: no password jobs")
+        body = json.dumps({"role": "consumer", "expiry": 60}).encode()
+        clients = []
+        for i in range(5):
+            cl = Client(kg.port, timeout=60)
+            cl.send(cl.build("POST", "/auth", headers=[("Authorization", basic("wrong-%d" % i)),
+                                                       ("Content-Type", "application/json")], body=body))
+            clients.append(cl)
+        # the five wait in line behind one running job
+        seen_waiting = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = health(kg.port)
+            check(jobs["running"] <= 1, "at most one bcrypt at a time with password_jobs=1: %r" % jobs)
+            seen_waiting = max(seen_waiting, jobs["waiting"])
+            if jobs["waiting"] >= 3:
+                break
+            time.sleep(0.02)
+        check(seen_waiting >= 3, "requests beyond the cap wait their turn (saw at most %d waiting)" % seen_waiting)
+        # two clients give up (reset) while waiting: their hashes are skipped
+        mark = kg.log_mark()
+        for cl in clients[3:]:
+            cl.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            cl.close()
+        for cl in clients[:3]:
+            r = cl.read_response("POST")
+            bee_error(r, 401, "Unauthorized")
+            cl.close()
+        deadline = time.monotonic() + 30
+        while health(kg.port) != {"running": 0, "waiting": 0} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(health(kg.port) == {"running": 0, "waiting": 0}, "the queue drains: %r" % health(kg.port))
+        kg.wait_for_log(r"password job skipped: the client left", since=mark)
+        # the right password still works after the line cleared
+        r = auth(kg.port, role="consumer", password="slow-secret")
+        check(r.status == 201, "the right password after the burst: %d %r" % (r.status, r.body[:200]))
+        check(request(kg.port, "GET", "/health").status == 200, "the server is still serving")
+
+
+@timeout(120)
+def test_password_checks_beyond_the_queue_get_503_with_retry_after():
+    slow_hash = bcrypt_hash("slow-secret", cost=13)
+    with Upstream() as up, Keygate("--restricted", "--admin-password", slow_hash, "--token-encryption-key", KEY,
+                                   "--upstream", up.url, "--workers", "1", "--throttle-max-failures", "1000",
+                                   "--limits-password-queue", "2") as kg:
+        body = json.dumps({"role": "consumer", "expiry": 60}).encode()
+        clients = []
+        for i in range(3):  # one runs, two wait
+            cl = Client(kg.port, timeout=60)
+            cl.send(cl.build("POST", "/auth", headers=[("Authorization", basic("wrong-%d" % i))], body=body))
+            clients.append(cl)
+        deadline = time.monotonic() + 30
+        while health(kg.port)["waiting"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        check(health(kg.port) == {"running": 1, "waiting": 2}, "queue full: %r" % health(kg.port))
+        r = auth(kg.port, role="consumer", password="slow-secret")
+        bee_error(r, 503, "Too many password checks in progress; retry later")
+        check(r.header("Retry-After") == "1", "503 says when to retry: %r" % r.header("Retry-After"))
+        for cl in clients:
+            bee_error(cl.read_response("POST"), 401, "Unauthorized")
+            cl.close()
+        kg.wait_for_log(r"password checks waiting \(limits.password_queue\): refusing 127.0.0.1")
