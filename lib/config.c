@@ -85,6 +85,8 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
 
 	{ .name = "log.access", .type = KG_SET_STRING, .def = "-", .offset = OFF(access_log), .metavar = "-|off|FILE", .check = check_not_empty, .help = "access log: - for stderr, off, or a file path" },
+	{ .name = "log.access_buffer", .type = KG_SET_SIZE, .def = "64KiB", .min = 0, .max = 16 * MIB, .offset = OFF(access_log_buffer), .help = "access-log bytes each worker collects before one write; 0: write every line at once" },
+	{ .name = "log.access_flush", .type = KG_SET_DURATION, .def = "1s", .min = 10, .max = HOUR, .offset = OFF(access_log_flush_ms), .help = "longest time a line waits in the access-log buffer" },
 	{ .name = "log.level", .type = KG_SET_STRING, .def = "info", .choices = "error|warn|info|debug", .offset = OFF(log_level), .help = "least severe message written to the error log" },
 	{ .name = NULL },
 };

@@ -91,6 +91,10 @@ struct kg_worker {
 	/* password jobs (slow.c): running, and waiting their turn */
 	struct kg_slow_job *slow_head, *slow_tail;
 	size_t slow_running, slow_queued, slow_cap;
+	/* access-log lines not yet written (access_log.c) */
+	char *log_buf;
+	size_t log_len, log_cap;
+	uv_timer_t log_timer;
 	char rbuf[KG_READ_BUF];     /* client reads; consumed before the callback returns */
 	char ubuf[KG_READ_BUF];     /* upstream reads */
 };
@@ -266,5 +270,8 @@ void kg__api_keygate(struct kg_conn *c);
 kg_err kg__access_log_open(const char *where);
 void kg__access_log_close(void);
 void kg__access_log(const struct kg_conn *c);
+/* writes w's buffered lines now; _free also releases the buffer (worker exit) */
+void kg__access_log_flush(struct kg_worker *w);
+void kg__access_log_free(struct kg_worker *w);
 
 #endif

@@ -450,6 +450,7 @@ static void worker_main(void *arg)
 {
 	struct kg_worker *w = arg;
 	uv_run(&w->loop, UV_RUN_DEFAULT);
+	kg__access_log_free(w);
 	uv_walk(&w->loop, close_handle, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
@@ -471,6 +472,8 @@ static kg_err workers_start(const kg_config *cfg, kg_buf *why)
 		w->wakeup.data = w;
 		uv_timer_init(&w->loop, &w->drain_timer);
 		w->drain_timer.data = w;
+		uv_timer_init(&w->loop, &w->log_timer);
+		w->log_timer.data = w;
 		w->listeners = calloc(cfg->listen.n, sizeof(uv_tcp_t));
 		if (!w->listeners)
 			return KG_ENOMEM;

@@ -83,6 +83,8 @@ typedef struct kg_config {
 
 	/* logging */
 	char *access_log;             /* log.access: "-" stderr, "off", or a file path */
+	int64_t access_log_buffer;    /* log.access_buffer: bytes per worker, 0: write each line */
+	int64_t access_log_flush_ms;  /* log.access_flush */
 	char *log_level;              /* log.level: error | warn | info | debug */
 } kg_config;
 

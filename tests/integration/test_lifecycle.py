@@ -251,6 +251,57 @@ def test_authorization_value_never_logged():
                     check(secret not in text, "the credential %s appears in the %s" % (secret, what))
 
 
+def read_lines(path):
+    try:
+        with open(path, errors="replace") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def test_access_log_buffer_is_written_when_full_and_at_exit():
+    with Upstream() as up:
+        # a flush interval far beyond the test: only a full buffer or the exit writes
+        kg = Keygate("--require-auth=false", "--upstream", up.url, "--workers", "1",
+                     "--log-access-buffer", "1KiB", "--log-access-flush", "1h")
+        log = kg.path("access.log")
+        kg.args += ["--log-access", log]
+        with kg:
+            with Client(kg.port) as cl:
+                for i in range(3):
+                    check(cl.request("GET", "/buffered-%d" % i).status == 200, "request %d" % i)
+                check(read_lines(log) == [], "three short lines wait in the buffer: %r" % read_lines(log))
+                for i in range(3, 40):  # about 100 bytes a line: the 1 KiB buffer fills several times
+                    check(cl.request("GET", "/buffered-%d" % i).status == 200, "request %d" % i)
+            lines = read_lines(log)
+            check(10 <= len(lines) < 40, "a full buffer is written at once: %d lines in the file" % len(lines))
+            check(all(l.endswith("principal=-") for l in lines), "only whole lines are written: %r" % lines[-1:])
+            check(kg.stop() == 0, "keygate exits cleanly")
+            lines = read_lines(log)
+            paths = [l.split('"')[1].split()[1] for l in lines if "/buffered-" in l]
+            check(paths == ["/buffered-%d" % i for i in range(40)],
+                  "every line is written by the exit, in order: %r" % paths)
+
+
+def test_access_log_reopens_on_sighup_and_keeps_buffered_lines():
+    with Upstream() as up:
+        kg = Keygate("--require-auth=false", "--upstream", up.url, "--workers", "1", "--log-access-flush", "50ms")
+        log = kg.path("access.log")
+        kg.args += ["--log-access", log]
+        with kg:
+            check(request(kg.port, "GET", "/before-rotate").status == 200, "before rotation")
+            _, hits = wait_access(log, lambda l: "/before-rotate" in l)
+            check(hits, "the line is written within the flush interval: %r" % read_lines(log))
+            os.rename(log, log + ".1")  # what logrotate does
+            mark = kg.log_mark()
+            kg.send_signal(signal.SIGHUP)
+            kg.wait_for_log(r"reloaded", 5, since=mark)
+            check(request(kg.port, "GET", "/after-rotate").status == 200, "after rotation")
+            _, hits = wait_access(log, lambda l: "/after-rotate" in l)
+            check(hits, "lines after SIGHUP go to the new file: %r" % read_lines(log))
+            check(not [l for l in read_lines(log + ".1") if "/after-rotate" in l], "nothing new in the rotated file")
+
+
 # ---------------------------------------------------------------- precedence
 
 def test_env_limit_applies_and_flag_overrides_env():
