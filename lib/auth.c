@@ -136,6 +136,15 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 		refuse(d, 403, KG_EFORBIDDEN, a->dialect, NULL);
 }
 
+kg_err kg_auth_slow(const struct kg_auth_config *ac, kg_str authorization, int64_t now, const char **message)
+{
+	struct kg_auth_request req = { .cred = kg_cred_parse(authorization), .policy = ac->policy, .now = now };
+	const struct kg_authenticator *a = ac->by_kind[req.cred.kind];
+	if (!a || !a->slow)
+		return KG_EINVAL;
+	return a->slow(a, &req, message);
+}
+
 static const char *default_message(kg_err err, int status)
 {
 	switch (err) {

@@ -81,6 +81,9 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "api_auth_required", .type = KG_SET_BOOL, .def = "false", .offset = OFF(api_auth_required), .help = "AvalancheGo Auth API: serve JSON-RPC at /ext/auth and require its JWTs on every other route (AvalancheGo's --api-auth-required)" },
 	{ .name = "api_auth_password_file", .type = KG_SET_STRING, .def = "", .offset = OFF(api_auth_password_file), .metavar = "FILE", .help = "file with the initial Auth API password (read on first start only; auth.changePassword replaces it)" },
 	{ .name = "api_auth_token_lifetime", .type = KG_SET_DURATION, .def = "12h", .min = SECOND, .max = 3650 * DAY, .offset = OFF(api_auth_token_lifetime_ms), .help = "lifetime of the JWTs auth.newToken issues" },
+	{ .name = "basic_users", .type = KG_SET_STRING, .def = "", .offset = OFF(basic_users), .metavar = "FILE", .help = "HTTP Basic users on proxied routes: a file of NAME:BCRYPT-HASH:ROLE[,ROLE] lines; empty: off" },
+	{ .name = "basic_cache_ttl", .type = KG_SET_DURATION, .def = "5m", .min = SECOND, .max = DAY, .offset = OFF(basic_cache_ttl_ms), .help = "how long a verified Basic credential is trusted without another bcrypt check" },
+	{ .name = "basic_cache_size", .type = KG_SET_INT, .def = "100000", .min = 1, .max = 100000000, .offset = OFF(basic_cache_size), .help = "verified Basic credentials kept in memory (48 bytes each)" },
 	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "failed password attempts per client address before 429" },
 	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
 
@@ -874,30 +877,9 @@ static void yaml_mapping(struct load *ld, yaml_document_t *doc, yaml_node_t *map
 
 static kg_err read_file(const char *path, kg_buf *out, int *out_errno)
 {
-	FILE *f = fopen(path, "rb");
-	kg_err err = KG_OK;
-	char chunk[4096];
-	size_t n;
-
-	if (!f) {
-		*out_errno = errno;
-		return KG_EIO;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (out->n + n > KG_MAX_CONFIG_FILE) {
-			*out_errno = EFBIG;
-			err = KG_ETOOBIG;
-			goto out;
-		}
-		if ((err = kg_buf_append(out, chunk, n)))
-			goto out;
-	}
-	if (ferror(f)) {
-		*out_errno = errno ? errno : EIO;
-		err = KG_EIO;
-	}
-out:
-	fclose(f);
+	errno = 0;
+	kg_err err = kg_buf_read_file(out, path, KG_MAX_CONFIG_FILE);
+	*out_errno = errno;
 	return err;
 }
 

@@ -1,4 +1,3 @@
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -6,67 +5,17 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/core_names.h>
-#include <openssl/params.h>
 #include <openssl/rand.h>
 
 #include "keygate/b64.h"
+#include "keygate/hmac.h"
 #include "keygate/jwt.h"
 
 static const char header_b64[] = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"; /* {"alg":"HS256","typ":"JWT"} */
 
-/* One keyed HMAC context per thread, re-keyed only when the key changes:
- * HMAC() builds and frees a MAC context on every call. */
-struct mac_state {
-	EVP_MAC_CTX *ctx;
-	unsigned char key[32];
-	bool is_keyed;
-};
-
-static pthread_key_t mac_key;
-static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
-static EVP_MAC *hmac_alg;
-
-static void mac_state_free(void *p)
-{
-	struct mac_state *m = p;
-	EVP_MAC_CTX_free(m->ctx);
-	OPENSSL_cleanse(m, sizeof(*m));
-	free(m);
-}
-
-static void mac_init_once(void)
-{
-	pthread_key_create(&mac_key, mac_state_free);
-	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
-}
-
 static bool hs256(const unsigned char key[32], const char *data, size_t n, unsigned char mac[32])
 {
-	pthread_once(&mac_once, mac_init_once);
-	struct mac_state *m = pthread_getspecific(mac_key);
-	if (!m) {
-		if (!hmac_alg || !(m = calloc(1, sizeof(*m))))
-			return false;
-		if (!(m->ctx = EVP_MAC_CTX_new(hmac_alg)) || pthread_setspecific(mac_key, m) != 0) {
-			EVP_MAC_CTX_free(m->ctx);
-			free(m);
-			return false;
-		}
-	}
-	size_t len = 0;
-	bool same = m->is_keyed && CRYPTO_memcmp(m->key, key, 32) == 0;
-	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end() };
-	if (EVP_MAC_init(m->ctx, same ? NULL : key, same ? 0 : 32, same ? NULL : params) != 1) {
-		m->is_keyed = false;
-		return false;
-	}
-	if (!same) {
-		memcpy(m->key, key, 32);
-		m->is_keyed = true;
-	}
-	return EVP_MAC_update(m->ctx, (const unsigned char *)data, n) == 1 &&
-	       EVP_MAC_final(m->ctx, mac, &len, 32) == 1 && len == 32;
+	return kg_hmac_sha256(key, data, n, NULL, 0, mac);
 }
 
 kg_err kg_jwt_sign(const unsigned char key[32], int64_t exp, const char *const *endpoints, size_t n, kg_buf *out,

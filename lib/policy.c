@@ -632,26 +632,14 @@ kg_err kg_policy_load_yaml(const char *name, const char *yaml, size_t len, kg_po
 
 kg_err kg_policy_load_file(const char *path, kg_policy **out, kg_config_errors *errs)
 {
-	FILE *f = fopen(path, "rb");
 	kg_buf b = { 0 };
-	char chunk[8192];
-	size_t n;
-	if (!f) {
-		if (errs)
-			kg_config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
-		return KG_EIO;
-	}
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
-		if (b.n + n > 16u * 1024 * 1024 || kg_buf_append(&b, chunk, n) != KG_OK) {
-			fclose(f);
-			kg_buf_free(&b, false);
-			if (errs)
-				kg_config_errors_add(errs, "%s: policy file too large (16 MiB at most)", path);
-			return KG_ETOOBIG;
-		}
-	}
-	fclose(f);
-	kg_err err = kg_policy_load_yaml(path, b.p ? b.p : "", b.n, out, errs);
+	kg_err err = kg_buf_read_file(&b, path, 16u * 1024 * 1024);
+	if (err == KG_ETOOBIG && errs)
+		kg_config_errors_add(errs, "%s: policy file too large (16 MiB at most)", path);
+	else if (err && errs)
+		kg_config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+	if (!err)
+		err = kg_policy_load_yaml(path, b.p ? b.p : "", b.n, out, errs);
 	kg_buf_free(&b, false);
 	return err;
 }

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -151,4 +152,34 @@ void kg_buf_free(kg_buf *b, bool is_secret)
 	free(b->p);
 	b->p = NULL;
 	b->n = b->cap = 0;
+}
+
+kg_err kg_buf_read_file(kg_buf *out, const char *path, size_t max)
+{
+	FILE *f = fopen(path, "rb");
+	kg_err err = KG_OK;
+	char chunk[8192];
+	size_t n, total = 0;
+
+	if (!f)
+		return KG_EIO;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+		total += n;
+		if (total > max) {
+			errno = EFBIG;
+			err = KG_ETOOBIG;
+			break;
+		}
+		if ((err = kg_buf_append(out, chunk, n)))
+			break;
+	}
+	if (!err && ferror(f)) {
+		if (!errno)
+			errno = EIO;
+		err = KG_EIO;
+	}
+	int saved = errno;
+	fclose(f);
+	errno = saved;
+	return err;
 }

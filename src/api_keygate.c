@@ -50,6 +50,8 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path)
 	return true;
 }
 
+static void check_answer(struct kg_conn *c);
+
 static void check(struct kg_conn *c)
 {
 	kg_str method, path;
@@ -61,6 +63,15 @@ static void check(struct kg_conn *c)
 		return;
 	}
 	kg_auth_decide(&c->rt->auth, method, path, r->authorization, (int64_t)time(NULL), &c->arena, &r->decision);
+	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, method, path, check_answer))
+		return; /* a password check runs off the loop; check_answer follows */
+	check_answer(c);
+}
+
+/* Answers the forward-auth check from c's decision. */
+static void check_answer(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
 	if (r->decision.status != 200) {
 		kg__conn_respond_decision(c);
 		return;

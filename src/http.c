@@ -306,12 +306,24 @@ void kg__conn_respond_decision(struct kg_conn *c)
 	const char *extra = NULL;
 	int status = d->status;
 
+	char retry[64];
 	if (status == 401) {
+		bool is_basic = d->scheme ? (d->scheme->kinds & (1u << KG_CRED_BASIC)) != 0
+		                          : c->rt && c->rt->auth.by_kind[KG_CRED_BASIC] != NULL;
+		bool is_bearer = !d->scheme && c->rt && c->rt->auth.has_bearer;
 		switch (d->dialect) {
 		case KG_DIALECT_AVALANCHE: break;
 		case KG_DIALECT_ES: extra = "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n"; break;
-		default: extra = "WWW-Authenticate: Bearer realm=\"keygate\"\r\n"; break;
+		default:
+			extra = is_basic && is_bearer ? "WWW-Authenticate: Bearer realm=\"keygate\"\r\n"
+			                                "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
+			        : is_basic            ? "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
+			                              : "WWW-Authenticate: Bearer realm=\"keygate\"\r\n";
+			break;
 		}
+	} else if (d->retry_after > 0) {
+		snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", (long long)d->retry_after);
+		extra = retry;
 	}
 	if (kg_dialect_render(d->dialect, status, d->err, d->message, &body, &ctype) == KG_OK)
 		kg__conn_respond(c, status, ctype, kg_buf_str(&body), extra);
@@ -564,6 +576,8 @@ static bool is_own_path(const struct kg_runtime *rt, kg_str path)
 	return path.n == pre.n || path.p[pre.n] == '/';
 }
 
+static void auth_done(struct kg_conn *c);
+
 static int dispatch_head(struct kg_conn *c)
 {
 	struct kg_request *r = &c->req;
@@ -649,6 +663,12 @@ static int dispatch_head(struct kg_conn *c)
 
 	kg_auth_decide(&rt->auth, r->method, r->path, r->authorization, (int64_t)time(NULL), &c->arena,
 	               &r->decision);
+	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, r->method, r->path, auth_done)) {
+		/* a password check runs off the loop; a bodiless request still
+		 * completes its parse (on_message_complete waits in this state) */
+		c->state = KG_CONN_AUTH;
+		return r->body == KG_BODY_NONE ? 0 : HPE_PAUSED;
+	}
 	if (r->decision.status != 200) {
 		if (r->body != KG_BODY_NONE) {
 			/* answer now and close rather than read a body nobody wants */
@@ -664,6 +684,21 @@ static int dispatch_head(struct kg_conn *c)
 	 * one without (upgrades included) runs on to its message completion,
 	 * which pauses instead. */
 	return r->body == KG_BODY_NONE ? 0 : HPE_PAUSED;
+}
+
+/* The password check of a proxied request is done: refuse, or go upstream
+ * as dispatch_head would have. */
+static void auth_done(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
+	if (r->decision.status != 200) {
+		c->state = KG_CONN_RESPONSE;
+		kg__conn_respond_decision(c); /* closes after it when the body was not read */
+		return;
+	}
+	r->cred_consumed = r->decision.is_authenticated;
+	c->state = KG_CONN_WAIT;
+	kg__proxy_start(c);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -877,7 +912,8 @@ static void conn_update_reading(struct kg_conn *c)
 	bool want = !c->is_closing && !c->is_read_paused && !c->is_half_closed;
 	if (c->state == KG_CONN_HEAD || c->state == KG_CONN_TUNNEL || (c->state == KG_CONN_BODY && !c->req.is_complete))
 		want = want && is_empty; /* parse what is pending first */
-	else if (c->state == KG_CONN_WAIT || c->state == KG_CONN_RESPONSE || c->state == KG_CONN_BODY)
+	else if (c->state == KG_CONN_AUTH || c->state == KG_CONN_WAIT || c->state == KG_CONN_RESPONSE ||
+	         c->state == KG_CONN_BODY)
 		want = want && c->pending_len - c->pending_off < KG_READ_BUF; /* read ahead, bounded */
 	else
 		want = false;

@@ -55,6 +55,7 @@ struct kg_runtime {
 	size_t ntrusted;
 	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
 	struct kg_avax *avax;   /* AvalancheGo Auth API, NULL when off */
+	struct kg_users *users; /* HTTP Basic users, NULL when off */
 };
 
 /* server.c */
@@ -135,6 +136,7 @@ struct kg_request {
 
 enum kg_conn_state {
 	KG_CONN_HEAD,      /* reading a request head */
+	KG_CONN_AUTH,      /* head read; a password check runs off the loop */
 	KG_CONN_WAIT,      /* head read; waiting for an upstream connection */
 	KG_CONN_BODY,      /* streaming the request body upstream */
 	KG_CONN_RESPONSE,  /* request read; the response is under way */
@@ -206,6 +208,11 @@ struct kg_slow_job {
 kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb work, uv_after_work_cb after);
 /* password jobs running and waiting, over all workers */
 void kg__slow_counts(size_t *running, size_t *waiting);
+/* When c's decision says KG_ESLOW: checks the password throttle, then queues
+ * the scheme's slow() and returns true; done(c) runs later with
+ * c->req.decision decided again (allowed, or refused 401/503). False: not
+ * queued, the decision is already a refusal (429 throttled, 503 queue full). */
+bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c));
 
 /* http.c */
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);

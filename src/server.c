@@ -16,6 +16,7 @@
 #include "keygate/cache.h"
 #include "keygate/log.h"
 #include "keygate/store.h"
+#include "keygate/users.h"
 #include "kg.h"
 #include "server.h"
 
@@ -79,6 +80,7 @@ static void runtime_free(struct kg_runtime *rt)
 {
 	kg__bee_free(&rt->bee);
 	kg__avax_free(&rt->avax);
+	kg_users_free(&rt->users);
 	kg_policy_free(&rt->policy);
 	kg_config_free(&rt->cfg);
 	free(rt->trusted);
@@ -307,9 +309,27 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	if (rt->avax && !rt->bee)
 		rt->auth.by_kind[KG_CRED_BEARER_BEE] = rt->auth.by_kind[KG_CRED_BEARER_KG] =
 		    kg__avax_authenticator(rt->avax);
+	rt->auth.has_bearer = rt->auth.by_kind[KG_CRED_BEARER_KG] != NULL;
+	if (cfg->basic_users[0]) {
+		err = kg_users_load(cfg->basic_users, rt->policy, &rt->users, &errs);
+		if (!err && kg_users_count(rt->users) == 0) {
+			kg_config_errors_add(&errs, "%s: no users", cfg->basic_users);
+			err = KG_ECONFIG;
+		}
+		if (!err)
+			err = kg_users_cache_init(rt->users, (size_t)cfg->basic_cache_size, cfg->basic_cache_ttl_ms / 1000);
+		if (err) {
+			kg_buf_printf(why, "basic_users: ");
+			for (size_t i = 0; i < errs.n; i++)
+				kg_buf_printf(why, "%s%s", i ? "; " : "", errs.v[i]);
+			if (!errs.n)
+				kg_buf_printf(why, "%s", kg_strerror(err));
+			goto fail;
+		}
+	}
 	rt->auth.route_dialect = route_dialect;
 	rt->auth.route_dialect_data = rt;
-	bool any_scheme = false;
+	bool any_scheme = rt->users != NULL;
 	for (int k = 0; k < KG__CRED_COUNT; k++)
 		any_scheme |= rt->auth.by_kind[k] != NULL;
 	rt->auth.policy = rt->policy;
@@ -320,6 +340,8 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	        : rt->avax && !rt->bee                 ? KG_DIALECT_AVALANCHE
 	                                               : KG_DIALECT_KEYGATE;
 	rt->auth.default_dialect = d < 0 ? KG_DIALECT_KEYGATE : (enum kg_dialect)d;
+	if (rt->users)
+		rt->auth.by_kind[KG_CRED_BASIC] = kg_users_authenticator(rt->users, rt->auth.default_dialect);
 	kg_config_errors_free(&errs);
 	*out = rt;
 	return KG_OK;

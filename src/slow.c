@@ -7,6 +7,8 @@
  * time its turn comes is not run at all. Everything here but the work
  * callback runs on the worker's loop, so the queue needs no lock. */
 #include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 
 #include "keygate/log.h"
@@ -93,4 +95,92 @@ kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb wo
 	atomic_fetch_add(&g_waiting, 1);
 	slow_pump(w);
 	return KG_OK;
+}
+
+/* ---- the slow half of an authentication decision (Basic users' bcrypt) ---- */
+
+struct auth_job {
+	struct kg_slow_job job; /* first */
+	const struct kg_auth_config *ac;
+	kg_str authorization, method, path;
+	int64_t now;
+	kg_err err;
+	const char *message;
+	void (*done)(struct kg_conn *c);
+};
+
+static void refuse(struct kg_decision *d, int status, kg_err err, const char *message, int64_t retry_after)
+{
+	d->status = status;
+	d->err = err;
+	d->message = message;
+	d->retry_after = retry_after;
+	d->is_authenticated = false;
+	if (d->scheme)
+		d->dialect = d->scheme->dialect;
+}
+
+static void auth_job_work(uv_work_t *req)
+{
+	struct auth_job *j = req->data;
+	j->err = kg_auth_slow(j->ac, j->authorization, j->now, &j->message);
+}
+
+static void auth_job_after(uv_work_t *req, int status)
+{
+	struct auth_job *j = req->data;
+	struct kg_conn *c = j->job.c;
+	if (kg__conn_release(c)) {
+		struct kg_decision *d = &c->req.decision;
+		int64_t window = c->rt->cfg->throttle_window_ms;
+		if (status != 0) {
+			refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
+		} else if (j->err == KG_OK) {
+			kg__throttle_record(c->client, true, window);
+			kg_auth_decide(&c->rt->auth, j->method, j->path, c->req.authorization, (int64_t)time(NULL),
+			               &c->arena, d);
+			if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
+				refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
+		} else {
+			kg__throttle_record(c->client, false, window);
+			kg_warn("client %s: %s: %s", c->client, d->scheme ? d->scheme->name : "password",
+			        j->message ? j->message : kg_strerror(j->err));
+			refuse(d, 401, j->err, j->message, 0);
+		}
+		j->done(c);
+	}
+	free(j);
+}
+
+bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c))
+{
+	struct kg_decision *d = &c->req.decision;
+	const kg_config *cfg = c->rt->cfg;
+	int64_t wait = kg__throttle_wait(c->client, cfg->throttle_max_failures, cfg->throttle_window_ms);
+	if (wait > 0) {
+		char *msg = kg_arena_alloc(&c->arena, 96);
+		if (msg)
+			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
+		refuse(d, 429, KG_ETHROTTLED, msg, wait);
+		return false;
+	}
+	struct auth_job *j = calloc(1, sizeof(*j));
+	if (!j) {
+		refuse(d, 503, KG_ENOMEM, "out of memory; retry", 1);
+		return false;
+	}
+	j->ac = &c->rt->auth;
+	j->authorization = c->req.authorization;
+	j->method = method;
+	j->path = path;
+	j->now = (int64_t)time(NULL);
+	j->done = done;
+	j->job.req.data = j;
+	kg_debug("client %s: %s: password check off the loop", c->client, d->scheme ? d->scheme->name : "?");
+	if (kg__slow_submit(c, &j->job, auth_job_work, auth_job_after) != KG_OK) {
+		free(j);
+		refuse(d, 503, KG_EUNAVAILABLE, "too many password checks in progress; retry later", 1);
+		return false;
+	}
+	return true;
 }

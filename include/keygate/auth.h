@@ -75,8 +75,9 @@ struct kg_auth_request {
  * event loop: it must not block. It returns KG_OK with *out filled, or a
  * precise error (KG_EBADCRED, KG_EEXPIRED, KG_EREVOKED, KG_EFORBIDDEN) and may
  * set *message (static or arena) to the dialect's exact wording. Returning
- * KG_ESLOW asks the caller to run slow() on the thread pool (bcrypt...) and
- * then call authenticate() again. */
+ * KG_ESLOW asks the caller to run slow() on the thread pool (bcrypt...):
+ * KG_OK from it means the credential is now known good (cached), and the
+ * caller decides again; an error refuses with *message. */
 struct kg_authenticator {
 	const char *name;
 	enum kg_dialect dialect;
@@ -84,7 +85,7 @@ struct kg_authenticator {
 	void *data;
 	kg_err (*authenticate)(const struct kg_authenticator *a, const struct kg_auth_request *req,
 	                       kg_arena *arena, struct kg_principal *out, const char **message);
-	kg_err (*slow)(const struct kg_authenticator *a, const struct kg_auth_request *req);
+	kg_err (*slow)(const struct kg_authenticator *a, const struct kg_auth_request *req, const char **message);
 	/* Optional: the scheme decides authorization itself (e.g. JWT endpoint
 	 * lists) instead of the role policy. Return KG_OK or KG_EFORBIDDEN. */
 	kg_err (*authorize)(const struct kg_authenticator *a, const struct kg_auth_request *req,
@@ -97,6 +98,7 @@ struct kg_auth_config {
 	const struct kg_authenticator *by_kind[KG__CRED_COUNT]; /* borrowed */
 	const kg_policy *policy;                                /* borrowed */
 	bool require_auth;
+	bool has_bearer; /* a Bearer scheme is on (for the 401 challenge) */
 	enum kg_dialect default_dialect;
 	/* route owners: a path claimed by a scheme's preset answers in its dialect */
 	bool (*route_dialect)(void *data, kg_str path, enum kg_dialect *out);
@@ -112,6 +114,7 @@ struct kg_decision {
 	bool is_public;
 	const struct kg_authenticator *scheme; /* the one that judged, or NULL */
 	struct kg_principal principal;
+	int64_t retry_after;     /* seconds, for a 429 or 503 (0: no Retry-After) */
 };
 
 /* Decides one request: public path? credential present and valid? role
@@ -119,6 +122,10 @@ struct kg_decision {
  * slow() off-loop and decide again). */
 void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path, kg_str authorization,
                     int64_t now, kg_arena *arena, struct kg_decision *d);
+
+/* The off-loop half of a KG_ESLOW decision (thread pool): runs the slow()
+ * of the scheme that asked for it on the same request. KG_OK: decide again. */
+kg_err kg_auth_slow(const struct kg_auth_config *ac, kg_str authorization, int64_t now, const char **message);
 
 /* Renders a refusal in a dialect: sets *status and writes the body into out,
  * *content_type gets a static string. */

@@ -80,6 +80,9 @@ typedef struct kg_config {
 
 	int64_t throttle_max_failures;
 	int64_t throttle_window_ms;
+	char *basic_users;            /* basic_users: users file, "" off */
+	int64_t basic_cache_ttl_ms;   /* basic_cache_ttl */
+	int64_t basic_cache_size;     /* basic_cache_size */
 
 	/* logging */
 	char *access_log;             /* log.access: "-" stderr, "off", or a file path */

@@ -78,4 +78,8 @@ static inline void kg_buf_clear(kg_buf *b)
 /* Frees the memory; when is_secret, wipes it first. */
 void kg_buf_free(kg_buf *b, bool is_secret);
 
+/* Appends the contents of the file at path to out. KG_EIO (errno set) when
+ * it cannot be read; KG_ETOOBIG (errno EFBIG) beyond max bytes. */
+kg_err kg_buf_read_file(kg_buf *out, const char *path, size_t max) KG_MUST_CHECK;
+
 #endif

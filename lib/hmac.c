@@ -1,0 +1,64 @@
+/* hmac.c - per-thread keyed HMAC-SHA256 (see hmac.h). */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include "keygate/hmac.h"
+
+struct mac_state {
+	EVP_MAC_CTX *ctx;
+	unsigned char key[32];
+	bool is_keyed;
+};
+
+static pthread_key_t mac_key;
+static pthread_once_t mac_once = PTHREAD_ONCE_INIT;
+static EVP_MAC *hmac_alg;
+
+static void mac_state_free(void *p)
+{
+	struct mac_state *m = p;
+	EVP_MAC_CTX_free(m->ctx);
+	OPENSSL_cleanse(m, sizeof(*m));
+	free(m);
+}
+
+static void mac_init_once(void)
+{
+	pthread_key_create(&mac_key, mac_state_free);
+	hmac_alg = EVP_MAC_fetch(NULL, "HMAC", NULL);
+}
+
+bool kg_hmac_sha256(const unsigned char key[32], const void *a, size_t an, const void *b, size_t bn,
+                    unsigned char mac[32])
+{
+	pthread_once(&mac_once, mac_init_once);
+	struct mac_state *m = pthread_getspecific(mac_key);
+	if (!m) {
+		if (!hmac_alg || !(m = calloc(1, sizeof(*m))))
+			return false;
+		if (!(m->ctx = EVP_MAC_CTX_new(hmac_alg)) || pthread_setspecific(mac_key, m) != 0) {
+			EVP_MAC_CTX_free(m->ctx);
+			free(m);
+			return false;
+		}
+	}
+	size_t len = 0;
+	bool same = m->is_keyed && CRYPTO_memcmp(m->key, key, 32) == 0;
+	OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0), OSSL_PARAM_construct_end() };
+	if (EVP_MAC_init(m->ctx, same ? NULL : key, same ? 0 : 32, same ? NULL : params) != 1) {
+		m->is_keyed = false;
+		return false;
+	}
+	if (!same) {
+		memcpy(m->key, key, 32);
+		m->is_keyed = true;
+	}
+	return EVP_MAC_update(m->ctx, a, an) == 1 && (bn == 0 || EVP_MAC_update(m->ctx, b, bn) == 1) &&
+	       EVP_MAC_final(m->ctx, mac, &len, 32) == 1 && len == 32;
+}

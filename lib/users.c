@@ -1,0 +1,376 @@
+/* users.c - HTTP Basic users (see users.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "keygate/b64.h"
+#include "keygate/hmac.h"
+#include "keygate/password.h"
+#include "keygate/users.h"
+
+/* The cache: KG_SHARDS independently locked tables, each probed over at most
+ * KG_PROBE slots from the credential's home slot. A full window evicts the
+ * entry that expires first. */
+#define KG_SHARDS 16
+#define KG_PROBE 8
+
+struct slot {
+	unsigned char digest[32];
+	int64_t expires; /* 0: empty */
+	uint32_t user;
+};
+
+struct shard {
+	pthread_mutex_t lock;
+	struct slot *slots;
+	size_t n;
+};
+
+struct kg_users {
+	char *text;          /* the file's contents; names, hashes and roles point into it */
+	size_t text_len;
+	struct kg_user *v;
+	size_t n;
+	const char *dummy_hash; /* checked for unknown users, so they cost the same */
+	unsigned char key[32];
+	int64_t ttl;
+	struct shard shards[KG_SHARDS];
+	bool has_cache;
+	struct kg_authenticator auth;
+};
+
+static bool is_name_byte(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f && c != ':';
+}
+
+kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_policy *policy, kg_users **out,
+                      kg_config_errors *errs)
+{
+	kg_users *u = calloc(1, sizeof(*u));
+	size_t problems = 0, cap = 0;
+	if (!u || !(u->text = malloc(len + 1))) {
+		free(u);
+		return KG_ENOMEM;
+	}
+	memcpy(u->text, text, len);
+	u->text[len] = '\0';
+	u->text_len = len;
+
+	char *line = u->text;
+	for (size_t lineno = 1; line && *line; lineno++) {
+		char *nl = strchr(line, '\n');
+		if (nl)
+			*nl = '\0';
+		size_t ll = strlen(line);
+		if (ll && line[ll - 1] == '\r')
+			line[--ll] = '\0';
+		kg_str l = kg_str_trim((kg_str){ line, ll });
+		char *next = nl ? nl + 1 : NULL;
+		if (l.n == 0 || l.p[0] == '#') {
+			line = next;
+			continue;
+		}
+#define PROBLEM(...)                                                            \
+	do {                                                                    \
+		char msg_[256];                                                 \
+		snprintf(msg_, sizeof(msg_), __VA_ARGS__);                      \
+		kg_config_errors_add(errs, "%s:%zu: %s", name, lineno, msg_); \
+		problems++;                                                     \
+		goto next_line;                                                 \
+	} while (0)
+		char *c1 = memchr(l.p, ':', l.n);
+		char *c2 = c1 ? memchr(c1 + 1, ':', l.n - (size_t)(c1 + 1 - l.p)) : NULL;
+		if (!c1)
+			PROBLEM("not NAME:BCRYPT-HASH:ROLE");
+		kg_str uname = { l.p, (size_t)(c1 - l.p) };
+		if (uname.n == 0 || uname.n > KG_USER_MAX_NAME)
+			PROBLEM("user name must be 1 to %d bytes", KG_USER_MAX_NAME);
+		for (size_t i = 0; i < uname.n; i++)
+			if (!is_name_byte((unsigned char)uname.p[i]))
+				PROBLEM("user name '%.*s' has a space or control byte", (int)uname.n, uname.p);
+		if (!c2)
+			PROBLEM("user '%.*s' has no role: write NAME:BCRYPT-HASH:ROLE[,ROLE...]", (int)uname.n, uname.p);
+		*c2 = '\0'; /* ends the hash */
+		const char *hash = c1 + 1;
+		if (!kg_bcrypt_is_valid_hash(hash))
+			PROBLEM("user '%.*s': not a bcrypt hash ($2a$, $2b$ or $2y$); make one with keygate bcrypt or "
+			        "htpasswd -B", (int)uname.n, uname.p);
+		kg_str roles_text = kg_str_trim((kg_str){ c2 + 1, (size_t)(l.p + l.n - (c2 + 1)) });
+		kg_rolemask roles = 0;
+		if (roles_text.n == 0)
+			PROBLEM("user '%.*s' has no role: write NAME:BCRYPT-HASH:ROLE[,ROLE...]", (int)uname.n, uname.p);
+		for (size_t i = 0; i <= roles_text.n;) {
+			size_t j = i;
+			while (j < roles_text.n && roles_text.p[j] != ',')
+				j++;
+			kg_str r = kg_str_trim((kg_str){ roles_text.p + i, j - i });
+			kg_rolemask m = kg_policy_role(policy, r);
+			if (!m)
+				PROBLEM("user '%.*s': role '%.*s' is not in the policy", (int)uname.n, uname.p,
+				        (int)(r.n > 64 ? 64 : r.n), r.p);
+			roles |= m;
+			i = j + 1;
+		}
+		for (size_t i = 0; i < u->n; i++)
+			if (kg_str_eq(u->v[i].name, uname))
+				PROBLEM("user '%.*s' appears twice", (int)uname.n, uname.p);
+		if (u->n == cap) {
+			size_t ncap = cap ? cap * 2 : 16;
+			struct kg_user *nv = realloc(u->v, ncap * sizeof(*nv));
+			if (!nv) {
+				kg_users_free(&u);
+				return KG_ENOMEM;
+			}
+			u->v = nv;
+			cap = ncap;
+		}
+		c1[0] = '\0'; /* ends the name */
+		u->v[u->n++] = (struct kg_user){ uname, hash, roles_text, kg_policy_role_closure(policy, roles) };
+	next_line:
+		line = next;
+#undef PROBLEM
+	}
+	if (problems) {
+		kg_users_free(&u);
+		return KG_ECONFIG;
+	}
+	u->dummy_hash = u->n ? u->v[0].hash : NULL;
+	if (RAND_bytes(u->key, sizeof(u->key)) != 1) {
+		kg_users_free(&u);
+		return KG_EIO;
+	}
+	*out = u;
+	return KG_OK;
+}
+
+kg_err kg_users_load(const char *path, const kg_policy *policy, kg_users **out, kg_config_errors *errs)
+{
+	kg_buf b = { 0 };
+	kg_err err = kg_buf_read_file(&b, path, KG_USERS_MAX_FILE);
+	if (err == KG_ETOOBIG)
+		kg_config_errors_add(errs, "%s: users file too large (16 MiB at most)", path);
+	else if (err)
+		kg_config_errors_add(errs, "%s: cannot read: %s", path, strerror(errno));
+	if (!err)
+		err = kg_users_parse(path, b.p ? b.p : "", b.n, policy, out, errs);
+	kg_buf_free(&b, true);
+	return err;
+}
+
+void kg_users_free(kg_users **pu)
+{
+	kg_users *u = *pu;
+	if (!u)
+		return;
+	for (int i = 0; u->has_cache && i < KG_SHARDS; i++) {
+		pthread_mutex_destroy(&u->shards[i].lock);
+		OPENSSL_cleanse(u->shards[i].slots, u->shards[i].n * sizeof(struct slot));
+		free(u->shards[i].slots);
+	}
+	if (u->text) {
+		OPENSSL_cleanse(u->text, u->text_len);
+		free(u->text);
+	}
+	free(u->v);
+	OPENSSL_cleanse(u->key, sizeof(u->key));
+	free(u);
+	*pu = NULL;
+}
+
+size_t kg_users_count(const kg_users *u)
+{
+	return u->n;
+}
+
+const struct kg_user *kg_users_find(const kg_users *u, kg_str name)
+{
+	for (size_t i = 0; i < u->n; i++)
+		if (kg_str_eq(u->v[i].name, name))
+			return &u->v[i];
+	return NULL;
+}
+
+kg_err kg_users_cache_init(kg_users *u, size_t capacity, int64_t ttl_s)
+{
+	if (u->has_cache || capacity == 0)
+		return KG_OK;
+	size_t per = (capacity + KG_SHARDS - 1) / KG_SHARDS;
+	if (per < KG_PROBE)
+		per = KG_PROBE;
+	for (int i = 0; i < KG_SHARDS; i++) {
+		u->shards[i].slots = calloc(per, sizeof(struct slot));
+		if (!u->shards[i].slots) {
+			while (i-- > 0)
+				free(u->shards[i].slots);
+			return KG_ENOMEM;
+		}
+		u->shards[i].n = per;
+		pthread_mutex_init(&u->shards[i].lock, NULL);
+	}
+	u->ttl = ttl_s;
+	u->has_cache = true;
+	return KG_OK;
+}
+
+size_t kg_users_cache_entry_size(void)
+{
+	return sizeof(struct slot);
+}
+
+kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str *password)
+{
+	size_t n = 0;
+	if (value.n == 0 || kg_b64_decode_to(KG_B64_STD, value, (unsigned char *)buf, cap, &n) != KG_OK)
+		return KG_EBADCRED;
+	char *colon = memchr(buf, ':', n);
+	if (!colon || colon == buf || (size_t)(colon - buf) > KG_USER_MAX_NAME ||
+	    n - (size_t)(colon - buf) - 1 > KG_USER_MAX_PASSWORD)
+		return KG_EBADCRED;
+	*user = (kg_str){ buf, (size_t)(colon - buf) };
+	*password = (kg_str){ colon + 1, n - (size_t)(colon - buf) - 1 };
+	return KG_OK;
+}
+
+/* HMAC(key, len(user) || user || password): the length keeps "ab"+"c" and
+ * "a"+"bc" apart. */
+static bool digest(const kg_users *u, kg_str user, kg_str password, unsigned char out[32])
+{
+	unsigned char head[1 + KG_USER_MAX_NAME];
+	head[0] = (unsigned char)user.n;
+	memcpy(head + 1, user.p, user.n);
+	bool ok = kg_hmac_sha256(u->key, head, 1 + user.n, password.p, password.n, out);
+	OPENSSL_cleanse(head, sizeof(head));
+	return ok;
+}
+
+static struct shard *home(kg_users *u, const unsigned char d[32], size_t *start)
+{
+	uint64_t h;
+	memcpy(&h, d, sizeof(h));
+	struct shard *s = &u->shards[d[31] % KG_SHARDS];
+	*start = (size_t)(h % s->n);
+	return s;
+}
+
+const struct kg_user *kg_users_cached(kg_users *u, kg_str user, kg_str password, int64_t now)
+{
+	unsigned char d[32];
+	const struct kg_user *found = NULL;
+	size_t start;
+	if (!u->has_cache || user.n > KG_USER_MAX_NAME || !digest(u, user, password, d))
+		return NULL;
+	struct shard *s = home(u, d, &start);
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < KG_PROBE; i++) {
+		struct slot *sl = &s->slots[(start + i) % s->n];
+		if (sl->expires > now && CRYPTO_memcmp(sl->digest, d, 32) == 0 && sl->user < u->n) {
+			found = &u->v[sl->user];
+			break;
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	OPENSSL_cleanse(d, sizeof(d));
+	return found;
+}
+
+static void cache_put(kg_users *u, kg_str user, kg_str password, uint32_t idx, int64_t now)
+{
+	unsigned char d[32];
+	size_t start;
+	if (!u->has_cache || !digest(u, user, password, d))
+		return;
+	struct shard *s = home(u, d, &start);
+	pthread_mutex_lock(&s->lock);
+	struct slot *victim = NULL;
+	for (size_t i = 0; i < KG_PROBE; i++) {
+		struct slot *sl = &s->slots[(start + i) % s->n];
+		if (CRYPTO_memcmp(sl->digest, d, 32) == 0 || sl->expires <= now) {
+			victim = sl; /* the same credential again, or a free slot */
+			break;
+		}
+		if (!victim || sl->expires < victim->expires)
+			victim = sl;
+	}
+	memcpy(victim->digest, d, 32);
+	victim->expires = now + u->ttl;
+	victim->user = idx;
+	pthread_mutex_unlock(&s->lock);
+	OPENSSL_cleanse(d, sizeof(d));
+}
+
+kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, const struct kg_user **out)
+{
+	const struct kg_user *found = kg_users_find(u, user);
+	const char *hash = found ? found->hash : u->dummy_hash;
+	bool ok = false;
+	if (!hash)
+		return KG_EBADCRED; /* no users at all */
+	if (kg_bcrypt_verify(password, hash, &ok) != KG_OK || !ok || !found)
+		return KG_EBADCRED;
+	cache_put(u, user, password, (uint32_t)(found - u->v), now);
+	*out = found;
+	return KG_OK;
+}
+
+/* ---- the authenticator ---- */
+
+static void fill_principal(const struct kg_user *usr, struct kg_principal *p)
+{
+	*p = (struct kg_principal){
+		.scheme = "basic",
+		.id = usr->name,
+		.role = usr->roles_text,
+		.roles = usr->roles,
+	};
+}
+
+static kg_err basic_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
+                                 struct kg_principal *out, const char **message)
+{
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str user, password;
+	(void)arena;
+	if (kg_basic_decode(req->cred.value, buf, sizeof(buf), &user, &password) != KG_OK) {
+		*message = "malformed Basic credential: want base64 of user:password";
+		return KG_EBADCRED;
+	}
+	const struct kg_user *usr = kg_users_cached(a->data, user, password, req->now);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!usr)
+		return KG_ESLOW;
+	fill_principal(usr, out);
+	out->dialect = a->dialect;
+	return KG_OK;
+}
+
+static kg_err basic_slow(const struct kg_authenticator *a, const struct kg_auth_request *req, const char **message)
+{
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str user, password;
+	const struct kg_user *usr;
+	kg_err err = KG_EBADCRED;
+	if (kg_basic_decode(req->cred.value, buf, sizeof(buf), &user, &password) == KG_OK)
+		err = kg_users_verify(a->data, user, password, req->now, &usr);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (err)
+		*message = "wrong user name or password";
+	return err;
+}
+
+const struct kg_authenticator *kg_users_authenticator(kg_users *u, enum kg_dialect d)
+{
+	u->auth = (struct kg_authenticator){
+		.name = "basic",
+		.dialect = d,
+		.kinds = 1u << KG_CRED_BASIC,
+		.data = u,
+		.authenticate = basic_authenticate,
+		.slow = basic_slow,
+	};
+	return &u->auth;
+}
