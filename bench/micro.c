@@ -1,12 +1,19 @@
 /* keygate-bench: in-process micro-benchmarks, one thread (= per core).
- * Prints verifications per second for each credential format, and the
- * policy decision time with Bee's preset. */
+ * Prints verifications per second for each credential format, the policy
+ * decision time with Bee's preset, and the Basic credential cache's lookup
+ * time and memory with 1,000,000 entries. Each rate is the best of 5 runs:
+ * this machine is shared, and the best run is the one least disturbed. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "keygate/b64.h"
 #include "keygate/jwt.h"
+#include "keygate/password.h"
 #include "keygate/policy.h"
 #include "keygate/token.h"
+#include "keygate/users.h"
 
 static double now_s(void)
 {
@@ -15,17 +22,72 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs fn n times and returns calls per second. */
-#define RATE(n, expr)                                                   \
-	({                                                              \
-		double t0_ = now_s();                                   \
-		for (long i_ = 0; i_ < (n); i_++)                       \
-			if (!(expr)) {                                  \
-				fprintf(stderr, "failed: %s\n", #expr); \
-				return 1;                               \
-			}                                               \
-		(double)(n) / (now_s() - t0_);                          \
+/* Runs expr n times, 5 times over, and returns the best calls per second. */
+#define RATE(n, expr)                                                           \
+	({                                                                      \
+		double best_ = 0;                                               \
+		for (int r_ = 0; r_ < 5; r_++) {                                \
+			double t0_ = now_s();                                   \
+			for (long i_ = 0; i_ < (n); i_++)                       \
+				if (!(expr)) {                                  \
+					fprintf(stderr, "failed: %s\n", #expr); \
+					return 1;                               \
+				}                                               \
+			double r0_ = (double)(n) / (now_s() - t0_);             \
+			best_ = r0_ > best_ ? r0_ : best_;                      \
+		}                                                               \
+		best_;                                                          \
 	})
+
+static long rss_bytes(void)
+{
+	long pages = 0, rss = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+			rss = 0;
+		fclose(f);
+	}
+	return rss * sysconf(_SC_PAGESIZE);
+}
+
+/* A users set of one user with a cache of capacity entries. */
+static kg_users *one_user(const kg_policy *p, size_t capacity)
+{
+	kg_buf h = { 0 }, text = { 0 };
+	kg_config_errors errs = { 0 };
+	kg_users *u = NULL;
+	if (kg_bcrypt_hash(KG_STR("bench-pw"), 4, &h) || kg_buf_printf(&text, "bench:%s:consumer\n", h.p) ||
+	    kg_users_parse("bench", text.p, text.n, p, &u, &errs) || kg_users_cache_init(u, capacity, 3600))
+		u = NULL;
+	kg_buf_free(&h, false);
+	kg_buf_free(&text, false);
+	kg_config_errors_free(&errs);
+	return u;
+}
+
+/* Fills u's cache with n credentials "pw<i>" and returns ns per lookup of
+ * random ones among them. */
+static double cache_lookup_ns(kg_users *u, long n)
+{
+	char pw[32];
+	for (long i = 0; i < n; i++) {
+		int len = snprintf(pw, sizeof(pw), "pw%ld", i);
+		kg_users__remember(u, KG_STR("bench"), (kg_str){ pw, (size_t)len }, 0, 1000);
+	}
+	long hits = 0, tries = 500000;
+	unsigned x = 12345;
+	double t0 = now_s();
+	for (long i = 0; i < tries; i++) {
+		x = x * 1103515245u + 12345u;
+		int len = snprintf(pw, sizeof(pw), "pw%ld", (long)(x % (unsigned)n));
+		hits += kg_users_cached(u, KG_STR("bench"), (kg_str){ pw, (size_t)len }, 1001) != NULL;
+	}
+	double ns = (now_s() - t0) * 1e9 / (double)tries;
+	if (hits < tries * 9 / 10)
+		fprintf(stderr, "cache: only %ld of %ld found\n", hits, tries);
+	return ns;
+}
 
 int main(void)
 {
@@ -56,12 +118,39 @@ int main(void)
 	double r_jwt = RATE(n, (kg_arena_reset(&a), kg_jwt_verify(jk, kg_buf_str(&jt), 1, &a, &jc, &msg) == KG_JWT_OK));
 	double r_pol = RATE(n * 10, kg_policy_allows(p, consumer, KG_STR("GET"), KG_STR("/v1/bytes/0123456789abcdef")));
 
+	/* cached Basic: what the Basic authenticator does per request on a hit */
+	kg_users *bu = one_user(p, 1000);
+	if (!bu)
+		return 1;
+	const struct kg_authenticator *ba = kg_users_authenticator(bu, KG_DIALECT_KEYGATE);
+	kg_users__remember(bu, KG_STR("bench"), KG_STR("bench-pw"), 0, 1000);
+	struct kg_auth_request breq = { .method = KG_STR("GET"), .path = KG_STR("/bytes/x"), .policy = p, .now = 1001,
+		                        .cred = kg_cred_parse(KG_STR("Basic YmVuY2g6YmVuY2gtcHc=")) };
+	struct kg_principal pr;
+	double r_basic = RATE(n, ba->authenticate(ba, &breq, &a, &pr, &msg) == KG_OK);
+	kg_users_free(&bu);
+
+	/* the cache at 1,000 and at 1,000,000 entries: lookup time and memory */
+	kg_users *small = one_user(p, 1000);
+	double ns_small = small ? cache_lookup_ns(small, 1000) : 0;
+	kg_users_free(&small);
+	long rss0 = rss_bytes();
+	kg_users *big = one_user(p, 1000000);
+	double ns_big = big ? cache_lookup_ns(big, 1000000) : 0;
+	long rss1 = rss_bytes();
+	kg_users_free(&big);
+
 	printf("| in-process, one thread | per second | per call |\n|---|---|---|\n");
 	printf("| keygate token open (AES-256-GCM) | %.0f | %.0f ns |\n", r_kg, 1e9 / r_kg);
 	printf("| Bee-format token open | %.0f | %.0f ns |\n", r_bee, 1e9 / r_bee);
 	printf("| Avalanche JWT verify (HS256) | %.0f | %.0f ns |\n", r_jwt, 1e9 / r_jwt);
 	printf("| policy decision (bee preset) | %.0f | %.1f ns |\n", r_pol, 1e9 / r_pol);
-	printf("| ApiKey lookup, cached Basic | not implemented yet | |\n");
+	printf("| cached HTTP Basic (base64, HMAC-SHA256, cache lookup) | %.0f | %.0f ns |\n", r_basic, 1e9 / r_basic);
+	printf("\n| Basic credential cache | lookup | memory per entry |\n|---|---|---|\n");
+	printf("| 1,000 entries | %.0f ns | %zu bytes (slot) |\n", ns_small, kg_users_cache_entry_size());
+	printf("| 1,000,000 entries | %.0f ns | %.0f bytes (RSS growth / entries) |\n", ns_big,
+	       (double)(rss1 - rss0) / 1e6);
+	printf("\nElasticsearch API key lookup: not implemented yet (no such scheme in keygate so far).\n");
 	kg_policy_free(&p);
 	kg_arena_destroy(&a);
 	kg_token_keys_free(&k);

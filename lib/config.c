@@ -83,7 +83,7 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "api_auth_token_lifetime", .type = KG_SET_DURATION, .def = "12h", .min = SECOND, .max = 3650 * DAY, .offset = OFF(api_auth_token_lifetime_ms), .help = "lifetime of the JWTs auth.newToken issues" },
 	{ .name = "basic_users", .type = KG_SET_STRING, .def = "", .offset = OFF(basic_users), .metavar = "FILE", .help = "HTTP Basic users on proxied routes: a file of NAME:BCRYPT-HASH:ROLE[,ROLE] lines; empty: off" },
 	{ .name = "basic_cache_ttl", .type = KG_SET_DURATION, .def = "5m", .min = SECOND, .max = DAY, .offset = OFF(basic_cache_ttl_ms), .help = "how long a verified Basic credential is trusted without another bcrypt check" },
-	{ .name = "basic_cache_size", .type = KG_SET_INT, .def = "100000", .min = 1, .max = 100000000, .offset = OFF(basic_cache_size), .help = "verified Basic credentials kept in memory (48 bytes each)" },
+	{ .name = "basic_cache_size", .type = KG_SET_INT, .def = "100000", .min = 1, .max = 100000000, .offset = OFF(basic_cache_size), .help = "verified Basic credentials kept in memory (60 bytes each: a 48-byte slot, a quarter spare)" },
 	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "failed password attempts per client address before 429" },
 	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
 

@@ -199,7 +199,9 @@ kg_err kg_users_cache_init(kg_users *u, size_t capacity, int64_t ttl_s)
 {
 	if (u->has_cache || capacity == 0)
 		return KG_OK;
-	size_t per = (capacity + KG_SHARDS - 1) / KG_SHARDS;
+	/* a quarter more slots than entries: with a bounded probe window a
+	 * table near full would evict entries it still has room for */
+	size_t per = (capacity + capacity / 4 + KG_SHARDS - 1) / KG_SHARDS;
 	if (per < KG_PROBE)
 		per = KG_PROBE;
 	for (int i = 0; i < KG_SHARDS; i++) {
@@ -301,6 +303,12 @@ static void cache_put(kg_users *u, kg_str user, kg_str password, uint32_t idx, i
 	victim->user = idx;
 	pthread_mutex_unlock(&s->lock);
 	OPENSSL_cleanse(d, sizeof(d));
+}
+
+void kg_users__remember(kg_users *u, kg_str user, kg_str password, size_t idx, int64_t now)
+{
+	if (idx < u->n)
+		cache_put(u, user, password, (uint32_t)idx, now);
 }
 
 kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, const struct kg_user **out)

@@ -68,6 +68,10 @@ const struct kg_user *kg_users_cached(kg_users *u, kg_str user, kg_str password,
 kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, const struct kg_user **out)
     KG_MUST_CHECK;
 
+/* For tests and benchmarks only: caches (user, password) as verified for
+ * the user at index idx without a bcrypt check. */
+void kg_users__remember(kg_users *u, kg_str user, kg_str password, size_t idx, int64_t now);
+
 /* The Basic scheme as an authenticator (owned by u): a cached credential is
  * decided on the event loop, anything else answers KG_ESLOW and its slow()
  * runs the bcrypt check. Refusals are written in dialect d. */
