@@ -1,4 +1,5 @@
 #include <crypt.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 
 #include <openssl/crypto.h>
@@ -31,8 +32,16 @@ bool kg_bcrypt_is_valid_hash(const char *h)
 }
 
 /* crypt_r on a heap crypt_data (it is ~32 KiB), wiped afterwards. */
+static atomic_ullong g_hashed; /* bcrypt computations in this process */
+
+uint64_t kg_bcrypt_count(void)
+{
+	return atomic_load(&g_hashed);
+}
+
 static kg_err run_crypt(kg_str plain, const char *setting, char out[KG_BCRYPT_HASH_LEN + 1])
 {
+	atomic_fetch_add(&g_hashed, 1);
 	char *pw = malloc(plain.n + 1);
 	struct crypt_data *cd = calloc(1, sizeof(*cd));
 	kg_err err = KG_ENOMEM;

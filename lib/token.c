@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "keygate/b64.h"
+#include "keygate/hmac.h"
 #include "keygate/token.h"
 
 #define KG_PREFIX "kg1."
@@ -350,8 +351,7 @@ static kg_err mint_keygate(const struct key *k, struct kg_token_claims *c, kg_bu
 static kg_err bee_id(kg_str token, char id[33])
 {
 	unsigned char d[32];
-	unsigned int dn;
-	if (!EVP_Digest(token.p, token.n, d, &dn, EVP_sha256(), NULL))
+	if (!kg_sha256(token.p, token.n, d))
 		return KG_EIO;
 	to_hex(d, 16, id);
 	return KG_OK;

@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "keygate/log.h"
+#include "keygate/password.h"
 #include "kg.h"
 
 static void health(struct kg_conn *c)
@@ -19,9 +20,10 @@ static void health(struct kg_conn *c)
 	kg_err err = kg_buf_printf(&b,
 	                           "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%lld,"
 	                           "\"workers\":%zu,\"mode\":\"%s\",\"password_jobs\":{\"running\":%zu,"
-	                           "\"waiting\":%zu},\"store\":{\"backend\":\"%s\",\"status\":",
+	                           "\"waiting\":%zu,\"hashes\":%llu},\"store\":{\"backend\":\"%s\",\"status\":",
 	                           kg__version, uptime, kg__worker_count(),
-	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting, backend);
+	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting,
+	                           (unsigned long long)kg_bcrypt_count(), backend);
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));
 	if (!err)

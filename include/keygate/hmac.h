@@ -1,4 +1,4 @@
-/* hmac.h - HMAC-SHA256 with a 32-byte key over OpenSSL's EVP_MAC, keeping
+/* hmac.h - SHA-256 and HMAC-SHA256 (32-byte key) over OpenSSL's EVP, keeping
  * one keyed context per thread (re-keyed only when the key changes), so the
  * hot paths (JWT signatures, the Basic credential cache) do not build and
  * free a MAC context per call as HMAC() does. */
@@ -12,5 +12,9 @@
  * OpenSSL failure. */
 bool kg_hmac_sha256(const unsigned char key[32], const void *a, size_t an, const void *b, size_t bn,
                     unsigned char mac[32]);
+
+/* out = SHA-256(data), with the digest fetched once and a context kept per
+ * thread (EVP_Digest with EVP_sha256() fetches and allocates per call). */
+bool kg_sha256(const void *data, size_t n, unsigned char out[32]);
 
 #endif

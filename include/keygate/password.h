@@ -7,6 +7,7 @@
 #define KEYGATE_PASSWORD_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "keygate/str.h"
 
@@ -20,6 +21,9 @@ kg_err kg_bcrypt_hash(kg_str plain, int cost, kg_buf *out) KG_MUST_CHECK;
 /* *ok tells whether plain matches hash ($2a$, $2b$, $2y$, any cost); the
  * comparison is constant-time. KG_EINVAL for a malformed hash. */
 kg_err kg_bcrypt_verify(kg_str plain, const char *hash, bool *ok) KG_MUST_CHECK;
+
+/* bcrypt computations (hash or verify) this process has run. */
+uint64_t kg_bcrypt_count(void);
 
 /* True for a syntactically valid bcrypt hash: $2a$|$2b$|$2y$, a two-digit
  * cost 04..31, '$' and 53 characters of bcrypt's base64. */

@@ -6,18 +6,19 @@ import hashlib
 import os
 import re
 import signal
+import time
 
 from harness import Client, Keygate, Upstream, check, request, run_cli
 
 _hashes = {}
 
 
-def bcrypt_hash(plain):
-    if plain not in _hashes:
-        r = run_cli("bcrypt", "--cost", "4", plain)
+def bcrypt_hash(plain, cost=4):
+    if (plain, cost) not in _hashes:
+        r = run_cli("bcrypt", "--cost", str(cost), plain)
         check(r.returncode == 0, "keygate bcrypt: %s" % r.stderr)
-        _hashes[plain] = r.stdout.strip()
-    return _hashes[plain]
+        _hashes[plain, cost] = r.stdout.strip()
+    return _hashes[plain, cost]
 
 
 def basic(user, password):
@@ -70,6 +71,31 @@ def test_the_second_request_is_served_from_the_cache():
         text = kg.stderr_text()[mark:]
         n = len(re.findall(r"basic: password check off the loop", text))
         check(n == 1, "one bcrypt check for five requests with the same credential, saw %d" % n)
+
+
+def hashes(port):
+    return request(port, "GET", "/_keygate/health").json()["password_jobs"]["hashes"]
+
+
+def test_many_connections_with_one_new_credential_cost_one_bcrypt():
+    # cost 12: the first check is still running when the other seven arrive
+    users = "ops:%s:maintainer\n" % bcrypt_hash("ops pw: with colons", cost=12)
+    with Upstream() as up, basic_kg(up, users=users) as kg:
+        before = hashes(kg.port)
+        clients = [Client(kg.port) for _ in range(8)]
+        for i, c in enumerate(clients):  # all eight wait for the same check
+            c.send(c.build("GET", "/bytes/herd%d" % i, [basic("ops", "ops pw: with colons")]))
+        deadline = time.monotonic() + 10
+        while request(kg.port, "GET", "/_keygate/health").json()["password_jobs"]["waiting"] < 7:
+            check(time.monotonic() < deadline, "the eight checks never queued together")
+            time.sleep(0.01)
+        for i, c in enumerate(clients):
+            r = c.read_response()
+            check(r.status == 200, "connection %d: %d" % (i, r.status))
+            c.close()
+        check(hashes(kg.port) - before == 1, "one bcrypt for eight requests, saw %d" % (hashes(kg.port) - before))
+        r = request(kg.port, "GET", "/bytes/x", [basic("ops", "wrong")])
+        check(r.status == 401 and hashes(kg.port) - before == 2, "a wrong password still costs its own bcrypt")
 
 
 def test_wrong_passwords_are_401_with_a_basic_challenge_and_the_connection_stays():

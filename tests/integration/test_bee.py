@@ -331,7 +331,9 @@ def test_keys_pasted_from_bee_yaml_and_env_vars_work():
 def health(port):
     r = request(port, "GET", "/_keygate/health")
     check(r.status == 200, "health: %d %r" % (r.status, r.body[:200]))
-    return r.json()["password_jobs"]
+    jobs = r.json()["password_jobs"]
+    check(isinstance(jobs.pop("hashes"), int), "health counts bcrypt computations")
+    return jobs
 
 
 @timeout(120)

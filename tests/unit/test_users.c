@@ -43,6 +43,18 @@ KG_TEST(test_hmac_sha256_known_answers)
 	KG_CHECK_MEM(mac, want, 32, "HMAC of nothing");
 }
 
+KG_TEST(test_sha256_known_answers)
+{
+	/* FIPS 180-2 appendix B.1 and the empty string */
+	unsigned char d[32], want[32];
+	unhex("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", want);
+	KG_CHECK(kg_sha256("abc", 3, d), "sha256");
+	KG_CHECK_MEM(d, want, 32, "SHA-256(abc)");
+	unhex("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", want);
+	KG_CHECK(kg_sha256("", 0, d), "sha256");
+	KG_CHECK_MEM(d, want, 32, "SHA-256 of nothing");
+}
+
 KG_TEST(test_users_file_parses_comments_crlf_and_several_roles)
 {
 	kg_policy *p = bee_policy();
