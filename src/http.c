@@ -342,8 +342,14 @@ static void start_timer(struct kg_conn *c, int64_t ms);
 static void request_reset(struct kg_conn *c)
 {
 	kg_buf_free(&c->req.own_body, false);
-	kg_buf_free(&c->req.up_head, false);
+	/* the upstream head's buffer serves the next request too: no malloc and
+	 * reallocs per request; an unusually large one is given back */
+	kg_buf up_head = c->req.up_head;
+	if (up_head.cap > 16 * 1024)
+		kg_buf_free(&up_head, false);
+	kg_buf_clear(&up_head);
 	memset(&c->req, 0, sizeof(c->req));
+	c->req.up_head = up_head;
 	kg_arena_reset(&c->arena);
 	c->head_len = 0;
 	c->header_bytes = 0;
