@@ -2,7 +2,7 @@
 # make bench: keygate against nginx, measured one after another in the same
 # run on 127.0.0.1 (see docs/benchmarks.md for what each case is).
 #   bench/run.sh [BUILD_DIR]
-# BENCH_DURATION (s per case and round, default 5), BENCH_ROUNDS (default 3),
+# BENCH_DURATION (s per case and round, default 5), BENCH_ROUNDS (default 5),
 # BENCH_CONNECTIONS (default 64),
 # BENCH_OUT (default docs/benchmarks.md).
 # The box has 2 cores shared by wrk, the upstream and the proxy, so the figure
@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)
 DUR=${BENCH_DURATION:-5}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 CONN=${BENCH_CONNECTIONS:-64}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
 KG=$BUILD/keygate
