@@ -216,6 +216,37 @@ static void conn_close_gracefully(struct kg_conn *c)
 	}
 }
 
+/* ---- waiting for the client ---- */
+
+static void on_timer(uv_timer_t *t);
+
+/* Once a request's head is in, c->timer watches the client: it must send its
+ * body (limits.body_timeout between reads) and take the response
+ * (limits.send_timeout while bytes are queued for it). Called whenever one of
+ * those waits starts, progresses or ends. Waiting for the upstream or for a
+ * password check is not the client's fault and is timed elsewhere. */
+static void conn_watch(struct kg_conn *c, bool progress)
+{
+	const struct kg_request *r = &c->req;
+	if (c->is_closing || c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL || !r->is_head_done || !c->rt)
+		return;
+	bool body = !r->is_complete && !c->is_read_paused &&
+	            (c->state == KG_CONN_BODY || (c->state == KG_CONN_HEAD && r->is_own));
+	bool send = c->write_queued > 0;
+	if (!body && !send) {
+		uv_timer_stop(&c->timer);
+		return;
+	}
+	if (!progress && uv_is_active((uv_handle_t *)&c->timer))
+		return;
+	int64_t ms = body && send ? (c->rt->cfg->body_timeout_ms < c->rt->cfg->send_timeout_ms
+	                                 ? c->rt->cfg->body_timeout_ms
+	                                 : c->rt->cfg->send_timeout_ms)
+	             : body      ? c->rt->cfg->body_timeout_ms
+	                         : c->rt->cfg->send_timeout_ms;
+	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+}
+
 /* ---- writing ---- */
 
 static void finish_exchange(struct kg_conn *c);
@@ -237,6 +268,8 @@ static void on_write(uv_write_t *req, int status)
 		kg__upconn_write_drained(c);
 	if (c->write_queued == 0 && c->is_response_done)
 		finish_exchange(c);
+	else
+		conn_watch(c, true); /* the client took bytes */
 }
 
 void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
@@ -249,6 +282,8 @@ void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 	if (r < 0) {
 		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
 		kg__conn_close(c);
+	} else if (c->write_queued > 0) {
+		conn_watch(c, false);
 	}
 }
 
@@ -387,6 +422,24 @@ static void finish_exchange(struct kg_conn *c)
 static void on_timer(uv_timer_t *t)
 {
 	struct kg_conn *c = t->data;
+	if (c->req.is_head_done) {
+		if (c->write_queued > 0) {
+			kg_debug("client %s: took no response bytes within limits.send_timeout; closing", c->peer);
+			kg__conn_close(c);
+		} else if (!c->req.is_complete) {
+			kg_debug("client %s: sent no body bytes within limits.body_timeout", c->peer);
+			c->keep_alive = false;
+			if (c->is_response_started) {
+				kg__conn_close(c);
+				return;
+			}
+			if (c->up)
+				kg__proxy_detach(c);
+			c->state = KG_CONN_RESPONSE;
+			kg__conn_respond_error(c, 408, "timed out reading the request body");
+		}
+		return;
+	}
 	if (c->state == KG_CONN_HEAD) {
 		if (c->is_idle) {
 			kg_debug("client %s: idle timeout", c->peer);
@@ -651,6 +704,7 @@ static int dispatch_head(struct kg_conn *c)
 		r->path.n = (size_t)(q - r->path.p);
 	resolve_client(c);
 	uv_timer_stop(&c->timer);
+	r->is_head_done = true;
 
 	if (kg_str_eq(r->method, KG_STR("CONNECT"))) {
 		conn_set_error(c, 405, "the CONNECT method is not supported");
@@ -664,6 +718,8 @@ static int dispatch_head(struct kg_conn *c)
 			conn_set_error(c, 413, "request body too large");
 			return -1;
 		}
+		if (r->body != KG_BODY_NONE)
+			conn_watch(c, true); /* the body must keep coming */
 		return 0;
 	}
 
@@ -718,6 +774,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	struct kg_conn *c = p->data;
 	struct kg_request *r = &c->req;
 	r->body_seen += len;
+	conn_watch(c, true);
 	if (r->is_own) {
 		if (r->body_seen > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
@@ -751,6 +808,7 @@ static int on_message_complete(llhttp_t *p)
 			c->state = KG_CONN_RESPONSE;
 	}
 	/* KG_CONN_WAIT: a bodiless request; conn_execute starts the exchange */
+	conn_watch(c, false); /* the body is in: only a pending send keeps the clock */
 	return HPE_PAUSED;
 }
 
@@ -936,11 +994,13 @@ void kg__conn_pause_reading(struct kg_conn *c)
 {
 	c->is_read_paused = true;
 	conn_update_reading(c);
+	conn_watch(c, true); /* waiting for the upstream now, not the client */
 }
 
 void kg__conn_resume_reading(struct kg_conn *c)
 {
 	c->is_read_paused = false;
+	conn_watch(c, true);
 	conn_pump(c);
 }
 
@@ -955,6 +1015,7 @@ void kg__conn_upstream_ready(struct kg_conn *c)
 		return;
 	}
 	c->state = KG_CONN_BODY;
+	conn_watch(c, true);
 	conn_pump(c);
 }
 

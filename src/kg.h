@@ -122,6 +122,7 @@ struct kg_request {
 	kg_str host, authorization, connection, upgrade, xff;
 	bool is_upgrade;
 	bool is_own;            /* keygate's own endpoint */
+	bool is_head_done;      /* the head is parsed and dispatched */
 	bool is_complete;       /* the whole request has been read */
 	bool cred_consumed;     /* a scheme verified the Authorization header */
 	bool is_head;

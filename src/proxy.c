@@ -34,6 +34,7 @@ struct kg_upconn {
 	size_t status_off, status_len;
 	enum kg_resp_framing framing;
 	bool is_connected, is_reused, got_bytes, is_closing, is_reading, is_read_paused;
+	bool is_awaiting_response; /* the whole request is out; the response clock runs */
 	bool is_tunnel, is_interim, is_done, is_pooled, keep_alive, is_bad;
 	/* the response head for the client, held back so it leaves in the same
 	 * write as the first body bytes (one syscall, one TCP segment for small
@@ -303,6 +304,30 @@ static void up_write_failed(struct kg_upconn *u, int status)
 		up_close(u);
 }
 
+static void on_up_timeout(uv_timer_t *t);
+
+/* The upstream timer while the response has not begun: from the moment the
+ * whole request was handed over, proxy.upstream_timeout for the response to
+ * start; before that (a body still streaming in from the client), the same
+ * time for the upstream to take what is queued for it. Waiting for the
+ * client is limits.body_timeout's business, not the upstream's. */
+static void up_watch_request(struct kg_upconn *u)
+{
+	struct kg_conn *c = u->c;
+	if (!c || u->got_bytes || u->is_tunnel || !u->is_connected)
+		return;
+	if (c->req.is_complete) {
+		if (!u->is_awaiting_response) {
+			u->is_awaiting_response = true;
+			uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+		}
+	} else if (u->write_queued > 0) {
+		uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+	} else {
+		uv_timer_stop(&u->timer);
+	}
+}
+
 static void on_up_write(uv_write_t *req, int status)
 {
 	struct kg_wreq *wr = (struct kg_wreq *)req;
@@ -316,6 +341,8 @@ static void on_up_write(uv_write_t *req, int status)
 		up_write_failed(u, status);
 		return;
 	}
+	if (c && !u->is_awaiting_response)
+		up_watch_request(u); /* the upstream took some of the body: progress */
 	if (c && c->is_read_paused && u->write_queued < KG_HIGH_WATER)
 		kg__conn_resume_reading(c);
 }
@@ -324,9 +351,12 @@ static void up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (u->is_closing)
 		return;
+	bool was_queued = u->write_queued > 0;
 	int r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
 	if (r < 0)
 		up_write_failed(u, r);
+	else if (!was_queued && u->write_queued > 0 && !u->is_awaiting_response)
+		up_watch_request(u);
 }
 
 void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
@@ -354,6 +384,8 @@ void kg__proxy_body_end(struct kg_conn *c)
 		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
 		up_write(c->up, &b, 1);
 	}
+	if (c->up)
+		up_watch_request(c->up); /* the whole request is out: the response clock starts */
 }
 
 void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len)
@@ -381,6 +413,8 @@ void kg__upconn_write_drained(struct kg_conn *c)
 	if (u && u->is_read_paused) {
 		u->is_read_paused = false;
 		up_read_start(u);
+		if (!u->is_tunnel)
+			uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
 	}
 }
 
@@ -402,6 +436,7 @@ static void client_write(struct kg_conn *c, struct kg_upconn *u, uv_buf_t *b, un
 		u->is_read_paused = true;
 		uv_read_stop((uv_stream_t *)&u->tcp);
 		u->is_reading = false;
+		uv_timer_stop(&u->timer); /* waiting for the client now: limits.send_timeout */
 	}
 }
 
@@ -656,15 +691,16 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		fail(c, 502, "upstream closed the connection before the response was complete");
 		return;
 	}
-	if (!u->got_bytes) {
-		u->got_bytes = true;
-		uv_timer_stop(&u->timer);
-	}
+	u->got_bytes = true;
 	uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
 	if (u->is_tunnel) {
 		client_write(c, u, &b, 1);
 		return;
 	}
+	/* until the response is complete, the upstream may not fall silent for
+	 * longer than proxy.upstream_timeout while keygate is reading from it
+	 * (response_finished and start_tunnel stop the clock) */
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
 	llhttp_errno_t e = llhttp_execute(&u->parser, b.base, b.len);
 	if (u->is_closing || !u->c)
 		return;
@@ -706,6 +742,14 @@ static void on_up_timeout(uv_timer_t *t)
 	if (!u->is_connected) {
 		kg_warn("upstream connect timed out");
 		fail(c, 504, "upstream timed out: no connection within proxy.connect_timeout");
+	} else if (u->got_bytes) {
+		kg_warn("upstream fell silent in the middle of the response to %.*s %.*s", (int)c->req.method.n,
+		        c->req.method.p, (int)c->req.path.n, c->req.path.p);
+		fail(c, 504, "upstream timed out in the middle of its response");
+	} else if (!c->req.is_complete) {
+		kg_warn("upstream stopped taking the body of %.*s %.*s", (int)c->req.method.n, c->req.method.p,
+		        (int)c->req.path.n, c->req.path.p);
+		fail(c, 504, "upstream timed out: it stopped reading the request body");
 	} else {
 		kg_warn("upstream did not answer %.*s %.*s in time", (int)c->req.method.n, c->req.method.p,
 		        (int)c->req.path.n, c->req.path.p);
@@ -721,9 +765,10 @@ static void send_request(struct kg_conn *c, struct kg_upconn *u)
 	u->got_bytes = u->is_done = u->is_interim = u->is_bad = false;
 	u->keep_alive = true;
 	u->is_read_paused = false;
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+	u->is_awaiting_response = false;
 	up_read_start(u);
 	up_write(u, &b, 1);
+	up_watch_request(u);
 	if (c->up == u && !c->is_closing)
 		kg__conn_upstream_ready(c);
 }

@@ -54,6 +54,8 @@ typedef struct kg_config {
 	int64_t header_timeout_ms;    /* limits.header_timeout */
 	int64_t idle_timeout_ms;      /* limits.idle_timeout */
 	int64_t max_connections;      /* limits.max_connections: per worker */
+	int64_t body_timeout_ms;      /* limits.body_timeout: client silent while keygate reads its body */
+	int64_t send_timeout_ms;      /* limits.send_timeout: client not taking the response */
 	int64_t password_jobs;        /* limits.password_jobs: bcrypt jobs at once, per worker */
 	int64_t password_queue;       /* limits.password_queue: jobs waiting, per worker */
 

@@ -199,3 +199,69 @@ def test_garbage_request_line_is_400():
                     raise Failure("garbage %r: connection closed without a 400" % garbage[:20])
                 expect_error(r, 400)
         check(request(kg.port, "GET", "/_keygate/health").status == 200, "health after garbage")
+
+
+# ------------------------------------------------ clients and upstreams that stall
+
+def test_a_stalled_request_body_is_408_for_keygates_own_endpoint():
+    with Keygate("--restricted", "--token-encryption-key", "k", "--limits-body-timeout", "300ms") as kg, \
+            Client(kg.port, timeout=10) as c:
+        c.send(b"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"role\":")
+        r = c.read_response("POST")
+        expect_error(r, 408, "timed out reading the request body")
+        check(c.is_closed(5), "the connection is closed after the 408")
+
+
+def test_a_stalled_upload_is_408_and_never_completes_upstream():
+    with Upstream() as up, proxy(up, "--limits-body-timeout", "300ms") as kg, Client(kg.port, timeout=10) as c:
+        c.send(b"PUT /stalled-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"a" * 1000)
+        r = c.read_response("PUT")
+        expect_error(r, 408, "timed out reading the request body")
+        check(c.is_closed(5), "the connection is closed after the 408")
+
+
+def test_a_slow_upload_that_keeps_sending_outlives_the_upstream_timeout():
+    # the upstream clock starts when the whole request is out, not when its head is
+    with Upstream() as up, proxy(up, "--proxy-upstream-timeout", "400ms", "--limits-body-timeout", "5s") as kg, \
+            Client(kg.port, timeout=10) as c:
+        parts = [b"x" * 1000] * 4
+        c.send(b"PUT /slow-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 4000\r\n\r\n")
+        for p in parts:
+            time.sleep(0.25)  # the client's pace: 1 s in all, well past the 400 ms upstream timeout
+            c.send(p)
+        r = c.read_response("PUT")
+        check(r.status == 200, "a slow but steady upload got %d %r" % (r.status, r.body[:200]))
+        check(r.json()["body_len"] == 4000, "the upstream got the whole body: %r" % r.json()["body_len"])
+
+
+def test_an_upstream_silent_mid_response_is_cut_after_the_upstream_timeout():
+    with Upstream() as up, proxy(up, "--proxy-upstream-timeout", "300ms") as kg, Client(kg.port, timeout=10) as c:
+        mark = kg.log_mark()
+        c.send(c.build("GET", "/stall?after=100&ms=5000&size=200"))
+        _, status, _, _, _ = c.read_head()
+        check(status == 200, "the response began: %d" % status)
+        got = c.read_exact(100)
+        check(len(got) == 100, "the first 100 bytes arrived")
+        check(c.is_closed(5), "keygate closes the connection instead of waiting 5 s for the upstream")
+        kg.wait_for_log(r"upstream fell silent in the middle of the response", since=mark)
+
+
+def test_a_client_that_stops_reading_is_closed_after_the_send_timeout():
+    size = 64 * 1024 * 1024
+    with Upstream() as up, proxy(up, "--limits-send-timeout", "300ms") as kg, Client(kg.port, timeout=10) as c:
+        c.send(c.build("GET", "/download?size=%d" % size))
+        # the client reads nothing; keygate gives up and closes its upstream side too
+        deadline = time.monotonic() + 10
+        while not [l for l in up.log_lines() if l.startswith("ABORT")]:
+            check(time.monotonic() < deadline, "keygate kept the stalled download going for 10 s")
+            time.sleep(0.05)
+        total = 0
+        try:
+            while True:
+                data = c.sock.recv(1 << 20)
+                if not data:
+                    break
+                total += len(data)
+        except ConnectionResetError:
+            pass
+        check(total < size, "the client got %d of %d bytes: the download was cut" % (total, size))

@@ -17,6 +17,9 @@ Routes (any method unless noted):
                      N bytes of pattern(), with Content-Length or chunked
                      in chunks of varied sizes.
   /slow?ms=N         waits N ms, then answers as default.
+  /stall?after=A&ms=M&size=S
+                     200 with Content-Length S: A bytes, then M ms of
+                     silence, then the rest.
   /status/N[?hop=1]  status N with X-Status: N (204/304 without body); hop=1
                      adds hop-by-hop headers the proxy must remove.
   HEAD anything      the GET headers (with Content-Length), no body.
@@ -184,6 +187,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path == "/slow":
             time.sleep(int(q.get("ms", "0")) / 1000.0)
             return self.send_json(200, info)
+        if path == "/stall":
+            return self.stall(int(q.get("after", "0")), int(q.get("ms", "0")), int(q.get("size", "100")))
         if path.startswith("/status/"):
             status = int(path[len("/status/"):])
             extra = [("X-Status", str(status))]
@@ -220,6 +225,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
             i += 1
         if chunked:
             w(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def stall(self, after, ms, size):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(size))
+        self.end_headers()
+        self.wfile.write(b"x" * after)
+        self.wfile.flush()
+        time.sleep(ms / 1000.0)
+        self.wfile.write(b"x" * (size - after))
         self.wfile.flush()
 
     def echo_chunked(self):
