@@ -1,14 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages keygate needs when any is missing.
 #   tools/deps.sh               build dependencies
-#   tools/deps.sh --tests       build + test dependencies
+#   tools/deps.sh --tests       build + test dependencies (nginx: its binary only)
 #   tools/deps.sh --bench       build + benchmark dependencies
 #   --check-only                exit 1 if something is missing, install nothing
 set -eu
 
 build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libpq-dev libcrypt-dev libzxcvbn-dev meson ninja-build pkg-config gcc"
-test_pkgs="python3 curl"
-bench_pkgs="nginx wrk"
+test_pkgs="python3 curl nginx"
+bench_pkgs="wrk"
 
 pkgs=$build_pkgs
 check_only=0
@@ -48,3 +48,14 @@ $SUDO apt-get install -y --no-install-recommends $missing || {
 	# shellcheck disable=SC2086
 	$SUDO apt-get install -y --no-install-recommends $missing
 }
+# nginx is wanted for its binary (one integration test and the benchmark run
+# their own nginx on 127.0.0.1 with their own configuration), not as a
+# service listening on port 80: where systemd started it, stop it again
+case " $missing " in
+*" nginx "*)
+	if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+		echo "deps.sh: nginx was installed for its binary; disabling the nginx service it brought" >&2
+		$SUDO systemctl disable --now nginx || true
+	fi
+	;;
+esac
