@@ -1,6 +1,7 @@
 /* users.c - HTTP Basic users (see users.h). */
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -8,6 +9,7 @@
 #include <openssl/rand.h>
 
 #include "keygate/b64.h"
+#include "keygate/cache.h"
 #include "keygate/hmac.h"
 #include "keygate/password.h"
 #include "keygate/users.h"
@@ -34,9 +36,12 @@ struct kg_users {
 	char *text;          /* the file's contents; names, hashes and roles point into it */
 	size_t text_len;
 	struct kg_user *v;
-	size_t n;
+	size_t n, cap;
+	uint32_t *index;     /* by name, see index_slot */
+	size_t index_cap;    /* a power of two */
 	const char *dummy_hash; /* checked for unknown users, so they cost the same */
-	unsigned char key[32];
+	unsigned char key[32];       /* the credential cache's HMAC key */
+	unsigned char index_key[16]; /* SipHash key of the name index */
 	int64_t ttl;
 	struct shard shards[KG_SHARDS];
 	bool has_cache;
@@ -48,11 +53,131 @@ static bool is_name_byte(unsigned char c)
 	return c > 0x20 && c != 0x7f && c != ':';
 }
 
+/* ---- the name index: open addressing over user numbers + 1 (0: empty) ---- */
+
+static size_t index_home(const kg_users *u, kg_str name)
+{
+	return (size_t)(kg__siphash24(u->index_key, name.p, name.n) & (u->index_cap - 1));
+}
+
+/* The slot holding name, or the empty slot where it would go. */
+static size_t index_slot(const kg_users *u, kg_str name)
+{
+	size_t i = index_home(u, name);
+	while (u->index[i] && !kg_str_eq(u->v[u->index[i] - 1].name, name))
+		i = (i + 1) & (u->index_cap - 1);
+	return i;
+}
+
+/* Makes room for one more user (at most half full). */
+static kg_err index_reserve(kg_users *u)
+{
+	if ((u->n + 1) * 2 <= u->index_cap)
+		return KG_OK;
+	size_t cap = u->index_cap ? u->index_cap * 2 : 64;
+	uint32_t *old = u->index;
+	if (!(u->index = calloc(cap, sizeof(*u->index)))) {
+		u->index = old;
+		return KG_ENOMEM;
+	}
+	u->index_cap = cap;
+	for (size_t k = 0; k < u->n; k++)
+		u->index[index_slot(u, u->v[k].name)] = (uint32_t)(k + 1);
+	free(old);
+	return KG_OK;
+}
+
+static void problem(kg_config_errors *errs, const char *file, size_t lineno, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void problem(kg_config_errors *errs, const char *file, size_t lineno, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kg_config_errors_add(errs, "%s:%zu: %s", file, lineno, msg);
+}
+
+/* One "NAME:HASH:ROLE[,ROLE]" line (trimmed, in u->text, NUL-terminated
+ * after it): adds the user, or reports the problem and returns KG_ECONFIG. */
+static kg_err parse_line(kg_users *u, const char *file, size_t lineno, kg_str l, const kg_policy *policy,
+                         kg_config_errors *errs)
+{
+	char *c1 = memchr(l.p, ':', l.n);
+	char *c2 = c1 ? memchr(c1 + 1, ':', l.n - (size_t)(c1 + 1 - l.p)) : NULL;
+	if (!c1) {
+		problem(errs, file, lineno, "not NAME:BCRYPT-HASH:ROLE");
+		return KG_ECONFIG;
+	}
+	kg_str name = { l.p, (size_t)(c1 - l.p) };
+	if (name.n == 0 || name.n > KG_USER_MAX_NAME) {
+		problem(errs, file, lineno, "user name must be 1 to %d bytes", KG_USER_MAX_NAME);
+		return KG_ECONFIG;
+	}
+	int nn = (int)name.n;
+	for (size_t i = 0; i < name.n; i++) {
+		if (!is_name_byte((unsigned char)name.p[i])) {
+			problem(errs, file, lineno, "user name '%.*s' has a space or control byte", nn, name.p);
+			return KG_ECONFIG;
+		}
+	}
+	kg_str roles_text = c2 ? kg_str_trim((kg_str){ c2 + 1, (size_t)(l.p + l.n - (c2 + 1)) }) : KG_STR_NULL;
+	if (roles_text.n == 0) {
+		problem(errs, file, lineno, "user '%.*s' has no role: write NAME:BCRYPT-HASH:ROLE[,ROLE...]", nn, name.p);
+		return KG_ECONFIG;
+	}
+	*c2 = '\0'; /* ends the hash */
+	const char *hash = c1 + 1;
+	if (!kg_bcrypt_is_valid_hash(hash)) {
+		problem(errs, file, lineno,
+		        "user '%.*s': not a bcrypt hash ($2a$, $2b$ or $2y$); make one with keygate bcrypt or htpasswd -B",
+		        nn, name.p);
+		return KG_ECONFIG;
+	}
+	kg_rolemask roles = 0;
+	for (size_t i = 0; i <= roles_text.n;) {
+		size_t j = i;
+		while (j < roles_text.n && roles_text.p[j] != ',')
+			j++;
+		kg_str r = kg_str_trim((kg_str){ roles_text.p + i, j - i });
+		kg_rolemask m = kg_policy_role(policy, r);
+		if (!m) {
+			problem(errs, file, lineno, "user '%.*s': role '%.*s' is not in the policy", nn, name.p,
+			        (int)(r.n > 64 ? 64 : r.n), r.p);
+			return KG_ECONFIG;
+		}
+		roles |= m;
+		i = j + 1;
+	}
+	if (index_reserve(u) != KG_OK)
+		return KG_ENOMEM;
+	size_t slot = index_slot(u, name);
+	if (u->index[slot]) {
+		problem(errs, file, lineno, "user '%.*s' appears twice (first on line %zu)", nn, name.p,
+		        u->v[u->index[slot] - 1].line);
+		return KG_ECONFIG;
+	}
+	if (u->n == u->cap) {
+		size_t ncap = u->cap ? u->cap * 2 : 16;
+		struct kg_user *nv = realloc(u->v, ncap * sizeof(*nv));
+		if (!nv)
+			return KG_ENOMEM;
+		u->v = nv;
+		u->cap = ncap;
+	}
+	c1[0] = '\0'; /* ends the name */
+	u->v[u->n] = (struct kg_user){ name, hash, roles_text, kg_policy_role_closure(policy, roles), lineno };
+	u->index[slot] = (uint32_t)++u->n;
+	return KG_OK;
+}
+
 kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_policy *policy, kg_users **out,
                       kg_config_errors *errs)
 {
 	kg_users *u = calloc(1, sizeof(*u));
-	size_t problems = 0, cap = 0;
+	kg_err err = KG_OK;
 	if (!u || !(u->text = malloc(len + 1))) {
 		free(u);
 		return KG_ENOMEM;
@@ -60,6 +185,10 @@ kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_p
 	memcpy(u->text, text, len);
 	u->text[len] = '\0';
 	u->text_len = len;
+	if (RAND_bytes(u->key, sizeof(u->key)) != 1 || RAND_bytes(u->index_key, sizeof(u->index_key)) != 1) {
+		err = KG_EIO;
+		goto out;
+	}
 
 	char *line = u->text;
 	for (size_t lineno = 1; line && *line; lineno++) {
@@ -70,79 +199,24 @@ kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_p
 		if (ll && line[ll - 1] == '\r')
 			line[--ll] = '\0';
 		kg_str l = kg_str_trim((kg_str){ line, ll });
-		char *next = nl ? nl + 1 : NULL;
-		if (l.n == 0 || l.p[0] == '#') {
-			line = next;
+		line = nl ? nl + 1 : NULL;
+		if (l.n == 0 || l.p[0] == '#')
 			continue;
+		kg_err e = parse_line(u, name, lineno, l, policy, errs);
+		if (e == KG_ENOMEM) {
+			err = e;
+			goto out;
 		}
-#define PROBLEM(...)                                                            \
-	do {                                                                    \
-		char msg_[256];                                                 \
-		snprintf(msg_, sizeof(msg_), __VA_ARGS__);                      \
-		kg_config_errors_add(errs, "%s:%zu: %s", name, lineno, msg_); \
-		problems++;                                                     \
-		goto next_line;                                                 \
-	} while (0)
-		char *c1 = memchr(l.p, ':', l.n);
-		char *c2 = c1 ? memchr(c1 + 1, ':', l.n - (size_t)(c1 + 1 - l.p)) : NULL;
-		if (!c1)
-			PROBLEM("not NAME:BCRYPT-HASH:ROLE");
-		kg_str uname = { l.p, (size_t)(c1 - l.p) };
-		if (uname.n == 0 || uname.n > KG_USER_MAX_NAME)
-			PROBLEM("user name must be 1 to %d bytes", KG_USER_MAX_NAME);
-		for (size_t i = 0; i < uname.n; i++)
-			if (!is_name_byte((unsigned char)uname.p[i]))
-				PROBLEM("user name '%.*s' has a space or control byte", (int)uname.n, uname.p);
-		if (!c2)
-			PROBLEM("user '%.*s' has no role: write NAME:BCRYPT-HASH:ROLE[,ROLE...]", (int)uname.n, uname.p);
-		*c2 = '\0'; /* ends the hash */
-		const char *hash = c1 + 1;
-		if (!kg_bcrypt_is_valid_hash(hash))
-			PROBLEM("user '%.*s': not a bcrypt hash ($2a$, $2b$ or $2y$); make one with keygate bcrypt or "
-			        "htpasswd -B", (int)uname.n, uname.p);
-		kg_str roles_text = kg_str_trim((kg_str){ c2 + 1, (size_t)(l.p + l.n - (c2 + 1)) });
-		kg_rolemask roles = 0;
-		if (roles_text.n == 0)
-			PROBLEM("user '%.*s' has no role: write NAME:BCRYPT-HASH:ROLE[,ROLE...]", (int)uname.n, uname.p);
-		for (size_t i = 0; i <= roles_text.n;) {
-			size_t j = i;
-			while (j < roles_text.n && roles_text.p[j] != ',')
-				j++;
-			kg_str r = kg_str_trim((kg_str){ roles_text.p + i, j - i });
-			kg_rolemask m = kg_policy_role(policy, r);
-			if (!m)
-				PROBLEM("user '%.*s': role '%.*s' is not in the policy", (int)uname.n, uname.p,
-				        (int)(r.n > 64 ? 64 : r.n), r.p);
-			roles |= m;
-			i = j + 1;
-		}
-		for (size_t i = 0; i < u->n; i++)
-			if (kg_str_eq(u->v[i].name, uname))
-				PROBLEM("user '%.*s' appears twice", (int)uname.n, uname.p);
-		if (u->n == cap) {
-			size_t ncap = cap ? cap * 2 : 16;
-			struct kg_user *nv = realloc(u->v, ncap * sizeof(*nv));
-			if (!nv) {
-				kg_users_free(&u);
-				return KG_ENOMEM;
-			}
-			u->v = nv;
-			cap = ncap;
-		}
-		c1[0] = '\0'; /* ends the name */
-		u->v[u->n++] = (struct kg_user){ uname, hash, roles_text, kg_policy_role_closure(policy, roles) };
-	next_line:
-		line = next;
-#undef PROBLEM
+		if (e && !err)
+			err = e;
 	}
-	if (problems) {
-		kg_users_free(&u);
-		return KG_ECONFIG;
-	}
+	if (!err && u->n >= UINT32_MAX / 2)
+		err = KG_ETOOBIG;
 	u->dummy_hash = u->n ? u->v[0].hash : NULL;
-	if (RAND_bytes(u->key, sizeof(u->key)) != 1) {
+out:
+	if (err) {
 		kg_users_free(&u);
-		return KG_EIO;
+		return err;
 	}
 	*out = u;
 	return KG_OK;
@@ -177,6 +251,7 @@ void kg_users_free(kg_users **pu)
 		free(u->text);
 	}
 	free(u->v);
+	free(u->index);
 	OPENSSL_cleanse(u->key, sizeof(u->key));
 	free(u);
 	*pu = NULL;
@@ -189,10 +264,10 @@ size_t kg_users_count(const kg_users *u)
 
 const struct kg_user *kg_users_find(const kg_users *u, kg_str name)
 {
-	for (size_t i = 0; i < u->n; i++)
-		if (kg_str_eq(u->v[i].name, name))
-			return &u->v[i];
-	return NULL;
+	if (!u->index_cap)
+		return NULL;
+	size_t slot = index_slot(u, name);
+	return u->index[slot] ? &u->v[u->index[slot] - 1] : NULL;
 }
 
 kg_err kg_users_cache_init(kg_users *u, size_t capacity, int64_t ttl_s)

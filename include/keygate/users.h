@@ -34,6 +34,7 @@ struct kg_user {
 	const char *hash;
 	kg_str roles_text; /* as written: "creator" or "maintainer,auditor" */
 	kg_rolemask roles;
+	size_t line;       /* where the file defines it */
 };
 
 /* Reads a users file. Every problem is appended to errs as

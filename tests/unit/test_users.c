@@ -110,7 +110,7 @@ KG_TEST(test_users_file_reports_every_problem_with_its_line)
 		"users.txt:2: user 'bob' has no role",
 		"users.txt:3: user 'carol': not a bcrypt hash",
 		"users.txt:4: user 'dave': role 'wizard' is not in the policy",
-		"users.txt:6: user 'erin' appears twice",
+		"users.txt:6: user 'erin' appears twice (first on line 5)",
 		"users.txt:7: user name must be 1 to 255 bytes",
 		"users.txt:8: user 'frank' has no role",
 	};
@@ -205,6 +205,14 @@ KG_TEST(test_a_full_cache_keeps_the_newest_credentials)
 		return;
 	const struct kg_user *who;
 	char name[32];
+	/* the name index grew and rehashed several times on the way: every
+	 * user is found, by name, with the line that defines it */
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof(name), "user%d", i);
+		who = kg_users_find(u, kg_str_c(name));
+		KG_CHECK(who && kg_str_eq(who->name, kg_str_c(name)) && who->line == (size_t)i + 1, "find %s", name);
+	}
+	KG_CHECK(!kg_users_find(u, KG_STR("user300")) && !kg_users_find(u, KG_STR("user")), "unknown names");
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "user%d", i);
 		KG_CHECK(kg_users_verify(u, kg_str_c(name), KG_STR("same-pw"), 1000 + i, &who) == KG_OK, "verify %s", name);
