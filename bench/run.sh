@@ -273,7 +273,9 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo
 	echo "Produced by \`make bench\` (bench/run.sh, BENCH_ROUNDS=$ROUNDS, BENCH_DURATION=$DUR, BENCH_CONNECTIONS=$CONN) on $(date -u +%Y-%m-%d):"
 	echo "$(nproc) cores ($CPU), keygate $("$KG" version | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/nginx version: //'), wrk -t2 -c$CONN."
-	echo "keygate runs with \`--workers 1\`, nginx with \`worker_processes 1\`; both proxies log every request to a file."
+	echo "keygate runs with \`--workers 1\`, nginx with \`worker_processes 1\`; both proxies log every request to a file with"
+	echo "their default buffering (nginx: one write per request; keygate: \`log.access_buffer\` 64 KiB per worker, written"
+	echo "when full or within \`log.access_flush\` 1 s)."
 	echo "Load generator, upstream (nginx returning a fixed body) and proxy share the 2 cores, so requests/s and"
 	echo "latencies are noisy; the figure that counts is **CPU µs per request of the proxy process(es)** (utime+stime"
 	echo "from /proc over the run ÷ requests), and its ratio to nginx's plain proxy measured in the same round."
