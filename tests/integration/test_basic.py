@@ -177,6 +177,14 @@ def test_sighup_rereads_the_users_file_and_forgets_cached_credentials():
                   "the old password no longer works, cached or not")
             check(request(kg.port, "GET", "/bytes/a", [basic("alice", "new-pw")]).status == 200, "the new one does")
             check(request(kg.port, "GET", "/bytes/a", [basic("bob", "bob-pw")]).status == 200, "a new user")
+            # a broken file on reload is reported and the running users stay
+            with open(kg.path("users"), "w") as f:
+                f.write("carol:not-a-hash:consumer\n")
+            mark = kg.log_mark()
+            kg.send_signal(signal.SIGHUP)
+            kg.wait_for_log(r"reload failed: basic_users: .*users:1: user 'carol': not a bcrypt hash", 5, since=mark)
+            check(request(kg.port, "GET", "/bytes/a", [basic("bob", "bob-pw")]).status == 200,
+                  "the previous users still work after a bad reload")
 
 
 def test_bad_users_files_stop_the_start_with_file_and_line():
