@@ -262,6 +262,11 @@ size_t kg_users_count(const kg_users *u)
 	return u->n;
 }
 
+const struct kg_user *kg_users_at(const kg_users *u, size_t i)
+{
+	return i < u->n ? &u->v[i] : NULL;
+}
+
 const struct kg_user *kg_users_find(const kg_users *u, kg_str name)
 {
 	if (!u->index_cap)

@@ -46,6 +46,9 @@ kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_p
                       kg_config_errors *errs) KG_MUST_CHECK;
 void kg_users_free(kg_users **u);
 size_t kg_users_count(const kg_users *u);
+/* User number i (< count), in file order; borrowed from u. */
+const struct kg_user *kg_users_at(const kg_users *u, size_t i);
+/* The user called name, or NULL; borrowed from u. */
 const struct kg_user *kg_users_find(const kg_users *u, kg_str name);
 
 /* Sets up the cache: about capacity credentials (0: no cache), each trusted
