@@ -2,7 +2,7 @@
 # make bench: keygate against nginx, measured one after another in the same
 # run on 127.0.0.1 (see docs/benchmarks.md for what each case is).
 #   bench/run.sh [BUILD_DIR]
-# BENCH_DURATION (s per case and round, default 5), BENCH_ROUNDS (default 5),
+# BENCH_DURATION (s per case and round, default 4), BENCH_ROUNDS (default 5),
 # BENCH_CONNECTIONS (default 64),
 # BENCH_OUT (default docs/benchmarks.md).
 # The box has 2 cores shared by wrk, the upstream and the proxy, so the figure
@@ -11,7 +11,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=$(cd "${1:-build}" && pwd)
-DUR=${BENCH_DURATION:-5}
+DUR=${BENCH_DURATION:-4}
 ROUNDS=${BENCH_ROUNDS:-5}
 CONN=${BENCH_CONNECTIONS:-64}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
@@ -136,10 +136,10 @@ JWT=$(curl -sf -X POST -H 'Content-Type: application/json' \
 	-d '{"jsonrpc":"2.0","method":"auth.newToken","params":{"password":"Str0ng-Passw0rd-for-keygate-bench!","endpoints":["*"]},"id":1}' \
 	"http://127.0.0.1:$K_AVAX/ext/auth" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["token"])')
 
-# One round measures every case once, one after another; the cases run in
-# BENCH_ROUNDS rounds so that a slow spell of this shared machine hits all of
-# them alike, and the table shows each case's median over the rounds (ratios:
-# the median of the per-round ratios to case 1 of that same round).
+# One round measures every case once, one after another, each right after a
+# run of case 1 (nginx's plain proxy) that its ratio is taken against; the
+# cases run in BENCH_ROUNDS rounds, and the table shows each case's median
+# over the rounds (ratios: the median of the per-pair ratios).
 RES=$TMP/results # case|round|rps|p50|p99|us|non2xx
 : >"$RES"
 # measure CASE ROUND URL "PIDS" [HEADER...]
@@ -167,27 +167,33 @@ NG_PIDS=$(pgrep -P "$(cat "$TMP/ng/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ng/n
 NGB_PIDS=$(pgrep -P "$(cat "$TMP/ngb/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ngb/nginx.pid")"
 NGA_PIDS=$(pgrep -P "$(cat "$TMP/nga/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/nga/nginx.pid")"
 echo "bench: $ROUNDS rounds of $DUR s per case, $CONN connections, wrk -t2" >&2
+# paired CASE ROUND URL "PIDS" [HEADER...]: nginx's plain proxy, then the case,
+# back to back; the case's ratio is to that nginx run beside it, so a slow
+# spell of the machine (they last tens of seconds) hits both sides alike
+paired() {
+	measure "@ref $1" "$2" "http://127.0.0.1:$NGP/bytes/abc" "$NG_PIDS"
+	measure "$@"
+}
 for round in $(seq "$ROUNDS"); do
 	measure "1. nginx reverse proxy, no auth (reference)" "$round" "http://127.0.0.1:$NGP/bytes/abc" "$NG_PIDS"
-	measure "1b. nginx reverse proxy, access log buffered like keygate's (buffer=64k flush=1s)" "$round" \
+	paired "1b. nginx reverse proxy, access log buffered like keygate's (buffer=64k flush=1s)" "$round" \
 		"http://127.0.0.1:$NGB/bytes/abc" "$NGB_PIDS"
-	measure "2. nginx auth_request → keygate check, then proxy (nginx + keygate CPU)" "$round" \
+	paired "2. nginx auth_request → keygate check, then proxy (nginx + keygate CPU)" "$round" \
 		"http://127.0.0.1:$NGA/bytes/abc" "$NGA_PIDS $PID_bee" "Authorization: Bearer $KG_TOKEN"
-	measure "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
-	measure "4a. keygate proxy, keygate token (Bee scheme)" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+	paired "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
+	paired "4a. keygate proxy, keygate token (Bee scheme)" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
 		"Authorization: Bearer $KG_TOKEN"
-	measure "4b. keygate proxy, Bee-format token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+	paired "4b. keygate proxy, Bee-format token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
 		"Authorization: Bearer $BEE_TOKEN"
-	measure "4c. keygate proxy, Avalanche JWT" "$round" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" \
+	paired "4c. keygate proxy, Avalanche JWT" "$round" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" \
 		"Authorization: Bearer $JWT"
-	measure "4d. keygate proxy, HTTP Basic (cached)" "$round" "http://127.0.0.1:$K_BASIC/bytes/abc" "$PID_basic" \
+	paired "4d. keygate proxy, HTTP Basic (cached)" "$round" "http://127.0.0.1:$K_BASIC/bytes/abc" "$PID_basic" \
 		"Authorization: Basic $(printf 'bench:bench-pw' | base64)"
-	measure "5. keygate 401 to a bad token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+	paired "5. keygate 401 to a bad token" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
 		"Authorization: Bearer garbage"
-	measure "6. keygate forward-auth check alone" "$round" "http://127.0.0.1:$K_BEE/_keygate/check" "$PID_bee" \
+	paired "6. keygate forward-auth check alone" "$round" "http://127.0.0.1:$K_BEE/_keygate/check" "$PID_bee" \
 		"Authorization: Bearer $KG_TOKEN" "X-Original-URI: /bytes/abc" "X-Original-Method: GET"
 done
-# the table: per case, medians over the rounds
 TABLE=$(python3 - "$RES" <<'PY'
 import statistics, sys
 rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
@@ -207,10 +213,13 @@ def ms(v):  # wrk's "2.49ms" / "751.00us" / "1.02s" -> ms
 def fmt_ms(x):
     return "%.2f ms" % x
 for name in order:
+    if name.startswith("@ref "):
+        continue
     r = by[name]
     rnds = sorted(r)
     us = [r[k][3] for k in rnds]
-    ratios = [r[k][3] / ref[k][3] for k in rnds if k in ref and ref[k][3] > 0]
+    pair = by.get("@ref " + name, ref)  # the nginx run beside this one, when there was one
+    ratios = [r[k][3] / pair[k][3] for k in rnds if k in pair and pair[k][3] > 0]
     ratios2 = [r[k][3] / ref2[k][3] for k in rnds if k in ref2 and ref2[k][3] > 0]
     print("| %s | %.0f | %s | %s | %.1f | %.1f–%.1f | %.2f× | %.2f–%.2f× | %.2f× | %d |" % (
         name, statistics.median(r[k][0] for k in rnds),
@@ -284,9 +293,9 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo "when full or within \`log.access_flush\` 1 s)."
 	echo "Load generator, upstream (nginx returning a fixed body) and proxy share the 2 cores, so requests/s and"
 	echo "latencies are noisy; the figure that counts is **CPU µs per request of the proxy process(es)** (utime+stime"
-	echo "from /proc over the run ÷ requests), and its ratio to nginx's plain proxy measured in the same round."
-	echo "Every case runs once per round, $ROUNDS rounds one after another; each cell is the median over the rounds,"
-	echo "with the lowest and highest round beside the CPU figure and the ratio."
+	echo "from /proc over the run ÷ requests), and its ratio to nginx's plain proxy (case 1) measured right before it."
+	echo "Every case runs once per round, each paired with its own case-1 run, $ROUNDS rounds one after another; each"
+	echo "cell is the median over the rounds, with the lowest and highest round beside the CPU figure and the ratio."
 	echo
 	echo "| case | requests/s | p50 | p99 | CPU µs/request | range | vs case 1 | range | vs case 2 | non-2xx |"
 	echo "|---|---|---|---|---|---|---|---|---|---|"
