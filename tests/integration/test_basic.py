@@ -148,6 +148,11 @@ def test_guessing_is_throttled_per_client_address():
         check("too many failed attempts" in r.json()["message"], "message %r" % r.body)
         r = request(kg.port, "GET", "/bytes/x", [basic("alice", "alice-pw"), ("X-Forwarded-For", "198.51.100.7")])
         check(r.status == 200, "another address is not throttled: %d" % r.status)
+        # now verified and cached: the throttled address may use it too (no bcrypt is asked for)
+        r = request(kg.port, "GET", "/bytes/x", [basic("alice", "alice-pw")] + mallory)
+        check(r.status == 200, "a credential already verified passes from a throttled address: %d" % r.status)
+        r = request(kg.port, "GET", "/bytes/x", [basic("alice", "guess9")] + mallory)
+        check(r.status == 429, "new guesses from it stay throttled: %d" % r.status)
 
 
 def test_forward_auth_check_with_basic_users():
