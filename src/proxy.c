@@ -306,6 +306,12 @@ static void up_write_failed(struct kg_upconn *u, int status)
 
 static void on_up_timeout(uv_timer_t *t);
 
+/* (Re)starts the upstream's proxy.upstream_timeout clock. */
+static void up_clock(struct kg_upconn *u, const struct kg_conn *c)
+{
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+}
+
 /* The upstream timer while the response has not begun: from the moment the
  * whole request was handed over, proxy.upstream_timeout for the response to
  * start; before that (a body still streaming in from the client), the same
@@ -319,10 +325,10 @@ static void up_watch_request(struct kg_upconn *u)
 	if (c->req.is_complete) {
 		if (!u->is_awaiting_response) {
 			u->is_awaiting_response = true;
-			uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+			up_clock(u, c);
 		}
 	} else if (u->write_queued > 0) {
-		uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+		up_clock(u, c);
 	} else {
 		uv_timer_stop(&u->timer);
 	}
@@ -414,7 +420,7 @@ void kg__upconn_write_drained(struct kg_conn *c)
 		u->is_read_paused = false;
 		up_read_start(u);
 		if (!u->is_tunnel)
-			uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+			up_clock(u, c);
 	}
 }
 
@@ -700,7 +706,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	/* until the response is complete, the upstream may not fall silent for
 	 * longer than proxy.upstream_timeout while keygate is reading from it
 	 * (response_finished and start_tunnel stop the clock) */
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+	up_clock(u, c);
 	llhttp_errno_t e = llhttp_execute(&u->parser, b.base, b.len);
 	if (u->is_closing || !u->c)
 		return;
