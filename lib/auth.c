@@ -66,7 +66,7 @@ static enum kg_dialect route_dialect(const struct kg_auth_config *ac, kg_str pat
 	return ac->default_dialect;
 }
 
-static void refuse(struct kg_decision *d, int status, kg_err err, enum kg_dialect dialect, const char *message)
+void kg_decision_refuse(struct kg_decision *d, int status, kg_err err, enum kg_dialect dialect, const char *message)
 {
 	d->status = status;
 	d->err = err;
@@ -97,7 +97,7 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	if (!a) {
 		/* no credential, or one that no enabled scheme handles */
 		if (ac->require_auth)
-			refuse(d, 401, req.cred.kind == KG_CRED_NONE ? KG_ENOCRED : KG_ESCHEME, route_dialect(ac, path), NULL);
+			kg_decision_refuse(d, 401, req.cred.kind == KG_CRED_NONE ? KG_ENOCRED : KG_ESCHEME, route_dialect(ac, path), NULL);
 		return;
 	}
 
@@ -111,15 +111,15 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	/* AvalancheGo answered every refusal of a protected endpoint with 401 */
 	int forbidden = a->dialect == KG_DIALECT_AVALANCHE ? 401 : 403;
 	if (err == KG_EFORBIDDEN) {
-		refuse(d, forbidden, err, a->dialect, msg);
+		kg_decision_refuse(d, forbidden, err, a->dialect, msg);
 		return;
 	}
 	if (err == KG_ETHROTTLED) {
-		refuse(d, 429, err, a->dialect, msg);
+		kg_decision_refuse(d, 429, err, a->dialect, msg);
 		return;
 	}
 	if (err) {
-		refuse(d, 401, err, a->dialect, msg);
+		kg_decision_refuse(d, 401, err, a->dialect, msg);
 		return;
 	}
 	d->is_authenticated = true;
@@ -127,13 +127,13 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	if (a->authorize) {
 		msg = NULL;
 		if (a->authorize(a, &req, &d->principal, &msg) != KG_OK)
-			refuse(d, forbidden, KG_EFORBIDDEN, a->dialect, msg);
+			kg_decision_refuse(d, forbidden, KG_EFORBIDDEN, a->dialect, msg);
 		return;
 	}
 	if (d->principal.is_superuser)
 		return;
 	if (!ac->policy || !kg_policy_allows(ac->policy, d->principal.roles, method, path))
-		refuse(d, 403, KG_EFORBIDDEN, a->dialect, NULL);
+		kg_decision_refuse(d, 403, KG_EFORBIDDEN, a->dialect, NULL);
 }
 
 kg_err kg_auth_slow(const struct kg_auth_config *ac, kg_str authorization, int64_t now, const char **message)

@@ -109,15 +109,12 @@ struct auth_job {
 	void (*done)(struct kg_conn *c);
 };
 
+/* A refusal in the words of the scheme that asked for the check. */
 static void refuse(struct kg_decision *d, int status, kg_err err, const char *message, int64_t retry_after)
 {
-	d->status = status;
-	d->err = err;
-	d->message = message;
+	kg_decision_refuse(d, status, err, d->scheme ? d->scheme->dialect : d->dialect, message);
 	d->retry_after = retry_after;
 	d->is_authenticated = false;
-	if (d->scheme)
-		d->dialect = d->scheme->dialect;
 }
 
 static void auth_job_work(uv_work_t *req)

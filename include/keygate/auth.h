@@ -123,6 +123,10 @@ struct kg_decision {
 void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path, kg_str authorization,
                     int64_t now, kg_arena *arena, struct kg_decision *d);
 
+/* Turns d into a refusal: status, error, the dialect it is written in and
+ * a message (static or arena, NULL: the dialect's default). */
+void kg_decision_refuse(struct kg_decision *d, int status, kg_err err, enum kg_dialect dialect, const char *message);
+
 /* The off-loop half of a KG_ESLOW decision (thread pool): runs the slow()
  * of the scheme that asked for it on the same request. KG_OK: decide again. */
 kg_err kg_auth_slow(const struct kg_auth_config *ac, kg_str authorization, int64_t now, const char **message);
