@@ -8,7 +8,8 @@ import shutil
 import subprocess
 import time
 
-from harness import ROOT, Client, Failure, Keygate, Upstream, check, free_port, note, request, run_cli
+from harness import (ROOT, Client, Failure, Keygate, Upstream, _pdeathsig, _Proc, _procs, check, free_port, note,
+                     request, run_cli)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -21,7 +22,11 @@ def doc_config():
     return m.group(1)
 
 
-class Nginx:
+class Nginx(_Proc):
+    """nginx in the foreground as one process (master_process off: no
+    workers to orphan), so the harness's safety net kills it like any process
+    a test started, even when the test itself dies."""
+
     def __init__(self, tmp, server_block):
         self.tmp = tmp
         self.port = free_port()
@@ -34,12 +39,12 @@ class Nginx:
             f.write("worker_processes 1;\nerror_log %s/error.log;\npid %s/nginx.pid;\n"
                     "events { worker_connections 64; }\nhttp {\n  access_log off;\n  %s\n%s\n}\n"
                     % (tmp, tmp, temps, conf))
-        self.proc = None
 
     def __enter__(self):
-        self.proc = subprocess.Popen([NGINX, "-p", self.tmp, "-c", self.conf, "-g", "daemon off;"],
+        self.proc = subprocess.Popen([NGINX, "-p", self.tmp, "-c", self.conf, "-g", "daemon off; master_process off;"],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                     stderr=open(os.path.join(self.tmp, "stderr"), "wb"))
+                                     stderr=open(os.path.join(self.tmp, "stderr"), "wb"), preexec_fn=_pdeathsig)
+        _procs.append(self)
         deadline = time.monotonic() + 10
         while True:
             if self.proc.poll() is not None:
@@ -63,13 +68,7 @@ class Nginx:
         return out
 
     def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        self._kill()
 
 
 def basic(user, password):
