@@ -73,6 +73,10 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "proxy.preserve_host", .type = KG_SET_BOOL, .def = "true", .offset = OFF(preserve_host), .help = "pass the client's Host header upstream instead of the upstream's" },
 	{ .name = "proxy.forwarded_headers", .type = KG_SET_BOOL, .def = "true", .offset = OFF(forwarded_headers), .help = "add X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host" },
 	{ .name = "proxy.forward_credentials", .type = KG_SET_BOOL, .def = "false", .offset = OFF(forward_credentials), .help = "pass the client's credential headers upstream" },
+	{ .name = "proxy.escaped_slashes", .type = KG_SET_STRING, .def = "reject", .choices = "reject|keep", .offset = OFF(escaped_slashes), .help = "request targets with an encoded / or \\ (%2F, %5C): reject with 400, or keep them encoded (judged and forwarded as sent)" },
+	{ .name = "proxy.underscores_in_headers", .type = KG_SET_BOOL, .def = "false", .offset = OFF(underscores_in_headers), .help = "pass request headers whose names contain _ upstream (CGI-style upstreams read X_Role as X-Role); off drops them, as nginx does" },
+	{ .name = "proxy.upgrades", .type = KG_SET_LIST, .def = "websocket", .offset = OFF(upgrades), .metavar = "PROTOCOL", .help = "Upgrade protocols tunnelled after authentication; other Upgrade requests are proxied as ordinary requests without their Upgrade headers" },
+	{ .name = "forward_auth.source", .type = KG_SET_STRING, .def = "auto", .choices = "auto|nginx|traefik", .offset = OFF(forward_auth_source), .help = "which headers describe the original request to /_keygate/check: nginx (X-Original-URI/-Method), traefik (X-Forwarded-Uri/-Method), auto (either set, never both)" },
 	/* logging */
 	{ .name = "restricted", .type = KG_SET_BOOL, .def = "false", .offset = OFF(restricted), .help = "Bee restricted mode: serve /auth and /refresh and require Bee role tokens (Bee's --restricted)" },
 	{ .name = "admin_password", .type = KG_SET_STRING, .def = "", .offset = OFF(admin_password), .metavar = "BCRYPT-HASH", .is_secret = true, .help = "bcrypt hash of the admin password for /auth (keygate bcrypt PLAIN); empty: generated on first start" },

@@ -67,6 +67,10 @@ typedef struct kg_config {
 	bool preserve_host;           /* proxy.preserve_host */
 	bool forwarded_headers;       /* proxy.forwarded_headers: X-Forwarded-For/-Proto/-Host */
 	bool forward_credentials;     /* proxy.forward_credentials */
+	char *escaped_slashes;        /* proxy.escaped_slashes: "reject" | "keep" */
+	bool underscores_in_headers;  /* proxy.underscores_in_headers */
+	kg_strlist upgrades;          /* proxy.upgrades: Upgrade protocols tunnelled */
+	char *forward_auth_source;    /* forward_auth.source: "auto" | "nginx" | "traefik" */
 
 	/* Bee restricted mode */
 	bool restricted;
