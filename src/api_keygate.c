@@ -7,6 +7,7 @@
 
 #include "keygate/log.h"
 #include "keygate/password.h"
+#include "keygate/path.h"
 #include "kg.h"
 
 static void health(struct kg_conn *c)
@@ -35,20 +36,88 @@ static void health(struct kg_conn *c)
 	kg_buf_free(&b, false);
 }
 
-/* The original request, as the fronting proxy describes it. */
-static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path)
+/* The value of the one header called name; *count says how many there
+ * were (a repeated description of the original request is ambiguous). */
+static kg_str find_one(const struct kg_conn *c, kg_str name, int *count)
 {
-	kg_str m = kg__req_find(c, KG_STR("X-Original-Method"));
-	kg_str uri = kg__req_find(c, KG_STR("X-Original-URI"));
-	if (!m.p)
-		m = kg__req_find(c, KG_STR("X-Forwarded-Method"));
-	if (!uri.p)
-		uri = kg__req_find(c, KG_STR("X-Forwarded-Uri"));
-	if (!uri.p || uri.n == 0 || uri.p[0] != '/')
+	kg_str v = KG_STR_NULL;
+	*count = 0;
+	for (size_t i = 0; i < c->req.nheaders; i++)
+		if (kg_str_eq_ci(kg__req_header(c, i, false), name)) {
+			if (!*count)
+				v = kg__req_header(c, i, true);
+			++*count;
+		}
+	return v;
+}
+
+/* The original request, as the fronting proxy describes it, normalised as
+ * a proxied request's target is. Only one header set is read: nginx's
+ * X-Original-* or Traefik's X-Forwarded-*; Traefik copies every client
+ * header into the check, so under auto a check carrying both sets is
+ * refused rather than guessed at. Returns false after answering 400. */
+static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bool *is_restructured)
+{
+	static const kg_str names[2][2] = {
+		{ KG_STR("X-Original-Method"), KG_STR("X-Original-URI") },
+		{ KG_STR("X-Forwarded-Method"), KG_STR("X-Forwarded-Uri") },
+	};
+	const char *source = c->rt->cfg->forward_auth_source;
+	kg_str m[2], uri[2];
+	int mc[2], uc[2];
+	for (int k = 0; k < 2; k++) {
+		m[k] = find_one(c, names[k][0], &mc[k]);
+		uri[k] = find_one(c, names[k][1], &uc[k]);
+	}
+	bool has[2] = { mc[0] || uc[0], mc[1] || uc[1] };
+	int k = strcmp(source, "nginx") == 0 ? 0 : strcmp(source, "traefik") == 0 ? 1 : has[0] ? 0 : 1;
+	if (strcmp(source, "auto") == 0 && has[0] && has[1]) {
+		kg__conn_respond_error(c, 400,
+		                       "forward-auth check carries both X-Original-* (nginx) and X-Forwarded-Method/-Uri "
+		                       "(Traefik) headers: set forward_auth.source to the proxy in front");
 		return false;
-	*method = m.n ? m : c->req.method;
-	const char *q = memchr(uri.p, '?', uri.n);
-	*path = q ? (kg_str){ uri.p, (size_t)(q - uri.p) } : uri;
+	}
+	if (mc[k] > 1 || uc[k] > 1) {
+		kg__conn_respond_error(c, 400, "forward-auth check repeats a header that describes the original request");
+		return false;
+	}
+	if (!uri[k].p || uri[k].n == 0 || uri[k].p[0] != '/') {
+		kg__conn_respond_error(c, 400,
+		                       k == 0 ? "forward-auth check needs the original URI: X-Original-URI, starting with '/'"
+		                              : "forward-auth check needs the original URI: X-Forwarded-Uri, starting with '/'");
+		return false;
+	}
+	if (mc[k] && m[k].n == 0) {
+		kg__conn_respond_error(c, 400, k == 0 ? "forward-auth check has an empty X-Original-Method header"
+		                                      : "forward-auth check has an empty X-Forwarded-Method header");
+		return false;
+	}
+	*method = mc[k] ? m[k] : c->req.method;
+	kg_str raw = uri[k];
+	for (size_t i = 0; i < raw.n; i++)
+		if ((unsigned char)raw.p[i] < 0x20 || raw.p[i] == 0x7f || raw.p[i] == '#') {
+			kg__conn_respond_error(c, 400, raw.p[i] == '#' ? "'#' in the original URI"
+			                                               : "control character in the original URI");
+			return false;
+		}
+	const char *q = memchr(raw.p, '?', raw.n);
+	raw.n = q ? (size_t)(q - raw.p) : raw.n;
+	char *out = kg_arena_alloc(&c->arena, raw.n + 1);
+	const char *why = NULL;
+	size_t n = 0;
+	unsigned flags = strcmp(c->rt->cfg->escaped_slashes, "keep") == 0 ? KG_PATH_KEEP_ESCAPED_SLASHES : 0;
+	if (!out) {
+		kg__conn_respond_error(c, 500, "out of memory");
+		return false;
+	}
+	if (kg_path_normalize(raw, flags, out, &n, is_restructured, &why) != KG_OK) {
+		char *msg = kg_arena_alloc(&c->arena, 160);
+		if (msg)
+			snprintf(msg, 160, "original URI: %s", why ? why : "invalid path");
+		kg__conn_respond_error(c, 400, msg ? msg : "invalid original URI");
+		return false;
+	}
+	*path = (kg_str){ out, n };
 	return true;
 }
 
@@ -58,12 +127,8 @@ static void check(struct kg_conn *c)
 {
 	kg_str method, path;
 	struct kg_request *r = &c->req;
-	if (!original_request(c, &method, &path)) {
-		kg__conn_respond_error(c, 400,
-		                       "forward-auth check needs the original URI: X-Original-URI (nginx) or "
-		                       "X-Forwarded-Uri (Traefik), starting with '/'");
+	if (!original_request(c, &method, &path, &r->is_target_restructured))
 		return;
-	}
 	kg_auth_decide(&c->rt->auth, method, path, r->authorization, (int64_t)time(NULL), &c->arena, &r->decision);
 	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, method, path, check_answer))
 		return; /* a password check runs off the loop; check_answer follows */
@@ -74,6 +139,17 @@ static void check(struct kg_conn *c)
 static void check_answer(struct kg_conn *c)
 {
 	struct kg_request *r = &c->req;
+	if (r->decision.status == 200 && r->is_target_restructured) {
+		/* The fronting proxy may forward the target as it was sent (nginx's
+		 * proxy_pass without a URI does) to an upstream that does not
+		 * normalise: a yes for the clean path could open a different one. */
+		kg_decision_refuse(&r->decision, r->decision.is_authenticated ? 403 : 401,
+		                   r->decision.is_authenticated ? KG_EFORBIDDEN : KG_ENOCRED,
+		                   r->decision.dialect,
+		                   "the original URI has dot segments or repeated slashes: refused, as the upstream "
+		                   "may read it differently (send the normalised path)");
+		r->decision.is_authenticated = false;
+	}
 	if (r->decision.status != 200) {
 		kg__conn_respond_decision(c);
 		return;

@@ -7,11 +7,14 @@
  * in c->pending and parsed later; the socket is only read while nothing is
  * pending, so at most one read buffer per connection is ever held. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "keygate/log.h"
+#include "keygate/path.h"
 #include "kg.h"
 
 static llhttp_settings_t req_settings;
@@ -47,6 +50,7 @@ const char *kg__reason(int status)
 	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
 	default: return "Unknown";
 	}
 }
@@ -567,21 +571,26 @@ static bool ip_in_cidr(const struct kg_cidr *cidr, int family, const unsigned ch
 	return true;
 }
 
-static bool is_trusted(const struct kg_runtime *rt, kg_str ip)
+/* ip as a NUL-terminated address when it parses as IPv4 or IPv6 (the only
+ * thing an X-Forwarded-For entry may be: anything else would reach the logs
+ * and the throttle's buckets as the client's "address"). */
+static bool parse_ip(kg_str ip, char *out, size_t cap, int *family, unsigned char addr[16])
 {
-	char tmp[64];
-	unsigned char addr[16];
-	int family;
-	if (ip.n == 0 || ip.n >= sizeof(tmp))
+	if (ip.n == 0 || ip.n >= cap)
 		return false;
-	memcpy(tmp, ip.p, ip.n);
-	tmp[ip.n] = '\0';
-	if (inet_pton(AF_INET, tmp, addr) == 1)
-		family = AF_INET;
-	else if (inet_pton(AF_INET6, tmp, addr) == 1)
-		family = AF_INET6;
+	memcpy(out, ip.p, ip.n);
+	out[ip.n] = '\0';
+	if (inet_pton(AF_INET, out, addr) == 1)
+		*family = AF_INET;
+	else if (inet_pton(AF_INET6, out, addr) == 1)
+		*family = AF_INET6;
 	else
 		return false;
+	return true;
+}
+
+static bool is_trusted(const struct kg_runtime *rt, int family, const unsigned char addr[16])
+{
 	for (size_t i = 0; i < rt->ntrusted; i++)
 		if (ip_in_cidr(&rt->trusted[i], family, addr))
 			return true;
@@ -589,12 +598,19 @@ static bool is_trusted(const struct kg_runtime *rt, kg_str ip)
 }
 
 /* The client is the socket peer, unless the peer is a trusted proxy: then it
- * is the right-most X-Forwarded-For entry that is not itself trusted. */
+ * is the right-most X-Forwarded-For entry that is not itself trusted. An
+ * entry that is not an IP address ends the walk: the hop that passed it on
+ * is the last address known to be real. */
 static void resolve_client(struct kg_conn *c)
 {
 	kg_str xff = c->req.xff;
+	char tmp[64];
+	unsigned char addr[16];
+	int family;
 	snprintf(c->client, sizeof(c->client), "%s", c->peer);
-	if (!c->rt->ntrusted || !xff.n || !is_trusted(c->rt, kg_str_c(c->peer)))
+	c->req.is_peer_trusted = c->rt->ntrusted && parse_ip(kg_str_c(c->peer), tmp, sizeof(tmp), &family, addr) &&
+	                         is_trusted(c->rt, family, addr);
+	if (!c->req.is_peer_trusted || !xff.n)
 		return;
 	size_t end = xff.n;
 	while (end > 0) {
@@ -602,29 +618,137 @@ static void resolve_client(struct kg_conn *c)
 		while (start > 0 && xff.p[start - 1] != ',')
 			start--;
 		kg_str ip = kg_str_trim((kg_str){ xff.p + start, end - start });
-		if (ip.n && ip.n < sizeof(c->client)) {
-			memcpy(c->client, ip.p, ip.n);
-			c->client[ip.n] = '\0';
-			if (!is_trusted(c->rt, ip))
-				return;
-		}
+		if (!parse_ip(ip, tmp, sizeof(tmp), &family, addr))
+			return;
+		memcpy(c->client, tmp, ip.n + 1);
+		if (!is_trusted(c->rt, family, addr))
+			return;
 		end = start ? start - 1 : 0;
 	}
 }
 
-static kg_str url_path(kg_str url)
+/* Host as RFC 9110 section 7.2 allows it: a reg-name or an IP literal,
+ * then an optional port. Anything else (spaces, '/', '@', control bytes)
+ * could name a different host to the upstream than to keygate. */
+static bool is_valid_host(kg_str h)
 {
-	/* absolute-form "http://host/path?q": keep from the first '/' after the authority */
-	if (url.n && url.p[0] != '/') {
-		const char *s = memchr(url.p, ':', url.n);
-		if (s && (size_t)(s - url.p) + 3 <= url.n && s[1] == '/' && s[2] == '/') {
-			const char *q = memchr(s + 3, '/', url.n - (size_t)(s + 3 - url.p));
-			if (!q)
-				return KG_STR("/");
-			url = (kg_str){ q, url.n - (size_t)(q - url.p) };
+	size_t i = 0;
+	if (h.n == 0)
+		return false;
+	if (h.p[0] == '[') {
+		for (i = 1; i < h.n && h.p[i] != ']'; i++)
+			if (!isxdigit((unsigned char)h.p[i]) && h.p[i] != ':' && h.p[i] != '.')
+				return false;
+		if (i == h.n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < h.n && h.p[i] != ':'; i++)
+			if (!isalnum((unsigned char)h.p[i]) && !memchr("-._~!$&'()*+,;=%", h.p[i], 16))
+				return false;
+		if (i == 0)
+			return false;
+	}
+	if (i < h.n && h.p[i++] != ':')
+		return false;
+	for (; i < h.n; i++)
+		if (!isdigit((unsigned char)h.p[i]))
+			return false;
+	return true;
+}
+
+/* The request-head step for the target: r->path (normalised: the path the
+ * policy judges, the schemes see and the upstream gets) and r->target (that
+ * path and the query exactly as sent). Returns false with the connection's
+ * error set when the target cannot be made unambiguous (docs/security.md). */
+static bool parse_target(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
+	kg_str url = r->url, rest = url;
+
+	r->path = url; /* what the access log shows if the target is refused */
+	for (size_t i = 0; i < url.n; i++) {
+		unsigned char ch = (unsigned char)url.p[i];
+		if (ch < 0x20 || ch == 0x7f) {
+			conn_set_error(c, 400, "control character in the request target");
+			return false;
+		}
+		if (ch == '#') {
+			conn_set_error(c, 400, "'#' in the request target: a fragment is never sent to a server");
+			return false;
 		}
 	}
-	return url;
+	if (url.n == 0 || url.p[0] != '/') {
+		/* absolute form (RFC 9112 section 3.2.2): its authority replaces Host */
+		size_t skip = kg_str_has_prefix_ci(url, KG_STR("http://"))    ? 7
+		              : kg_str_has_prefix_ci(url, KG_STR("https://")) ? 8
+		                                                               : 0;
+		if (!skip) {
+			conn_set_error(c, 400, kg_str_eq(url, KG_STR("*"))
+			                           ? "the asterisk-form request target (*) is not supported"
+			                           : "request target must be a path starting with '/' or an absolute "
+			                             "http:// URL");
+			return false;
+		}
+		size_t end = skip;
+		while (end < url.n && url.p[end] != '/' && url.p[end] != '?')
+			end++;
+		kg_str authority = { url.p + skip, end - skip };
+		if (memchr(authority.p, '@', authority.n) || !is_valid_host(authority)) {
+			conn_set_error(c, 400, "invalid authority in the absolute request target");
+			return false;
+		}
+		r->host = authority;
+		rest = (kg_str){ url.p + end, url.n - end };
+	}
+	const char *q = memchr(rest.p, '?', rest.n);
+	kg_str path = { rest.p, q ? (size_t)(q - rest.p) : rest.n };
+	kg_str query = { path.p + path.n, rest.n - path.n };
+	if (path.n == 0)
+		path = KG_STR("/"); /* "http://host?q" */
+	char *out = kg_arena_alloc(&c->arena, path.n + query.n + 1);
+	if (!out) {
+		conn_set_error(c, 500, "out of memory");
+		return false;
+	}
+	unsigned flags = strcmp(c->rt->cfg->escaped_slashes, "keep") == 0 ? KG_PATH_KEEP_ESCAPED_SLASHES : 0;
+	size_t n = 0;
+	const char *why = NULL;
+	if (kg_path_normalize(path, flags, out, &n, NULL, &why) != KG_OK) {
+		conn_set_error(c, 400, why ? why : "invalid request path");
+		return false;
+	}
+	memcpy(out + n, query.p, query.n);
+	r->path = (kg_str){ out, n };
+	r->target = (kg_str){ out, n + query.n };
+	return true;
+}
+
+/* True when every protocol the client's Upgrade header asks for is one
+ * proxy.upgrades tunnels; any other Upgrade request goes upstream as an
+ * ordinary request, without its Upgrade headers. */
+static bool is_allowed_upgrade(const struct kg_runtime *rt, kg_str upgrade)
+{
+	size_t i = 0, n = 0;
+	while (i < upgrade.n) {
+		size_t j = i;
+		while (j < upgrade.n && upgrade.p[j] != ',')
+			j++;
+		kg_str proto = kg_str_trim((kg_str){ upgrade.p + i, j - i });
+		const char *slash = memchr(proto.p, '/', proto.n);
+		if (slash)
+			proto.n = (size_t)(slash - proto.p); /* "websocket/13": the name decides */
+		if (proto.n) {
+			bool is_listed = false;
+			for (size_t k = 0; k < rt->cfg->upgrades.n && !is_listed; k++)
+				is_listed = kg_str_eq_ci(proto, kg_str_c(rt->cfg->upgrades.v[k]));
+			if (!is_listed)
+				return false;
+			n++;
+		}
+		i = j + 1;
+	}
+	return n > 0;
 }
 
 static bool is_own_path(const struct kg_runtime *rt, kg_str path)
@@ -696,12 +820,18 @@ static int dispatch_head(struct kg_conn *c)
 		r->body = KG_BODY_LENGTH;
 		r->content_length = c->parser.content_length;
 	}
-	r->is_upgrade = c->parser.upgrade && r->upgrade.n && !kg_str_eq(r->method, KG_STR("CONNECT"));
-	r->target = url_path(r->url);
-	r->path = r->target;
-	const char *q = memchr(r->path.p, '?', r->path.n);
-	if (q)
-		r->path.n = (size_t)(q - r->path.p);
+	r->is_upgrade = c->parser.upgrade && r->upgrade.n && !kg_str_eq(r->method, KG_STR("CONNECT")) &&
+	                is_allowed_upgrade(rt, r->upgrade);
+	if (r->version_major != 1 || r->version_minor > 1) {
+		conn_set_error(c, 505, "HTTP version not supported: keygate speaks HTTP/1.0 and HTTP/1.1");
+		return -1;
+	}
+	if (seen_host ? !is_valid_host(r->host) : r->version_minor >= 1) {
+		conn_set_error(c, 400, seen_host ? "invalid Host header" : "HTTP/1.1 request without a Host header");
+		return -1;
+	}
+	if (!parse_target(c))
+		return -1;
 	resolve_client(c);
 	uv_timer_stop(&c->timer);
 	r->is_head_done = true;
@@ -817,10 +947,23 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 {
 	if (llhttp_get_errno(&c->parser) == HPE_PAUSED)
 		llhttp_resume(&c->parser);
-	c->is_parsing = true;
-	llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
-	c->is_parsing = false;
+	else if (llhttp_get_errno(&c->parser) == HPE_PAUSED_UPGRADE && c->state == KG_CONN_HEAD)
+		llhttp_resume_after_upgrade(&c->parser); /* see below */
 	size_t used = len;
+	const char *at = data;
+	llhttp_errno_t e;
+	for (;;) {
+		c->is_parsing = true;
+		e = llhttp_execute(&c->parser, at, len - (size_t)(at - data));
+		c->is_parsing = false;
+		if (e != HPE_PAUSED_UPGRADE || c->state != KG_CONN_HEAD || c->is_closing)
+			break;
+		/* an Upgrade request keygate did not tunnel (not in proxy.upgrades,
+		 * or the upstream did not switch): its exchange is over and what
+		 * follows is the next request, not another protocol */
+		at = llhttp_get_error_pos(&c->parser);
+		llhttp_resume_after_upgrade(&c->parser);
+	}
 
 	if (c->is_closing)
 		return;
@@ -830,16 +973,25 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 		char buf[256];
 		int status = c->err_status ? c->err_status : 400;
 		const char *msg = c->err_message;
-		if (!msg) {
-			const char *why = llhttp_get_error_reason(&c->parser);
-			snprintf(buf, sizeof(buf), "malformed request: %s", why ? why : llhttp_errno_name(e));
+		const char *reason = llhttp_get_error_reason(&c->parser);
+		if (!msg && e == HPE_INVALID_VERSION && reason && strcmp(reason, "Invalid HTTP version") == 0) {
+			/* llhttp parses a well-formed HTTP/d.d, then refuses the versions
+			 * it does not know with this reason; a malformed one gets
+			 * "Invalid major/minor version" and stays a 400 */
+			status = 505;
+			msg = "HTTP version not supported: keygate speaks HTTP/1.0 and HTTP/1.1";
+		} else if (!msg) {
+			snprintf(buf, sizeof(buf), "malformed request: %s", reason ? reason : llhttp_errno_name(e));
 			msg = buf;
 		}
 		c->keep_alive = false;
-		if (c->is_response_started || c->state == KG_CONN_BODY || c->state == KG_CONN_RESPONSE) {
-			kg__conn_close(c); /* mid-stream: nothing sensible can be answered */
+		if (c->is_response_started) {
+			kg__conn_close(c); /* mid-response: nothing sensible can be answered */
 			return;
 		}
+		if (c->up)
+			kg__proxy_detach(c); /* a body broke off mid-stream (a bad chunk size): the upstream gets nothing more */
+		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_error(c, status, msg);
 		return;
 	}
@@ -1025,8 +1177,18 @@ void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)
 	struct sockaddr_storage ss;
 	int len = sizeof(ss);
 
-	if (!c)
+	if (!c) {
+		/* libuv stops polling a listener whose connection is not taken
+		 * (uv_accept never called): take it and close it, so one failed
+		 * allocation does not stop this worker accepting for good.
+		 * accepted_fd is the field uv_accept itself consumes (unix). */
+		kg_warn("worker %d: out of memory: closing a new connection", w->id);
+		if (server->accepted_fd >= 0) {
+			close(server->accepted_fd);
+			server->accepted_fd = -1;
+		}
 		return;
+	}
 	c->w = w;
 	uv_tcp_init(&w->loop, &c->tcp);
 	uv_timer_init(&w->loop, &c->timer);
