@@ -594,7 +594,8 @@ static void resolve_client(struct kg_conn *c)
 {
 	kg_str xff = c->req.xff;
 	snprintf(c->client, sizeof(c->client), "%s", c->peer);
-	if (!c->rt->ntrusted || !xff.n || !is_trusted(c->rt, kg_str_c(c->peer)))
+	c->req.is_peer_trusted = c->rt->ntrusted && is_trusted(c->rt, kg_str_c(c->peer));
+	if (!c->req.is_peer_trusted || !xff.n)
 		return;
 	size_t end = xff.n;
 	while (end > 0) {

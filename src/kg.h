@@ -126,6 +126,7 @@ struct kg_request {
 	bool is_complete;       /* the whole request has been read */
 	bool cred_consumed;     /* a scheme verified the Authorization header */
 	bool is_head;
+	bool is_peer_trusted;   /* the socket peer is in trusted_proxies (http.c) */
 	kg_buf own_body;        /* body of an own-endpoint request (capped) */
 	uint64_t body_limit;    /* cap on own_body */
 	kg_buf up_head;         /* the head sent upstream, kept for one retry */
