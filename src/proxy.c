@@ -1,7 +1,9 @@
 /* proxy.c - the upstream side: a per-worker pool of keep-alive connections,
  * the request head rewritten once (hop-by-hop headers out, X-Forwarded-*
  * and identity headers in), bodies streamed both ways with backpressure, and
- * Upgrade requests tunnelled once the upstream answers 101. */
+ * Upgrade requests tunnelled once the upstream answers 101. The response
+ * head is checked and its framing decided here, by keygate: whatever the
+ * upstream writes, the client connection cannot be desynchronised. */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,6 +13,9 @@
 #define KG_MAX_RESP_HEAD (64 * 1024)
 #define KG_MAX_RESP_HEADERS 256
 #define KG_POOL_IDLE_MS 15000
+/* interim (1xx) responses relayed before the final one; an upstream that
+ * sends more is broken or hostile: 502 */
+#define KG_MAX_INTERIM 8
 
 enum kg_resp_framing { KG_FRAME_PLAIN, KG_FRAME_CHUNKED, KG_FRAME_NONE };
 
@@ -35,7 +40,9 @@ struct kg_upconn {
 	enum kg_resp_framing framing;
 	bool is_connected, is_reused, got_bytes, is_closing, is_reading, is_read_paused;
 	bool is_awaiting_response; /* the whole request is out; the response clock runs */
-	bool is_tunnel, is_interim, is_done, is_pooled, keep_alive, is_bad;
+	bool is_tunnel, is_interim, is_done, is_pooled, keep_alive;
+	const char *bad_why;     /* the response head was refused: the 502's message */
+	unsigned ninterim;       /* interim responses to the current request */
 	/* the response head for the client, held back so it leaves in the same
 	 * write as the first body bytes (one syscall, one TCP segment for small
 	 * responses); reused from response to response */
@@ -57,19 +64,79 @@ static bool is_idempotent(kg_str m)
 	       kg_str_eq(m, KG_STR("PUT")) || kg_str_eq(m, KG_STR("DELETE")) || kg_str_eq(m, KG_STR("TRACE"));
 }
 
-static bool skip_request_header(const struct kg_conn *c, kg_str name)
+/* True when name starts with prefix, '_' in name read as '-': CGI, WSGI,
+ * Rack and PHP turn both into HTTP_X_KEYGATE_..., so both spellings are the
+ * same header to the upstream. */
+static bool has_prefix_dashed(kg_str name, kg_str prefix)
+{
+	if (name.n < prefix.n)
+		return false;
+	for (size_t i = 0; i < prefix.n; i++) {
+		char a = name.p[i] == '_' ? '-' : name.p[i], b = prefix.p[i];
+		if (a >= 'A' && a <= 'Z')
+			a = (char)(a - 'A' + 'a');
+		if (b >= 'A' && b <= 'Z')
+			b = (char)(b - 'A' + 'a');
+		if (a != b)
+			return false;
+	}
+	return true;
+}
+
+/* True when every protocol the client offers in Upgrade is listed in
+ * proxy.upgrades: only those requests become tunnels. Decided here as well
+ * as in http.c so that the request head can never carry an Upgrade keygate
+ * would then refuse to follow. */
+static bool wants_tunnel(const struct kg_conn *c)
+{
+	const struct kg_request *r = &c->req;
+	const kg_strlist *allowed = &c->rt->cfg->upgrades;
+	if (!r->is_upgrade || !r->upgrade.n)
+		return false;
+	size_t i = 0;
+	while (i < r->upgrade.n) {
+		size_t j = i;
+		while (j < r->upgrade.n && r->upgrade.p[j] != ',')
+			j++;
+		kg_str proto = kg_str_trim((kg_str){ r->upgrade.p + i, j - i });
+		if (proto.n) {
+			bool is_listed = false;
+			for (size_t k = 0; k < allowed->n && !is_listed; k++)
+				is_listed = kg_str_eq_ci(proto, kg_str_c(allowed->v[k]));
+			if (!is_listed)
+				return false;
+		}
+		i = j + 1;
+	}
+	return true;
+}
+
+static bool is_x_forwarded_proto_or_host(kg_str name)
+{
+	return kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
+}
+
+static bool skip_request_header(const struct kg_conn *c, kg_str name, bool is_tunnel)
 {
 	const struct kg_runtime *rt = c->rt;
 	const struct kg_request *r = &c->req;
+	if (is_tunnel && kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
+		return false; /* part of an h2c upgrade keygate tunnels: build_head lists it in Connection */
 	if (kg__is_hop_by_hop(name, r->connection))
 		return true;
-	if (kg_str_has_prefix_ci(name, KG_STR("X-Keygate-")))
+	if (has_prefix_dashed(name, KG_STR("X-Keygate-")))
 		return true; /* identity headers are keygate's alone: never forged */
+	if (!rt->cfg->underscores_in_headers && name.n && memchr(name.p, '_', name.n))
+		return true; /* X_Role would reach a CGI upstream as HTTP_X_ROLE, like X-Role */
 	if (kg_str_eq_ci(name, KG_STR("Host")) || kg_str_eq_ci(name, KG_STR("Content-Length")))
 		return true;
-	if (rt->cfg->forwarded_headers &&
-	    (kg_str_eq_ci(name, KG_STR("X-Forwarded-For")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) ||
-	     kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"))))
+	if (kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
+		return true; /* an h2c upgrade keygate does not tunnel goes as a plain request */
+	if (kg_str_eq_ci(name, KG_STR("Forwarded")) && !r->is_peer_trusted)
+		return true; /* says who the client is: believed only from a trusted proxy */
+	if (rt->cfg->forwarded_headers && kg_str_eq_ci(name, KG_STR("X-Forwarded-For")))
+		return true; /* rewritten by build_head, the peer appended */
+	if (rt->cfg->forwarded_headers && !r->is_peer_trusted && is_x_forwarded_proto_or_host(name))
 		return true;
 	if (r->cred_consumed && !rt->cfg->forward_credentials && kg_str_eq_ci(name, KG_STR("Authorization")))
 		return true;
@@ -82,6 +149,8 @@ static kg_err build_head(struct kg_conn *c)
 	struct kg_request *r = &c->req;
 	kg_buf *b = &r->up_head;
 	kg_err err = KG_OK;
+	bool is_tunnel = wants_tunnel(c);
+	bool has_proto = false, has_host = false, has_h2_settings = false;
 
 	kg_buf_clear(b);
 #define OUT(s) do { if ((err = kg_buf_appends(b, (s)))) return err; } while (0)
@@ -92,8 +161,13 @@ static kg_err build_head(struct kg_conn *c)
 	OUT(KG_STR(" HTTP/1.1\r\n"));
 	for (size_t i = 0; i < r->nheaders; i++) {
 		kg_str name = kg__req_header(c, i, false);
-		if (skip_request_header(c, name))
+		if (skip_request_header(c, name, is_tunnel))
 			continue;
+		/* a trusted proxy in front (TLS offload) knows the scheme and host
+		 * the client used: its X-Forwarded-Proto/-Host stand */
+		has_proto = has_proto || kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto"));
+		has_host = has_host || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
+		has_h2_settings = has_h2_settings || kg_str_eq_ci(name, KG_STR("HTTP2-Settings"));
 		OUT(name);
 		OUT(KG_STR(": "));
 		OUT(kg__req_header(c, i, true));
@@ -109,8 +183,10 @@ static kg_err build_head(struct kg_conn *c)
 			OUT(KG_STR(", "));
 		}
 		OUT(kg_str_c(c->peer));
-		OUT(KG_STR("\r\nX-Forwarded-Proto: http\r\n"));
-		if (r->host.n) {
+		OUT(KG_STR("\r\n"));
+		if (!has_proto)
+			OUT(KG_STR("X-Forwarded-Proto: http\r\n"));
+		if (r->host.n && !has_host) {
 			OUT(KG_STR("X-Forwarded-Host: "));
 			OUT(r->host);
 			OUT(KG_STR("\r\n"));
@@ -122,8 +198,9 @@ static kg_err build_head(struct kg_conn *c)
 	} else if (r->body == KG_BODY_CHUNKED) {
 		OUT(KG_STR("Transfer-Encoding: chunked\r\n"));
 	}
-	if (r->is_upgrade) {
-		OUT(KG_STR("Connection: upgrade\r\nUpgrade: "));
+	if (is_tunnel) {
+		OUT(has_h2_settings ? KG_STR("Connection: upgrade, HTTP2-Settings\r\nUpgrade: ")
+		                    : KG_STR("Connection: upgrade\r\nUpgrade: "));
 		OUT(r->upgrade);
 		OUT(KG_STR("\r\n"));
 	}
@@ -261,13 +338,30 @@ void kg__pool_close_all(struct kg_worker *w)
 
 /* ---- failures ---- */
 
+/* The client connection ends in the middle of a response it was sent part
+ * of: finish_exchange never runs for it, so its access-log line is written
+ * here (once: the caller drops c->up first, and a closing connection is
+ * never finished again). */
+static void log_cut_response(struct kg_conn *c)
+{
+	if (c->is_response_started && !c->is_response_done && c->state != KG_CONN_TUNNEL)
+		kg__access_log(c);
+}
+
 static void fail(struct kg_conn *c, int status, const char *message)
 {
 	struct kg_upconn *u = c->up;
+	if (u && u->has_head_pending && !u->is_tunnel) {
+		/* the head was held back for the first body bytes: nothing reached
+		 * the client yet, so it can still get a proper error */
+		u->has_head_pending = false;
+		c->is_response_started = false;
+	}
 	if (u)
 		up_close(u);
 	c->up = NULL;
 	if (c->is_response_started) {
+		log_cut_response(c);
 		kg__conn_close(c); /* mid-response: the client sees a truncated message */
 		return;
 	}
@@ -408,9 +502,13 @@ void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len)
 
 void kg__proxy_detach(struct kg_conn *c)
 {
-	if (c->up)
-		up_close(c->up);
+	struct kg_upconn *u = c->up;
 	c->up = NULL;
+	if (u) {
+		if (!u->is_tunnel)
+			log_cut_response(c); /* the client went away, or stopped taking bytes */
+		up_close(u);
+	}
 }
 
 void kg__upconn_write_drained(struct kg_conn *c)
@@ -512,6 +610,38 @@ static kg_str rh_value(const struct kg_upconn *u, size_t i)
 	return kg_str_trim((kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len });
 }
 
+static bool is_tchar(unsigned char ch)
+{
+	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* A field name is a token; a value holds no control character but HTAB
+ * (no CR, LF or NUL: what keygate relays cannot split into more lines). */
+static bool is_valid_field(kg_str name, kg_str value)
+{
+	if (!name.n)
+		return false;
+	for (size_t i = 0; i < name.n; i++)
+		if (!is_tchar((unsigned char)name.p[i]))
+			return false;
+	for (size_t i = 0; i < value.n; i++) {
+		unsigned char ch = (unsigned char)value.p[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+/* Framing headers are keygate's to write: never copied from the upstream,
+ * whatever its Connection header lists. */
+static bool is_framing(kg_str name)
+{
+	return kg_str_eq_ci(name, KG_STR("Content-Length")) || kg_str_eq_ci(name, KG_STR("Transfer-Encoding"));
+}
+
+/* Returns 1 (no body follows: llhttp completes the message at once), 2 (a
+ * tunnel), 0 (a body as the framing says) or -1 (502; u->bad_why says why). */
 static int r_headers_complete(llhttp_t *p)
 {
 	struct kg_upconn *u = p->data;
@@ -519,25 +649,49 @@ static int r_headers_complete(llhttp_t *p)
 	int status = p->status_code;
 	kg_str connection = KG_STR_NULL;
 	kg_buf *hb = &u->head_out;
-	int ret = 0;
 
 	if (!c)
 		return -1;
-	for (size_t i = 0; i < u->nrh; i++)
-		if (kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
-			connection = rh_value(u, i);
-
-	bool is_switch = status == 101;
-	if (is_switch && !c->req.is_upgrade) {
-		u->is_bad = true;
+	if (status < 100 || status > 599) {
+		u->bad_why = "upstream sent an invalid response: status code out of range";
 		return -1;
 	}
-	u->is_interim = status >= 100 && status < 200 && !is_switch;
-	bool no_body = c->req.is_head || status == 204 || status == 304 || (status >= 100 && status < 200);
+	for (size_t i = 0; i < u->nrh; i++) {
+		if (!is_valid_field(rh_name(u, i), rh_value(u, i))) {
+			u->bad_why = "upstream sent an invalid response: malformed header field";
+			return -1;
+		}
+		if (kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
+			connection = rh_value(u, i);
+	}
+
+	bool is_switch = status == 101;
+	if (is_switch && !wants_tunnel(c)) {
+		u->bad_why = "upstream switched protocols without being asked";
+		return -1;
+	}
 	bool client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
+	u->is_interim = status < 200 && !is_switch;
+	if (u->is_interim) {
+		if (++u->ninterim > KG_MAX_INTERIM) {
+			u->bad_why = "upstream sent an invalid response: too many interim responses";
+			return -1;
+		}
+		if (!client11)
+			return 1; /* HTTP/1.0 has no interim responses: drop it */
+	}
+	/* RFC 9112 section 6.3: whatever its headers say, no body follows a 1xx,
+	 * 204 or 304, or the answer to a HEAD. llhttp knows only the HEAD case
+	 * (returning 1 says it), so a 204 with Content-Length would otherwise
+	 * hand its next bytes to the client as a body. */
+	bool no_body = c->req.is_head || status == 204 || status == 304 || status < 200;
+	bool has_length = (p->flags & F_CONTENT_LENGTH) != 0 && !(p->flags & F_TRANSFER_ENCODING);
+	if ((status < 200 || status == 204) &&
+	    (((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) || (p->flags & F_TRANSFER_ENCODING)))
+		u->keep_alive = false; /* the upstream thinks a body follows: its next bytes are not an answer */
 	if (no_body || is_switch)
 		u->framing = KG_FRAME_NONE;
-	else if (p->flags & F_CONTENT_LENGTH)
+	else if (has_length)
 		u->framing = KG_FRAME_PLAIN;
 	else if (client11)
 		u->framing = KG_FRAME_CHUNKED; /* chunked or close-delimited upstream: we frame it */
@@ -558,7 +712,7 @@ static int r_headers_complete(llhttp_t *p)
 		err = kg_buf_appends(hb, KG_STR("\r\n"));
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
-		if (kg__is_hop_by_hop(name, connection))
+		if (is_framing(name) || kg__is_hop_by_hop(name, connection))
 			continue;
 		err = kg_buf_appends(hb, name);
 		if (!err)
@@ -580,6 +734,10 @@ static int r_headers_complete(llhttp_t *p)
 		if (!err)
 			err = kg_buf_appends(hb, KG_STR("Connection: upgrade\r\n"));
 	}
+	/* a 304 and the answer to a HEAD keep Content-Length as metadata (the
+	 * size a GET would get); a 1xx or 204 has none */
+	if (!err && has_length && status >= 200 && status != 204)
+		err = kg_buf_printf(hb, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
 	if (!err && u->framing == KG_FRAME_CHUNKED)
 		err = kg_buf_appends(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
 	if (!err && !u->is_interim && !is_switch && (!c->keep_alive || c->w->draining))
@@ -596,10 +754,8 @@ static int r_headers_complete(llhttp_t *p)
 	if (u->is_interim)
 		client_write(c, u, NULL, 0); /* a 100 Continue goes at once */
 	if (is_switch)
-		ret = 2;
-	else if (c->req.is_head)
-		ret = 1;
-	return ret;
+		return 2;
+	return no_body ? 1 : 0;
 }
 
 static int r_body(llhttp_t *p, const char *at, size_t len)
@@ -723,9 +879,9 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (e != HPE_OK) {
-		kg_warn("upstream sent an invalid response: %s", llhttp_get_error_reason(&u->parser));
-		fail(c, 502, u->is_bad ? "upstream switched protocols without being asked"
-		                       : "upstream sent an invalid response");
+		kg_warn("upstream sent an invalid response: %s",
+		        u->bad_why ? u->bad_why : llhttp_get_error_reason(&u->parser));
+		fail(c, 502, u->bad_why ? u->bad_why : "upstream sent an invalid response");
 	}
 }
 
@@ -768,7 +924,9 @@ static void send_request(struct kg_conn *c, struct kg_upconn *u)
 	uv_buf_t b = uv_buf_init(c->req.up_head.p, (unsigned)c->req.up_head.n);
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
-	u->got_bytes = u->is_done = u->is_interim = u->is_bad = false;
+	u->got_bytes = u->is_done = u->is_interim = false;
+	u->bad_why = NULL;
+	u->ninterim = 0;
 	u->keep_alive = true;
 	u->is_read_paused = false;
 	u->is_awaiting_response = false;
