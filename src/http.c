@@ -141,10 +141,20 @@ static void request_release(struct kg_conn *c)
 	}
 }
 
+void kg__conn_log(struct kg_conn *c)
+{
+	if (c->req.is_logged)
+		return;
+	c->req.is_logged = true;
+	kg__access_log(c);
+}
+
 void kg__conn_close(struct kg_conn *c)
 {
 	if (c->is_closing)
 		return;
+	if (c->is_response_started && c->state != KG_CONN_TUNNEL)
+		kg__conn_log(c); /* a response that never finished (a failed write, a cut) still gets its line */
 	c->is_closing = true;
 	c->state = KG_CONN_CLOSING;
 	if (c->up)
@@ -403,7 +413,7 @@ static void finish_exchange(struct kg_conn *c)
 {
 	if (c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL)
 		return;
-	kg__access_log(c);
+	kg__conn_log(c);
 	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->up;
 	request_release(c);
 	if (!keep) {

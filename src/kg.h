@@ -128,6 +128,7 @@ struct kg_request {
 	bool is_head;
 	bool is_peer_trusted;   /* the socket peer is in trusted_proxies */
 	bool is_target_restructured; /* forward-auth: normalising the original URI changed its segments */
+	bool is_logged;         /* its access-log line is written (kg__conn_log) */
 	kg_buf own_body;        /* body of an own-endpoint request (capped) */
 	uint64_t body_limit;    /* cap on own_body */
 	kg_buf up_head;         /* the head sent upstream, kept for one retry */
@@ -226,6 +227,9 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
                       const char *extra_headers);
 void kg__conn_respond_decision(struct kg_conn *c);
 void kg__conn_close(struct kg_conn *c);
+/* Writes the access-log line of c's current request, once whatever the path
+ * that ends it (answered, cut, tunnelled, closed). */
+void kg__conn_log(struct kg_conn *c);
 /* Keeps c's memory alive across work on the thread pool; release returns
  * false when the connection closed meanwhile (c must not be used then). */
 void kg__conn_hold(struct kg_conn *c);

@@ -338,16 +338,6 @@ void kg__pool_close_all(struct kg_worker *w)
 
 /* ---- failures ---- */
 
-/* The client connection ends in the middle of a response it was sent part
- * of: finish_exchange never runs for it, so its access-log line is written
- * here (once: the caller drops c->up first, and a closing connection is
- * never finished again). */
-static void log_cut_response(struct kg_conn *c)
-{
-	if (c->is_response_started && !c->is_response_done && c->state != KG_CONN_TUNNEL)
-		kg__access_log(c);
-}
-
 static void fail(struct kg_conn *c, int status, const char *message)
 {
 	struct kg_upconn *u = c->up;
@@ -361,8 +351,7 @@ static void fail(struct kg_conn *c, int status, const char *message)
 		up_close(u);
 	c->up = NULL;
 	if (c->is_response_started) {
-		log_cut_response(c);
-		kg__conn_close(c); /* mid-response: the client sees a truncated message */
+		kg__conn_close(c); /* mid-response: the client sees a truncated message (and it is logged) */
 		return;
 	}
 	c->keep_alive = c->keep_alive && c->req.is_complete;
@@ -504,11 +493,8 @@ void kg__proxy_detach(struct kg_conn *c)
 {
 	struct kg_upconn *u = c->up;
 	c->up = NULL;
-	if (u) {
-		if (!u->is_tunnel)
-			log_cut_response(c); /* the client went away, or stopped taking bytes */
+	if (u)
 		up_close(u);
-	}
 }
 
 void kg__upconn_write_drained(struct kg_conn *c)
@@ -816,7 +802,7 @@ static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
 	u->is_tunnel = true;
 	uv_timer_stop(&u->timer);
 	c->state = KG_CONN_TUNNEL;
-	kg__access_log(c);
+	kg__conn_log(c);
 	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
 	client_write(c, u, &b, len ? 1 : 0); /* the 101 head, and what followed it */
 	if (!c->is_closing)
