@@ -527,11 +527,20 @@ static kg_err listen_claim_all(const kg_config *cfg, kg_buf *why)
 	if (!listen_locks)
 		return KG_ENOMEM;
 	for (size_t j = 0; j < cfg->listen.n; j++) {
-		struct listen_addr la;
+		struct listen_addr la, other;
 		kg_err err = listen_resolve(cfg->listen.v[j], &la, why);
-		if (!err)
-			err = listen_claim(cfg->listen.v[j], &la, &listen_locks[j], why);
 		if (err)
+			return err;
+		/* our own lock would call it "another keygate" */
+		for (size_t k = 0; k < j; k++) {
+			if (listen_resolve(cfg->listen.v[k], &other, why) == KG_OK && la.port != 0 &&
+			    strcmp(la.text, other.text) == 0) {
+				kg_buf_printf(why, "listen: %s and %s are the same address", cfg->listen.v[k],
+				              cfg->listen.v[j]);
+				return KG_ECONFIG;
+			}
+		}
+		if ((err = listen_claim(cfg->listen.v[j], &la, &listen_locks[j], why)))
 			return err;
 		nlisten_locks = j + 1;
 	}
