@@ -116,3 +116,8 @@ void kg_store_last_error(kg_store *s, kg_buf *out)
 	if (s->ops->last_error)
 		s->ops->last_error(s, out);
 }
+
+const char *kg_store_location(kg_store *s)
+{
+	return s->ops->location ? s->ops->location(s) : s->ops->name;
+}

@@ -97,7 +97,7 @@ struct sqlite_store {
 	pthread_mutex_t lock; /* guards everything below */
 	sqlite3 *db;
 	sqlite3_stmt *stmt[ST__COUNT];
-	char *path; /* dir/keygate.db, for messages */
+	char *path; /* absolute dir/keygate.db, for messages */
 	int version;
 	bool is_sync_full;
 	char last_error[512];
@@ -555,6 +555,11 @@ static int sq_schema_version(kg_store *s)
 	return ((struct sqlite_store *)s)->version; /* fixed once opened */
 }
 
+static const char *sq_location(kg_store *s)
+{
+	return ((struct sqlite_store *)s)->path; /* fixed once opened */
+}
+
 static void sq_last_error(kg_store *s, kg_buf *out)
 {
 	struct sqlite_store *st = (struct sqlite_store *)s;
@@ -582,6 +587,7 @@ static const struct kg_store_ops sqlite_ops = {
 	.revoked_get = sq_revoked_get,
 	.changes_last = sq_changes_last,
 	.last_error = sq_last_error,
+	.location = sq_location,
 };
 
 /* ---- opening ---- */
@@ -653,45 +659,109 @@ sqlite_error:
 	return rc == SQLITE_BUSY ? KG_EUNAVAILABLE : KG_ESTORE;
 }
 
-/* Creates dir (0700) when missing; an existing directory is left as it is. */
-static kg_err make_dir(const char *dir, kg_buf *errmsg)
+/* Appends dir made absolute (against the working directory, symlinks left
+ * as they are) to out: messages and logs name the store unambiguously, since
+ * the default data_dir is relative and a command run from elsewhere would
+ * otherwise find, or make, a different store. */
+static kg_err absolute_dir(const char *dir, kg_buf *out)
+{
+	char cwd[4096];
+	if (dir[0] == '/')
+		return kg_buf_printf(out, "%s", dir);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return kg_buf_printf(out, "%s", dir);
+	while (dir[0] == '.' && dir[1] == '/')
+		dir += 2;
+	if (strcmp(dir, ".") == 0)
+		return kg_buf_printf(out, "%s", cwd);
+	return kg_buf_printf(out, "%s%s%s", cwd, strcmp(cwd, "/") == 0 ? "" : "/", dir);
+}
+
+/* The store holds secrets (the token encryption key, the Avalanche signing
+ * key, password hashes): a directory or database file that another user owns
+ * or can write lets that user read them or swap the database for one with
+ * secrets of their choosing. Refused, not repaired: keygate cannot know who
+ * has already read or changed it. */
+static kg_err check_owner_and_mode(const char *what, const char *path, const struct stat *sb, kg_buf *errmsg)
+{
+	uid_t me = geteuid();
+	if (sb->st_uid != me) {
+		kg_buf_printf(errmsg,
+		              "%s %s is owned by uid %u, not by uid %u that keygate runs as: another user could read "
+		              "or replace its secrets; chown %u %s (or run keygate as its owner)",
+		              what, path, (unsigned)sb->st_uid, (unsigned)me, (unsigned)me, path);
+		return KG_ECONFIG;
+	}
+	if (sb->st_mode & (S_IWGRP | S_IWOTH)) {
+		kg_buf_printf(errmsg,
+		              "%s %s can be written by group or others (mode %04o): they could replace its "
+		              "secrets; chmod %s %s",
+		              what, path, (unsigned)(sb->st_mode & 07777), S_ISDIR(sb->st_mode) ? "700" : "600", path);
+		return KG_ECONFIG;
+	}
+	return KG_OK;
+}
+
+/* Creates dir (0700) when missing and may_create; checks an existing one. */
+static kg_err make_dir(const char *dir, bool may_create, kg_buf *errmsg)
 {
 	struct stat sb;
-	if (mkdir(dir, 0700) == 0) {
+	if (may_create && mkdir(dir, 0700) == 0) {
 		/* mkdir's mode passes through the umask; the result must not */
 		if (chmod(dir, 0700) != 0)
 			goto error;
 		return KG_OK;
 	}
-	if (errno != EEXIST)
+	if (may_create && errno != EEXIST)
 		goto error;
-	if (stat(dir, &sb) != 0)
+	if (stat(dir, &sb) != 0) {
+		if (!may_create && errno == ENOENT) {
+			kg_buf_printf(errmsg,
+			              "no store at %s/%s: the data directory %s does not exist (only serve creates a "
+			              "store; give the data_dir of the keygate to change with --data-dir or --config)",
+			              dir, DB_NAME, dir);
+			return KG_ENOENT;
+		}
 		goto error;
+	}
 	if (!S_ISDIR(sb.st_mode)) {
 		kg_buf_printf(errmsg, "data directory %s exists and is not a directory", dir);
 		return KG_EIO;
 	}
-	return KG_OK;
+	return check_owner_and_mode("data directory", dir, &sb, errmsg);
 error:
-	kg_buf_printf(errmsg, "cannot create data directory %s: %s", dir, strerror(errno));
+	kg_buf_printf(errmsg, "cannot %s data directory %s: %s", may_create ? "create" : "open", dir, strerror(errno));
 	return KG_EIO;
 }
 
-/* Creates the database file 0600 before SQLite sees it, so it never exists
- * with looser permissions, and tightens an existing one (secrets live here).
+/* Creates the database file 0600 before SQLite sees it (when may_create), so
+ * it never exists with looser permissions, and takes read access away from
+ * group and others on an existing one (secrets live here).
  * O_NOFOLLOW: a symlink planted in data_dir must not redirect our writes. */
-static kg_err make_db_file(const char *path, kg_buf *errmsg)
+static kg_err make_db_file(const char *path, bool may_create, kg_buf *errmsg)
 {
 	struct stat sb;
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (fd < 0)
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (may_create ? O_CREAT : 0), 0600);
+	if (fd < 0) {
+		if (!may_create && errno == ENOENT) {
+			kg_buf_printf(errmsg, "no store at %s: the database file does not exist (only serve creates a "
+			                      "store; give the data_dir of the keygate to change with --data-dir or --config)",
+			              path);
+			return KG_ENOENT;
+		}
 		goto error;
+	}
 	if (fstat(fd, &sb) != 0)
 		goto error;
 	if (!S_ISREG(sb.st_mode)) {
 		kg_buf_printf(errmsg, "database %s is not a regular file", path);
 		close(fd);
 		return KG_EIO;
+	}
+	kg_err err = check_owner_and_mode("database", path, &sb, errmsg);
+	if (err) {
+		close(fd);
+		return err;
 	}
 	if ((sb.st_mode & 07777) != 0600 && fchmod(fd, 0600) != 0)
 		goto error;
@@ -706,9 +776,15 @@ error:
 
 kg_err kg_store_open_sqlite(const char *dir, kg_store **out, kg_buf *errmsg)
 {
+	return kg_store_open_sqlite_mode(dir, KG_STORE_OPEN_OR_CREATE, out, errmsg);
+}
+
+kg_err kg_store_open_sqlite_mode(const char *dir, enum kg_store_mode mode, kg_store **out, kg_buf *errmsg)
+{
 	struct sqlite_store *st = NULL;
-	kg_buf path = { 0 };
+	kg_buf path = { 0 }, abs = { 0 };
 	sqlite3_stmt *q = NULL;
+	bool may_create = mode == KG_STORE_OPEN_OR_CREATE;
 	kg_err err;
 	int rc;
 
@@ -717,11 +793,13 @@ kg_err kg_store_open_sqlite(const char *dir, kg_store **out, kg_buf *errmsg)
 		kg_buf_printf(errmsg, "no data directory given");
 		return KG_EINVAL;
 	}
-	if ((err = make_dir(dir, errmsg)))
-		return err;
-	if ((err = kg_buf_printf(&path, "%s/%s", dir, DB_NAME)))
+	if ((err = absolute_dir(dir, &abs)))
 		goto out;
-	if ((err = make_db_file(path.p, errmsg)))
+	if ((err = make_dir(abs.p, may_create, errmsg)))
+		goto out;
+	if ((err = kg_buf_printf(&path, "%s/%s", abs.p, DB_NAME)))
+		goto out;
+	if ((err = make_db_file(path.p, may_create, errmsg)))
 		goto out;
 
 	st = calloc(1, sizeof(*st));
@@ -743,6 +821,20 @@ kg_err kg_store_open_sqlite(const char *dir, kg_store **out, kg_buf *errmsg)
 	sqlite3_extended_result_codes(st->db, 1);
 	if ((rc = sqlite3_busy_timeout(st->db, BUSY_TIMEOUT_MS)) != SQLITE_OK)
 		goto sqlite_error;
+	if (!may_create) {
+		/* an empty file (a start that died before its first migration, or
+		 * one made by hand) holds no keys or revocations: writing to it
+		 * would change nothing any server reads; checked before
+		 * switching to WAL, which writes a header */
+		int version = 0;
+		if ((rc = read_user_version(st->db, &version)) != SQLITE_OK)
+			goto sqlite_error;
+		if (version == 0) {
+			kg_buf_printf(errmsg, "no store at %s: the file is empty, not a keygate store", st->path);
+			err = KG_ENOENT;
+			goto out;
+		}
+	}
 	/* journal_mode answers with the mode it ended up in */
 	if ((rc = sqlite3_prepare_v2(st->db, "PRAGMA journal_mode=WAL", -1, &q, NULL)) != SQLITE_OK)
 		goto sqlite_error;
@@ -782,5 +874,6 @@ out:
 	if (st)
 		sq_close(&st->base);
 	kg_buf_free(&path, false);
+	kg_buf_free(&abs, false);
 	return err;
 }

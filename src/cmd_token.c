@@ -4,8 +4,10 @@
  *   keygate token revoke [FLAGS] --all         revoke every token issued until now
  *
  * FLAGS are serve's (--config, --data-dir, --token-encryption-key, ...) so the
- * command finds the same store and keys. The revocation is written to the
- * store; running servers pick it up within a second. */
+ * command finds the same store and keys; the key serve generated is read from
+ * the store. The revocation is written to the store, which must exist (this
+ * command never creates one) and is named in every message; running servers
+ * pick it up within a second. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -50,18 +52,28 @@ static int split_args(int argc, char **argv, char **flags, int *nflags, char **w
 	return 0;
 }
 
+/* The keys that open the tokens to revoke: the configured ones, then the key
+ * serve generated and keeps in the store (used when none is configured), so
+ * a token from either opens without repeating --token-encryption-key. */
 static kg_err load_keys(const kg_config *cfg, kg_store *store, kg_token_keys **keys)
 {
-	if (cfg->token_encryption_keys.n)
-		return kg_token_keys_new((const char *const *)cfg->token_encryption_keys.v,
-		                         cfg->token_encryption_keys.n, keys);
-	kg_buf k = { 0 };
-	kg_err err = kg_store_kv_get(store, KG_STR("bee"), KG_STR("token_encryption_key"), &k);
-	if (!err) {
-		const char *one[1] = { k.p };
-		err = kg_token_keys_new(one, 1, keys);
-	}
-	kg_buf_free(&k, true);
+	size_t n = cfg->token_encryption_keys.n;
+	const char **all = calloc(n + 1, sizeof(*all));
+	kg_buf stored = { 0 };
+	kg_err err = KG_ENOMEM;
+	if (!all)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		all[i] = cfg->token_encryption_keys.v[i];
+	err = kg_store_kv_get(store, KG_STR("bee"), KG_STR("token_encryption_key"), &stored);
+	if (err == KG_OK && stored.p && stored.p[0])
+		all[n++] = stored.p;
+	else if (err != KG_ENOENT && err != KG_OK)
+		goto out;
+	err = n ? kg_token_keys_new(all, n, keys) : KG_ENOENT;
+out:
+	free(all);
+	kg_buf_free(&stored, true);
 	return err;
 }
 
@@ -95,10 +107,13 @@ int kg_cmd_token(int argc, char **argv)
 			fprintf(stderr, "keygate: %s\n", errs.v[i]);
 		goto out;
 	}
-	if (kg_store_open_sqlite(cfg->data_dir, &store, &why) != KG_OK) {
-		fprintf(stderr, "keygate: store: %s\n", why.p ? why.p : "cannot open");
+	/* never creates: a revocation written to a new, empty store (run from
+	 * the wrong directory, or with the wrong data_dir) would end nothing */
+	if (kg_store_open_sqlite_mode(cfg->data_dir, KG_STORE_OPEN_EXISTING, &store, &why) != KG_OK) {
+		fprintf(stderr, "keygate token revoke: %s; nothing revoked\n", why.p ? why.p : "cannot open the store");
 		goto out;
 	}
+	const char *where = kg_store_location(store);
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -106,11 +121,17 @@ int kg_cmd_token(int argc, char **argv)
 		char v[32];
 		snprintf(v, sizeof(v), "%lld", (long long)now_ms);
 		if (kg_store_kv_put(store, KG_STR("bee"), KG_STR("revoked_before_ms"), kg_str_c(v), true) != KG_OK) {
-			fprintf(stderr, "keygate: cannot write the revocation to the store\n");
+			fprintf(stderr, "keygate token revoke: cannot write the revocation to the store %s\n", where);
 			goto out;
 		}
-		printf("revoked every keygate-format token issued before now; running servers apply it within a second\n"
-		       "(Bee-format tokens carry no issue time: rotate token_encryption_key to end them all)\n");
+		struct tm tm;
+		char when[32] = "now";
+		if (gmtime_r(&ts.tv_sec, &tm))
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+		printf("revoked every keygate-format token issued before %s in the store %s; running servers "
+		       "apply it within a second\n"
+		       "(Bee-format tokens carry no issue time: rotate token_encryption_key to end them all)\n",
+		       when, where);
 		rc = 0;
 		goto out;
 	}
@@ -123,13 +144,18 @@ int kg_cmd_token(int argc, char **argv)
 		} else {
 			struct kg_token_claims cl;
 			if (!keys && load_keys(cfg, store, &keys) != KG_OK) {
-				fprintf(stderr, "keygate: no token encryption key found to read %.12s...\n", words[i]);
+				fprintf(stderr,
+				        "keygate token revoke: no token encryption key configured or in the store %s to "
+				        "read %.12s...\n",
+				        where, words[i]);
 				rc = 1;
 				continue;
 			}
 			if (kg_token_open(keys, kg_str_c(words[i]), &cl) != KG_OK) {
-				fprintf(stderr, "keygate: %.12s...: not a token these keys opened, nor a 32-hex-digit id\n",
-				        words[i]);
+				fprintf(stderr,
+				        "keygate token revoke: %.12s...: not a token the keys (configured, or stored in %s) "
+				        "open, nor a 32-hex-digit id\n",
+				        words[i], where);
 				rc = 1;
 				continue;
 			}
@@ -137,11 +163,12 @@ int kg_cmd_token(int argc, char **argv)
 			expires = cl.expires_ms / 1000 + 1;
 		}
 		if (kg_store_revoke(store, kg_str_c(id), expires) != KG_OK) {
-			fprintf(stderr, "keygate: %s: cannot write the revocation to the store\n", id);
+			fprintf(stderr, "keygate token revoke: %s: cannot write the revocation to the store %s\n", id,
+			        where);
 			rc = 1;
 			continue;
 		}
-		printf("revoked %s\n", id);
+		printf("revoked %s in the store %s\n", id, where);
 	}
 out:
 	kg_token_keys_free(&keys);

@@ -7,7 +7,10 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <stddef.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -363,9 +366,17 @@ static uv_timer_t maint_timer;
 static struct kg_serve_args serve_args;
 static bool is_stopping;
 
-static int listen_socket(const char *hostport, kg_buf *why)
+/* One listen address, resolved. */
+struct listen_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[INET6_ADDRSTRLEN + 8]; /* numeric "ADDR:PORT" / "[ADDR]:PORT" */
+	unsigned port;
+};
+
+static kg_err listen_resolve(const char *hostport, struct listen_addr *la, kg_buf *why)
 {
-	char host[256], port[8];
+	char host[256], port[8], addr[INET6_ADDRSTRLEN];
 	const char *colon;
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE },
 	                *res = NULL;
@@ -385,27 +396,166 @@ static int listen_socket(const char *hostport, kg_buf *why)
 	if (snprintf(port, sizeof(port), "%s", colon + 1) >= (int)sizeof(port))
 		goto bad;
 	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (rc != 0) {
+	if (rc != 0 || !res) {
 		kg_buf_printf(why, "listen %s: %s", hostport, gai_strerror(rc));
-		return -1;
+		return KG_ECONFIG;
 	}
-	int fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
-	    (res->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
-	    bind(fd, res->ai_addr, res->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
-		kg_buf_printf(why, "listen %s: %s", hostport, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(res);
-		return -1;
-	}
+	memset(la, 0, sizeof(*la));
+	memcpy(&la->ss, res->ai_addr, res->ai_addrlen);
+	la->len = res->ai_addrlen;
 	freeaddrinfo(res);
-	return fd;
+	if (la->ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&la->ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, addr, sizeof(addr));
+		la->port = ntohs(a->sin6_port);
+		snprintf(la->text, sizeof(la->text), "[%s]:%u", addr, la->port);
+	} else {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)&la->ss;
+		inet_ntop(AF_INET, &a->sin_addr, addr, sizeof(addr));
+		la->port = ntohs(a->sin_port);
+		snprintf(la->text, sizeof(la->text), "%s:%u", addr, la->port);
+	}
+	return KG_OK;
 bad:
 	kg_buf_printf(why, "listen %s: expected HOST:PORT or [IPV6]:PORT", hostport);
-	return -1;
+	return KG_ECONFIG;
+}
+
+/* A TCP socket bound to la; listening when is_worker. Workers set
+ * SO_REUSEPORT so that each has its own accept queue; the probe does not. */
+static int bind_socket(const struct listen_addr *la, bool is_worker)
+{
+	int fd = socket(la->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    (is_worker && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
+	    (la->ss.ss_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) != 0) ||
+	    bind(fd, (const struct sockaddr *)&la->ss, la->len) != 0 || (is_worker && listen(fd, 1024) != 0)) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		errno = e;
+		return -1;
+	}
+	return fd;
+}
+
+static void in_use(const char *hostport, const struct listen_addr *la, const char *holder, kg_buf *why)
+{
+	kg_buf_printf(why,
+	              "listen %s: port %u is already in use (%s %s); stop it or choose another listen address. "
+	              "keygate does not share a port: two servers on one port would each answer a share of "
+	              "the requests",
+	              hostport, la->port, holder, la->text);
+}
+
+/* Checks that nothing listens on la: a socket bound to it *without*
+ * SO_REUSEPORT fails with EADDRINUSE while anything (another program, an
+ * older keygate) listens there, with or without SO_REUSEPORT. */
+static kg_err listen_probe(const char *hostport, const struct listen_addr *la, kg_buf *why)
+{
+	int probe = bind_socket(la, false);
+	if (probe < 0) {
+		if (errno == EADDRINUSE)
+			in_use(hostport, la, "another program listens on", why);
+		else
+			kg_buf_printf(why, "listen %s: %s", hostport, strerror(errno));
+		return KG_EIO;
+	}
+	close(probe);
+	return KG_OK;
+}
+
+/* Claims a listen address for this process, before the store is opened (a
+ * second instance must not get as far as generating secrets).
+ *
+ * The workers' sockets carry SO_REUSEPORT (one accept queue each), and Linux
+ * lets any later socket of the same user with SO_REUSEPORT join that group:
+ * a second keygate on the same port would start without an error and take a
+ * share of the connections, with its own configuration. Two things stop that:
+ *
+ * 1. A lock that only keygate takes: an abstract unix socket named after the
+ *    numeric address, bound for as long as this process listens (the kernel
+ *    drops it when the process ends; per network namespace, like the port).
+ *    Its bind is atomic, so of two keygates starting together one fails.
+ * 2. A probe (listen_probe), here and again just before the workers bind. It
+ *    is closed before they do: a socket without SO_REUSEPORT held open would
+ *    make their binds fail too (checked on Linux 6.x: every socket on the
+ *    port needs the option). The workers bind right after the second probe,
+ *    in the same thread; a program that takes the port in between without
+ *    SO_REUSEPORT makes their bind fail with the same error, so the only
+ *    start that could still slip in is one using SO_REUSEPORT as this user
+ *    within those few system calls, and keygate itself is kept out by the
+ *    lock.
+ *
+ * *lock_fd gets the lock's descriptor (the caller keeps it open). */
+static kg_err listen_claim(const char *hostport, const struct listen_addr *la, int *lock_fd, kg_buf *why)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	int n = snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "keygate/listen/%s", la->text);
+	socklen_t un_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + (size_t)n);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	*lock_fd = -1;
+	if (fd < 0 || bind(fd, (const struct sockaddr *)&un, un_len) != 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		if (e == EADDRINUSE)
+			in_use(hostport, la, "another keygate listens on", why);
+		else
+			kg_buf_printf(why, "listen %s: cannot take the per-address lock: %s", hostport, strerror(e));
+		return KG_EIO;
+	}
+	kg_err err = listen_probe(hostport, la, why);
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*lock_fd = fd;
+	return KG_OK;
+}
+
+static int *listen_locks;
+static size_t nlisten_locks;
+
+/* Claims every listen address (listen_claim); on failure the ones taken
+ * stay in listen_locks for listen_locks_release. */
+static kg_err listen_claim_all(const kg_config *cfg, kg_buf *why)
+{
+	listen_locks = calloc(cfg->listen.n, sizeof(*listen_locks));
+	if (!listen_locks)
+		return KG_ENOMEM;
+	for (size_t j = 0; j < cfg->listen.n; j++) {
+		struct listen_addr la, other;
+		kg_err err = listen_resolve(cfg->listen.v[j], &la, why);
+		if (err)
+			return err;
+		/* our own lock would call it "another keygate" */
+		for (size_t k = 0; k < j; k++) {
+			if (listen_resolve(cfg->listen.v[k], &other, why) == KG_OK && la.port != 0 &&
+			    strcmp(la.text, other.text) == 0) {
+				kg_buf_printf(why, "listen: %s and %s are the same address", cfg->listen.v[k],
+				              cfg->listen.v[j]);
+				return KG_ECONFIG;
+			}
+		}
+		if ((err = listen_claim(cfg->listen.v[j], &la, &listen_locks[j], why)))
+			return err;
+		nlisten_locks = j + 1;
+	}
+	return KG_OK;
+}
+
+/* Lets a replacement start once this process stops accepting. */
+static void listen_locks_release(void)
+{
+	for (size_t i = 0; i < nlisten_locks; i++)
+		if (listen_locks[i] >= 0)
+			close(listen_locks[i]);
+	free(listen_locks);
+	listen_locks = NULL;
+	nlisten_locks = 0;
 }
 
 static void on_connection(uv_stream_t *server, int status)
@@ -499,10 +649,26 @@ static kg_err workers_start(const kg_config *cfg, kg_buf *why)
 		w->listeners = calloc(cfg->listen.n, sizeof(uv_tcp_t));
 		if (!w->listeners)
 			return KG_ENOMEM;
-		for (size_t j = 0; j < cfg->listen.n; j++) {
-			int fd = listen_socket(cfg->listen.v[j], why);
-			if (fd < 0)
+	}
+	/* address by address: probe it, then every worker binds it at once (see
+	 * listen_claim for why nothing may come in between) */
+	for (size_t j = 0; j < cfg->listen.n; j++) {
+		struct listen_addr la;
+		kg_err err = listen_resolve(cfg->listen.v[j], &la, why);
+		if (!err)
+			err = listen_probe(cfg->listen.v[j], &la, why);
+		if (err)
+			return err;
+		for (size_t i = 0; i < nworkers; i++) {
+			struct kg_worker *w = &workers[i];
+			int fd = bind_socket(&la, true);
+			if (fd < 0) {
+				if (errno == EADDRINUSE)
+					in_use(cfg->listen.v[j], &la, "another program took", why);
+				else
+					kg_buf_printf(why, "listen %s: %s", cfg->listen.v[j], strerror(errno));
 				return KG_EIO;
+			}
 			uv_tcp_init(&w->loop, &w->listeners[j]);
 			w->listeners[j].data = w;
 			uv_tcp_open(&w->listeners[j], fd);
@@ -539,6 +705,9 @@ static void stop_all(void)
 	uv_close((uv_handle_t *)&sig_int, NULL);
 	uv_close((uv_handle_t *)&sig_hup, NULL);
 	uv_close((uv_handle_t *)&maint_timer, NULL);
+	/* the workers are closing their listeners now; a replacement that
+	 * starts before they are all closed fails its probe, cleanly */
+	listen_locks_release();
 }
 
 static void on_sigterm(uv_signal_t *s, int signum)
@@ -555,6 +724,41 @@ static bool same_list(const kg_strlist *a, const kg_strlist *b)
 		if (strcmp(a->v[i], b->v[i]) != 0)
 			return false;
 	return true;
+}
+
+/* Warns about a file holding secrets (passwords, keys, password hashes)
+ * that other users can read, or that group or others can change. A warning,
+ * not a refusal: these files are the operator's, often shared with a
+ * deployment tool, and keygate only reads them. */
+static void warn_exposed_file(const char *what, const char *path)
+{
+	struct stat sb;
+	if (!path || !path[0] || stat(path, &sb) != 0)
+		return;
+	if (sb.st_mode & S_IROTH)
+		kg_warn("%s %s can be read by every user (mode %04o): chmod o-r %s (or chmod 600, owned by the user "
+		        "keygate runs as)",
+		        what, path, (unsigned)(sb.st_mode & 07777), path);
+	if (sb.st_mode & (S_IWGRP | S_IWOTH))
+		kg_warn("%s %s can be changed by group or others (mode %04o): chmod go-w %s", what, path,
+		        (unsigned)(sb.st_mode & 07777), path);
+}
+
+static void warn_exposed_files(const kg_config *cfg, const char *config_path)
+{
+	warn_exposed_file("api_auth_password_file", cfg->api_auth_password_file);
+	warn_exposed_file("basic_users file", cfg->basic_users);
+	if (!config_path)
+		return;
+	/* the config file matters when it is where a secret comes from, not
+	 * the environment or a flag: read it alone */
+	kg_config *file_only = NULL;
+	kg_config_errors errs = { 0 };
+	if (kg_config_load(config_path, NULL, 0, NULL, &file_only, &errs) == KG_OK &&
+	    (file_only->admin_password[0] || file_only->token_encryption_keys.n))
+		warn_exposed_file("config file (it sets admin_password or token_encryption_key)", config_path);
+	kg_config_free(&file_only);
+	kg_config_errors_free(&errs);
 }
 
 static void reload(void)
@@ -587,6 +791,7 @@ static void reload(void)
 	}
 	kg__runtime_release(cur);
 	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
+	warn_exposed_files(cfg, serve_args.config_path);
 	runtime_install(rt);
 	kg_info("configuration reloaded");
 out:
@@ -630,6 +835,11 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 	signal(SIGPIPE, SIG_IGN);
 	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
 
+	if (listen_claim_all(cfg, &why) != KG_OK) {
+		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "cannot listen");
+		kg_config_free(&cfg);
+		goto out;
+	}
 	if (kg_store_open_sqlite(cfg->data_dir, &g_store, &why) != KG_OK) {
 		fprintf(stderr, "keygate: store: %s\n", why.p ? why.p : "cannot open");
 		kg_config_free(&cfg);
@@ -651,6 +861,7 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		fprintf(stderr, "keygate: cannot open access log %s: %s\n", cfg->access_log, strerror(errno));
 		goto out;
 	}
+	warn_exposed_files(cfg, args->config_path);
 	runtime_install(rt);
 	rt = NULL;
 	on_maintenance(NULL);
@@ -677,7 +888,7 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		kg_info("keygate %s listening on %s (%zu workers, %s%s)", kg__version, cur->cfg->listen.v[i],
 		        nworkers, cur->has_upstream ? "proxy to " : "forward-auth mode",
 		        cur->has_upstream ? cur->cfg->upstream : "");
-	kg_info("store: sqlite in %s; require_auth %s", cur->cfg->data_dir,
+	kg_info("store: %s %s; require_auth %s", g_store->ops->name, kg_store_location(g_store),
 	        cur->auth.require_auth ? "on" : "off (pass-through)");
 	kg__runtime_release(cur);
 
@@ -699,6 +910,7 @@ out:
 	for (size_t i = 0; i < nworkers; i++)
 		free(workers[i].listeners);
 	free(workers);
+	listen_locks_release();
 	kg_cache_free(&g_cache);
 	kg_store_close(&g_store);
 	kg__access_log_close();

@@ -101,20 +101,42 @@ struct kg_store_ops {
 	kg_err (*changes_last)(kg_store *s, int64_t *seq);
 	/* Appends to out a description of the most recent failure ("" if none). */
 	void (*last_error)(kg_store *s, kg_buf *out);
+	/* Where the store is, for logs and messages (no secret in it): the
+	 * absolute path of the SQLite file. Borrowed, valid until close. */
+	const char *(*location)(kg_store *s);
 };
 
 struct kg_store {
 	const struct kg_store_ops *ops;
 };
 
-/* Opens (creating if needed) the SQLite store in dir: dir is created 0700
- * when missing, the database file dir/keygate.db is created 0600 (and set to
- * 0600 if it exists), WAL mode, synchronous=FULL, migrations applied, each in
- * its own transaction. *out is owned by the caller (kg_store_close). On
- * failure, errmsg (the caller's buffer) gets a sentence naming the directory
- * or file and the cause. A database whose schema is newer than
- * KG_STORE_SCHEMA_VERSION is refused (KG_ESTORE). */
+enum kg_store_mode {
+	KG_STORE_OPEN_OR_CREATE, /* serve: a missing store is created */
+	KG_STORE_OPEN_EXISTING,  /* admin commands: never creates anything */
+};
+
+/* Opens the SQLite store in dir (a relative dir is taken against the working
+ * directory; messages and location() name it absolute).
+ * KG_STORE_OPEN_OR_CREATE: dir is created 0700 when missing, the database
+ * file dir/keygate.db is created 0600 (and set to 0600 if it exists).
+ * KG_STORE_OPEN_EXISTING: KG_ENOENT, nothing created, when dir or the file is
+ * missing or the file holds no schema yet, so a command run with the wrong
+ * data_dir changes nothing instead of writing to a new, unread store.
+ * Either mode refuses (KG_ECONFIG) a dir or database file that another user
+ * owns or that group or others can write: the file holds the secrets.
+ * Then WAL mode, synchronous=FULL, migrations applied, each in its own
+ * transaction. *out is owned by the caller (kg_store_close). On failure,
+ * errmsg (the caller's buffer) gets a sentence naming the directory or file,
+ * the cause and, for ownership or mode, the fix. A database whose schema is
+ * newer than KG_STORE_SCHEMA_VERSION is refused (KG_ESTORE). */
+kg_err kg_store_open_sqlite_mode(const char *dir, enum kg_store_mode mode, kg_store **out, kg_buf *errmsg)
+    KG_MUST_CHECK;
+
+/* kg_store_open_sqlite_mode(dir, KG_STORE_OPEN_OR_CREATE, out, errmsg). */
 kg_err kg_store_open_sqlite(const char *dir, kg_store **out, kg_buf *errmsg) KG_MUST_CHECK;
+
+/* s->ops->location(s): where the store is, for messages. Borrowed. */
+const char *kg_store_location(kg_store *s);
 
 /* Closes s and sets *s to NULL. Safe on NULL. */
 void kg_store_close(kg_store **s);

@@ -511,7 +511,7 @@ class Keygate(_Proc):
         self.port = port or free_port()
         self.tmp = tempfile.mkdtemp(prefix="keygate-it-")
         self.data_dir = os.path.join(self.tmp, "data")
-        os.mkdir(self.data_dir)
+        os.mkdir(self.data_dir, 0o700)  # keygate refuses a data dir others can write
         self.stderr_path = os.path.join(self.tmp, "stderr")
         self.stdout_path = os.path.join(self.tmp, "stdout")
         self._final_stderr = None

@@ -139,6 +139,125 @@ KG_TEST(test_open_tightens_an_existing_db_file_to_0600)
 	tmp_remove(&t);
 }
 
+static kg_err open_mode(const char *dir, enum kg_store_mode mode, kg_buf *why)
+{
+	kg_store *s = (kg_store *)why; /* must be reset to NULL on failure */
+	kg_err err = kg_store_open_sqlite_mode(dir, mode, &s, why);
+	KG_CHECK(err == KG_OK ? s != NULL : s == NULL, "*out %p after %s", (void *)s, kg_errname(err));
+	if (err == KG_OK)
+		kg_store_close(&s);
+	return err;
+}
+
+KG_TEST(test_open_existing_creates_nothing_and_names_the_missing_store)
+{
+	struct tmp t;
+	kg_buf why = { 0 };
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_err err = open_mode(t.dir, KG_STORE_OPEN_EXISTING, &why);
+	KG_CHECK(err == KG_ENOENT, "missing dir: %s, want ENOENT", kg_errname(err));
+	KG_CHECK(why.p && strstr(why.p, t.db) && strstr(why.p, "does not exist"), "message: '%s'", why.p ? why.p : "");
+	KG_CHECK(file_mode(t.dir) == -1, "the data directory was created");
+
+	kg_buf_clear(&why);
+	mkdir(t.dir, 0700);
+	err = open_mode(t.dir, KG_STORE_OPEN_EXISTING, &why);
+	KG_CHECK(err == KG_ENOENT && why.p && strstr(why.p, t.db), "missing file: %s '%s'", kg_errname(err),
+	         why.p ? why.p : "");
+	KG_CHECK(file_mode(t.db) == -1, "the database file was created");
+
+	/* an empty file is no store either, and stays empty */
+	kg_buf_clear(&why);
+	close(open(t.db, O_CREAT | O_WRONLY, 0600));
+	err = open_mode(t.dir, KG_STORE_OPEN_EXISTING, &why);
+	KG_CHECK(err == KG_ENOENT && why.p && strstr(why.p, "empty"), "empty file: %s '%s'", kg_errname(err),
+	         why.p ? why.p : "");
+	struct stat sb;
+	KG_CHECK(stat(t.db, &sb) == 0 && sb.st_size == 0, "the empty file was written to");
+
+	/* once serve has made it, it opens */
+	unlink(t.db);
+	kg_store *s = open_ok(t.dir);
+	kg_store_close(&s);
+	kg_buf_clear(&why);
+	err = open_mode(t.dir, KG_STORE_OPEN_EXISTING, &why);
+	KG_CHECK(err == KG_OK, "existing store: %s '%s'", kg_errname(err), why.p ? why.p : "");
+	kg_buf_free(&why, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_location_is_absolute_even_for_a_relative_dir)
+{
+	struct tmp t;
+	char cwd[512], want[300];
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	KG_CHECK(getcwd(cwd, sizeof(cwd)) != NULL, "getcwd");
+	KG_CHECK(chdir(t.base) == 0, "chdir");
+	kg_store *s = open_ok("./data");
+	snprintf(want, sizeof(want), "%s/data/keygate.db", t.base);
+	KG_CHECK(s && strcmp(kg_store_location(s), want) == 0, "location '%s', want '%s'",
+	         s ? kg_store_location(s) : "", want);
+	kg_store_close(&s);
+	KG_CHECK(chdir(cwd) == 0, "chdir back");
+	tmp_remove(&t);
+}
+
+KG_TEST(test_a_dir_or_db_others_can_write_is_refused_with_the_fix)
+{
+	struct tmp t;
+	kg_buf why = { 0 };
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	mkdir(t.dir, 0700);
+	chmod(t.dir, 0777);
+	for (int mode = 0; mode < 2; mode++) {
+		kg_buf_clear(&why);
+		kg_err err = open_mode(t.dir, mode ? KG_STORE_OPEN_EXISTING : KG_STORE_OPEN_OR_CREATE, &why);
+		KG_CHECK(err == KG_ECONFIG, "0777 dir (mode %d): %s, want ECONFIG", mode, kg_errname(err));
+		KG_CHECK(why.p && strstr(why.p, t.dir) && strstr(why.p, "chmod 700"), "message: '%s'",
+		         why.p ? why.p : "");
+	}
+	KG_CHECK(file_mode(t.db) == -1, "a database was made in a refused directory");
+	KG_CHECK(file_mode(t.dir) == 0777, "the refused directory was changed: %o", file_mode(t.dir));
+
+	chmod(t.dir, 0700);
+	kg_store *s = open_ok(t.dir);
+	kg_store_close(&s);
+	chmod(t.db, 0660);
+	kg_buf_clear(&why);
+	kg_err err = open_mode(t.dir, KG_STORE_OPEN_OR_CREATE, &why);
+	KG_CHECK(err == KG_ECONFIG && why.p && strstr(why.p, t.db) && strstr(why.p, "chmod 600"),
+	         "group-writable db: %s '%s'", kg_errname(err), why.p ? why.p : "");
+	kg_buf_free(&why, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_a_dir_or_db_another_user_owns_is_refused)
+{
+	struct tmp t;
+	kg_buf why = { 0 };
+	if (geteuid() != 0) /* only root can give a file away */
+		return;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	mkdir(t.dir, 0700);
+	KG_CHECK(chown(t.dir, 65534, 65534) == 0, "chown");
+	kg_err err = open_mode(t.dir, KG_STORE_OPEN_OR_CREATE, &why);
+	KG_CHECK(err == KG_ECONFIG && why.p && strstr(why.p, t.dir) && strstr(why.p, "owned by uid 65534") &&
+	             strstr(why.p, "chown"),
+	         "dir of nobody: %s '%s'", kg_errname(err), why.p ? why.p : "");
+	KG_CHECK(file_mode(t.db) == -1, "a database was made in a refused directory");
+
+	KG_CHECK(chown(t.dir, 0, 0) == 0, "chown back");
+	kg_store *s = open_ok(t.dir);
+	kg_store_close(&s);
+	KG_CHECK(chown(t.db, 65534, 65534) == 0, "chown db");
+	kg_buf_clear(&why);
+	err = open_mode(t.dir, KG_STORE_OPEN_EXISTING, &why);
+	KG_CHECK(err == KG_ECONFIG && why.p && strstr(why.p, t.db) && strstr(why.p, "owned by uid 65534"),
+	         "db of nobody: %s '%s'", kg_errname(err), why.p ? why.p : "");
+	kg_buf_free(&why, false);
+	tmp_remove(&t);
+}
+
 KG_TEST(test_kv_put_get_add_del_scan)
 {
 	struct tmp t;
