@@ -52,7 +52,7 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "error_dialect", .type = KG_SET_STRING, .def = "auto", .choices = "auto|keygate|bee|avalanche|elasticsearch", .offset = OFF(error_dialect), .help = "shape of error responses; auto follows the API the request looks like" },
 	{ .name = "policy", .type = KG_SET_STRING, .def = "", .offset = OFF(policy), .metavar = "NAME|FILE", .help = "access policy: a preset name or the path of a policy file; empty: the built-in default" },
 	{ .name = "public_paths", .type = KG_SET_LIST, .def = "", .offset = OFF(public_paths), .metavar = "PATH", .check = check_path, .help = "extra paths that never need a credential; repeat for several" },
-	{ .name = "trusted_proxies", .type = KG_SET_LIST, .def = "", .offset = OFF(trusted_proxies), .metavar = "ADDR[/BITS]", .check = check_cidr, .help = "addresses or CIDRs whose X-Forwarded-For is believed; repeat for several" },
+	{ .name = "trusted_proxies", .type = KG_SET_LIST, .def = "", .offset = OFF(trusted_proxies), .metavar = "ADDR[/BITS]", .check = check_cidr, .help = "addresses or CIDRs of proxies whose X-Forwarded-For (IP entries only), Forwarded, X-Forwarded-Proto and X-Forwarded-Host are believed; repeat for several" },
 	{ .name = "upstream", .type = KG_SET_STRING, .def = "", .offset = OFF(upstream), .metavar = "URL", .check = check_upstream, .help = "proxy allowed requests to http://HOST[:PORT][/PATH]; empty: forward-auth only" },
 	/* limits */
 	{ .name = "limits.max_header_bytes", .type = KG_SET_SIZE, .def = "16KiB", .min = KIB, .max = MIB, .offset = OFF(max_header_bytes), .help = "largest request head (request line and headers)" },
@@ -71,7 +71,7 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "proxy.connect_timeout", .type = KG_SET_DURATION, .def = "5s", .min = 100, .max = HOUR, .offset = OFF(connect_timeout_ms), .help = "time allowed to connect to the upstream" },
 	{ .name = "proxy.pool_size", .type = KG_SET_INT, .def = "64", .min = 0, .max = 100000, .offset = OFF(pool_size), .help = "idle upstream connections kept per worker" },
 	{ .name = "proxy.preserve_host", .type = KG_SET_BOOL, .def = "true", .offset = OFF(preserve_host), .help = "pass the client's Host header upstream instead of the upstream's" },
-	{ .name = "proxy.forwarded_headers", .type = KG_SET_BOOL, .def = "true", .offset = OFF(forwarded_headers), .help = "add X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host" },
+	{ .name = "proxy.forwarded_headers", .type = KG_SET_BOOL, .def = "true", .offset = OFF(forwarded_headers), .help = "add X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host (a trusted proxy's own -Proto and -Host are kept)" },
 	{ .name = "proxy.forward_credentials", .type = KG_SET_BOOL, .def = "false", .offset = OFF(forward_credentials), .help = "pass the client's credential headers upstream" },
 	{ .name = "proxy.escaped_slashes", .type = KG_SET_STRING, .def = "reject", .choices = "reject|keep", .offset = OFF(escaped_slashes), .help = "request targets with an encoded / or \\ (%2F, %5C): reject with 400, or keep them encoded (judged and forwarded as sent)" },
 	{ .name = "proxy.underscores_in_headers", .type = KG_SET_BOOL, .def = "false", .offset = OFF(underscores_in_headers), .help = "pass request headers whose names contain _ upstream (CGI-style upstreams read X_Role as X-Role); off drops them, as nginx does" },
