@@ -127,8 +127,12 @@ kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64
 	pc->window_ms = cfg->throttle_window_ms;
 	pc->is_ok = false;
 	if (!kg__throttle_begin(pc->client, cfg->throttle_max_failures, pc->window_ms, retry_after)) {
-		kg_warn("client %s: password check refused: too many in flight or failed (throttle.max_failures)",
-		        pc->client);
+		static _Thread_local time_t warned; /* once a second at most: this is a flood */
+		if (time(NULL) != warned) {
+			warned = time(NULL);
+			kg_warn("client %s: password checks refused: too many in flight or failed (throttle.max_failures)",
+			        pc->client);
+		}
 		return KG_ETHROTTLED;
 	}
 	if (kg__slow_submit(c, &pc->job, check_work, check_after) != KG_OK) {

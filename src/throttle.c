@@ -99,6 +99,8 @@ bool kg__throttle_begin(const char *addr, int64_t max, int64_t window_ms, int64_
 	bool is_admitted = false;
 	*retry_after = 1;
 	pthread_mutex_lock(&throttle_lock);
+	/* no slot (every one near addr's has checks in flight): refused, as
+	 * admitting it uncounted would be a way around the limit */
 	struct throttle_slot *s = slot_for(addr, now, window_ms, true);
 	if (s) {
 		expire(s, now, window_ms);
