@@ -1,3 +1,6 @@
+#include <stdlib.h>
+
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "keygate/b64.h"
@@ -102,10 +105,18 @@ kg_err kg_b64_decode_to(enum kg_b64_alphabet a, kg_str in, unsigned char *out, s
 	*outlen = dec;
 	err = KG_OK;
 out:
-	if (t && t != stack_in)
-		free(t);
-	if (o && o != stack_out)
-		free(o);
+	/* both copies hold the secret when it is one (Basic credentials,
+	 * tokens): wiped on every path, the caller's buffer is its own care */
+	if (t) {
+		OPENSSL_cleanse(t, padded);
+		if (t != stack_in)
+			free(t);
+	}
+	if (o) {
+		OPENSSL_cleanse(o, padded / 4 * 3);
+		if (o != stack_out)
+			free(o);
+	}
 	return err;
 }
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <crypt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -39,7 +40,10 @@ struct kg_users {
 	size_t n, cap;
 	uint32_t *index;     /* by name, see index_slot */
 	size_t index_cap;    /* a power of two */
-	const char *dummy_hash; /* checked for unknown users, so they cost the same */
+	/* checked for unknown users, so they cost as much as the dearest known
+	 * one: a name's absence must not answer faster than its presence */
+	char dummy_hash[61];
+	int dummy_cost;
 	unsigned char key[32];       /* the credential cache's HMAC key */
 	unsigned char index_key[16]; /* SipHash key of the name index */
 	int64_t ttl;
@@ -173,6 +177,38 @@ static kg_err parse_line(kg_users *u, const char *file, size_t lineno, kg_str l,
 	return KG_OK;
 }
 
+static int hash_cost(const char *hash)
+{
+	return (hash[4] - '0') * 10 + (hash[5] - '0'); /* valid: kg_bcrypt_is_valid_hash */
+}
+
+/* A hash at the highest cost in the file that no password matches in
+ * practice: a fixed salt and a digest of '.'s. Nothing is computed, so a
+ * cost-14 file still loads at once; each verify against it costs what the
+ * dearest user's does. */
+static kg_err make_dummy(kg_users *u)
+{
+	static const char salt_bytes[16] = "keygate-nobody!!";
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+	int cost = KG_BCRYPT_MIN_COST;
+	for (size_t i = 0; i < u->n; i++)
+		if (hash_cost(u->v[i].hash) > cost)
+			cost = hash_cost(u->v[i].hash);
+	if (!crypt_gensalt_rn("$2b$", (unsigned long)cost, salt_bytes, sizeof(salt_bytes), setting, sizeof(setting)) ||
+	    strlen(setting) != 29)
+		return KG_EINVAL;
+	memcpy(u->dummy_hash, setting, 29);
+	memset(u->dummy_hash + 29, '.', 31);
+	u->dummy_hash[60] = '\0';
+	u->dummy_cost = cost;
+	return kg_bcrypt_is_valid_hash(u->dummy_hash) ? KG_OK : KG_EINVAL;
+}
+
+int kg_users__dummy_cost(const kg_users *u)
+{
+	return u->dummy_cost;
+}
+
 kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_policy *policy, kg_users **out,
                       kg_config_errors *errs)
 {
@@ -212,7 +248,8 @@ kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_p
 	}
 	if (!err && u->n >= UINT32_MAX / 2)
 		err = KG_ETOOBIG;
-	u->dummy_hash = u->n ? u->v[0].hash : NULL;
+	if (!err && u->n)
+		err = make_dummy(u);
 out:
 	if (err) {
 		kg_users_free(&u);
@@ -311,8 +348,10 @@ kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str
 		return KG_EBADCRED;
 	char *colon = memchr(buf, ':', n);
 	if (!colon || colon == buf || (size_t)(colon - buf) > KG_USER_MAX_NAME ||
-	    n - (size_t)(colon - buf) - 1 > KG_USER_MAX_PASSWORD)
+	    n - (size_t)(colon - buf) - 1 > KG_USER_MAX_PASSWORD) {
+		OPENSSL_cleanse(buf, n); /* decoded, maybe a password, and of no use */
 		return KG_EBADCRED;
+	}
 	*user = (kg_str){ buf, (size_t)(colon - buf) };
 	*password = (kg_str){ colon + 1, n - (size_t)(colon - buf) - 1 };
 	return KG_OK;
@@ -396,7 +435,7 @@ kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, c
 	const struct kg_user *found = kg_users_find(u, user);
 	const char *hash = found ? found->hash : u->dummy_hash;
 	bool ok = false;
-	if (!hash)
+	if (!hash[0])
 		return KG_EBADCRED; /* no users at all */
 	if (kg_bcrypt_verify(password, hash, &ok) != KG_OK || !ok || !found)
 		return KG_EBADCRED;

@@ -31,8 +31,6 @@
 struct kg_avax {
 	struct kg_authenticator auth;
 	int64_t lifetime_ms;
-	int64_t throttle_max;
-	int64_t throttle_window_ms;
 };
 
 /* The signing key of the current password epoch, shared by all runtimes. */
@@ -235,8 +233,6 @@ kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax
 		goto out;
 	}
 	x->lifetime_ms = cfg->api_auth_token_lifetime_ms;
-	x->throttle_max = cfg->throttle_max_failures;
-	x->throttle_window_ms = cfg->throttle_window_ms;
 	x->auth = (struct kg_authenticator){
 		.name = "avalanche",
 		.dialect = KG_DIALECT_AVALANCHE,
@@ -258,15 +254,13 @@ out:
 enum method { NEW_TOKEN, REVOKE_TOKEN, CHANGE_PASSWORD };
 
 struct rpc_work {
-	struct kg_slow_job job; /* first */
-	struct kg_conn *c;
+	struct kg_password_check pc; /* first */
 	enum method method;
 	json_t *id;
 	kg_buf password, new_password, token;
 	char **endpoints;
 	size_t nendpoints;
-	int64_t lifetime_ms, throttle_window_ms;
-	char client[64]; /* for the throttle; the connection is not touched off-loop */
+	int64_t lifetime_ms;
 	/* outcome */
 	const char *error; /* JSON-RPC -32000 message, NULL on success */
 	kg_buf result;     /* the token for newToken */
@@ -311,20 +305,18 @@ static void work_free(struct rpc_work *w)
 }
 
 /* Runs on the thread pool: bcrypt, zxcvbn and store writes. */
-static void rpc_work(uv_work_t *req)
+static void rpc_work(struct kg_password_check *pc)
 {
-	struct rpc_work *w = req->data;
+	struct rpc_work *w = (struct rpc_work *)pc;
 	struct kg_store *store = kg__store();
 	kg_buf hash = { 0 };
 	bool ok = false;
 
 	w->error = "incorrect password";
 	if (!store || kg_store_kv_get(store, KG_AVAX_NS, KG_STR("password_hash"), &hash) != KG_OK ||
-	    kg_bcrypt_verify(kg_buf_str(&w->password), hash.p, &ok) != KG_OK || !ok) {
-		kg__throttle_record(w->client, false, w->throttle_window_ms);
+	    kg_bcrypt_verify(kg_buf_str(&w->password), hash.p, &ok) != KG_OK || !ok)
 		goto out;
-	}
-	kg__throttle_record(w->client, true, w->throttle_window_ms);
+	pc->is_ok = true; /* the password was right, whatever follows */
 	w->error = NULL;
 	if (w->method == NEW_TOKEN) {
 		unsigned char key[32];
@@ -375,11 +367,10 @@ out:
 	kg_buf_free(&hash, false);
 }
 
-static void rpc_after(uv_work_t *req, int status)
+static void rpc_done(struct kg_password_check *pc, struct kg_conn *c, int status)
 {
-	struct rpc_work *w = req->data;
-	struct kg_conn *c = w->c;
-	if (kg__conn_release(c)) {
+	struct rpc_work *w = (struct rpc_work *)pc;
+	if (c) {
 		if (status != 0)
 			rpc_send(c, w->id, NULL, -32000, "request cancelled", 200, NULL);
 		else if (w->error)
@@ -475,12 +466,9 @@ void kg__api_avax(struct kg_conn *c)
 		kg__conn_respond_error(c, 500, "out of memory");
 		return;
 	}
-	w->c = c;
 	w->method = which;
 	w->id = json_incref(id);
 	w->lifetime_ms = x->lifetime_ms;
-	w->throttle_window_ms = x->throttle_window_ms;
-	snprintf(w->client, sizeof(w->client), "%s", c->client);
 	bool copied = true;
 	if (which == CHANGE_PASSWORD) {
 		copied = copy_string(params, "oldPassword", &w->password, &bad_type) &&
@@ -509,6 +497,12 @@ void kg__api_avax(struct kg_conn *c)
 				fail = "invalid params: endpoints must be strings";
 				break;
 			}
+			/* every path ends with "": the token would open every route,
+			 * which is what "*" says openly */
+			if (json_string_length(e) == 0) {
+				fail = "an endpoint can't be empty; name \"*\" to allow every endpoint";
+				break;
+			}
 			if (!(w->endpoints[w->nendpoints++] = strdup(json_string_value(e))))
 				fail = "out of memory";
 		}
@@ -527,21 +521,21 @@ void kg__api_avax(struct kg_conn *c)
 		work_free(w);
 		return;
 	}
-	int64_t wait = kg__throttle_wait(c->client, x->throttle_max, x->throttle_window_ms);
-	if (wait > 0) {
+	int64_t wait;
+	w->pc.work = rpc_work;
+	w->pc.done = rpc_done;
+	kg_err err = kg__password_check(c, &w->pc, &wait);
+	if (err == KG_ETHROTTLED) {
 		char extra[64];
 		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
 		snprintf(msg, sizeof(msg), "too many failed password attempts; retry in %lld seconds", (long long)wait);
 		rpc_send(c, w->id, NULL, -32000, msg, 429, extra);
-		work_free(w);
-		return;
-	}
-	w->job.req.data = w;
-	if (kg__slow_submit(c, &w->job, rpc_work, rpc_after) != KG_OK) {
+	} else if (err) {
 		rpc_send(c, w->id, NULL, -32000, "too many password checks in progress; retry later", 503,
 		         "Retry-After: 1\r\n");
-		work_free(w);
 	}
+	if (err)
+		work_free(w);
 }
 
 bool kg__avax_is_endpoint(const struct kg_runtime *rt, kg_str path)

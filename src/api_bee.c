@@ -336,89 +336,95 @@ static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, i
 }
 
 struct auth_work {
-	struct kg_slow_job job; /* first */
-	struct kg_conn *c;
+	struct kg_password_check pc; /* first */
 	kg_buf password;
 	char hash[128];
-	bool ok;
-	kg_err err;
 };
 
-static void auth_work(uv_work_t *req)
+static void auth_work(struct kg_password_check *pc)
 {
-	struct auth_work *w = req->data;
-	w->err = kg_bcrypt_verify(kg_buf_str(&w->password), w->hash, &w->ok);
+	struct auth_work *w = (struct auth_work *)pc;
+	bool ok = false;
+	pc->is_ok = kg_bcrypt_verify(kg_buf_str(&w->password), w->hash, &ok) == KG_OK && ok;
 }
 
-static void auth_after(uv_work_t *req, int status)
+static void auth_work_free(struct auth_work *w)
 {
-	struct auth_work *w = req->data;
-	struct kg_conn *c = w->c;
 	kg_buf_free(&w->password, true);
 	OPENSSL_cleanse(w->hash, sizeof(w->hash));
-	bool is_alive = kg__conn_release(c);
-	if (is_alive) {
-		const struct kg_bee *b = c->rt->bee;
-		bool ok = status == 0 && w->err == KG_OK && w->ok;
-		kg__throttle_record(c->client, ok, b->throttle_window_ms);
-		if (!ok) {
-			kg_warn("bee: /auth: wrong password from %s", c->client);
-			unauthorized(c);
-		} else {
-			char role[64];
-			int64_t expiry;
-			if (parse_request(c, b, false, role, sizeof(role), &expiry))
-				issue(c, b, role, expiry);
-		}
-	}
 	free(w);
+}
+
+static void auth_done(struct kg_password_check *pc, struct kg_conn *c, int status)
+{
+	struct auth_work *w = (struct auth_work *)pc;
+	bool ok = status == 0 && pc->is_ok;
+	auth_work_free(w);
+	if (!c)
+		return;
+	const struct kg_bee *b = c->rt->bee;
+	if (!ok) {
+		kg_warn("bee: /auth: wrong password from %s", c->client);
+		unauthorized(c);
+	} else {
+		char role[64];
+		int64_t expiry;
+		if (parse_request(c, b, false, role, sizeof(role), &expiry))
+			issue(c, b, role, expiry);
+	}
+}
+
+static void too_many(struct kg_conn *c, int64_t wait)
+{
+	char extra[64], msg[128];
+	snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
+	snprintf(msg, sizeof(msg), "Too many failed attempts; retry in %lld seconds", (long long)wait);
+	kg__conn_respond_error_with(c, 429, msg, extra);
 }
 
 static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 {
 	struct kg_cred cred = kg_cred_parse(c->req.authorization);
 	kg_buf dec = { 0 };
-	int64_t wait = kg__throttle_wait(c->client, b->throttle_max, b->throttle_window_ms);
+	struct auth_work *w = NULL;
+	int64_t wait;
 
-	if (wait > 0) {
-		char extra[64], msg[128];
-		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
-		snprintf(msg, sizeof(msg), "Too many failed attempts; retry in %lld seconds", (long long)wait);
-		kg__conn_respond_error_with(c, 429, msg, extra);
-		return;
-	}
 	if (cred.kind != KG_CRED_BASIC || kg_b64_decode(KG_B64_STD, cred.value, 2048, &dec) != KG_OK ||
 	    !memchr(dec.p, ':', dec.n) || !b->admin_hash[0]) {
-		kg_buf_free(&dec, true);
-		kg__throttle_record(c->client, false, b->throttle_window_ms);
-		unauthorized(c);
-		return;
+		/* a malformed credential is a failed attempt too, throttled alike */
+		if (!kg__throttle_begin(c->client, b->throttle_max, b->throttle_window_ms, &wait)) {
+			too_many(c, wait);
+		} else {
+			kg__throttle_end(c->client, false, b->throttle_window_ms);
+			unauthorized(c);
+		}
+		goto out;
 	}
-	struct auth_work *w = calloc(1, sizeof(*w));
-	if (!w) {
-		kg_buf_free(&dec, true);
+	if (!(w = calloc(1, sizeof(*w)))) {
 		kg__conn_respond_error(c, 500, "Internal Server Error");
-		return;
+		goto out;
 	}
 	const char *colon = memchr(dec.p, ':', dec.n);
 	size_t off = (size_t)(colon - dec.p) + 1; /* the user name is ignored, as Bee did */
 	if (kg_buf_append(&w->password, dec.p + off, dec.n - off) != KG_OK) {
-		kg_buf_free(&dec, true);
-		free(w);
 		kg__conn_respond_error(c, 500, "Internal Server Error");
-		return;
+		goto out;
 	}
-	kg_buf_free(&dec, true);
 	snprintf(w->hash, sizeof(w->hash), "%s", b->admin_hash);
-	w->c = c;
-	w->job.req.data = w;
-	if (kg__slow_submit(c, &w->job, auth_work, auth_after) != KG_OK) {
-		kg_buf_free(&w->password, true);
-		OPENSSL_cleanse(w->hash, sizeof(w->hash));
-		free(w);
+	w->pc.work = auth_work;
+	w->pc.done = auth_done;
+	kg_err err = kg__password_check(c, &w->pc, &wait);
+	if (err == KG_ETHROTTLED)
+		too_many(c, wait);
+	else if (err)
 		kg__conn_respond_error_with(c, 503, "Too many password checks in progress; retry later",
 		                            "Retry-After: 1\r\n");
-	}
+	if (err == KG_OK)
+		w = NULL; /* auth_done frees it */
+out:
+	kg_buf_free(&dec, true);
+	if (w)
+		auth_work_free(w);
 }
 
 static void do_refresh(struct kg_conn *c, const struct kg_bee *b)

@@ -106,7 +106,7 @@ static void conn_free(struct kg_conn *c)
 {
 	free(c->pending);
 	free(c->head);
-	kg_buf_free(&c->req.own_body, false);
+	kg_buf_free(&c->req.own_body, true); /* /ext/auth bodies hold passwords */
 	kg_buf_free(&c->req.up_head, false);
 	kg_arena_destroy(&c->arena);
 	free(c);
@@ -390,7 +390,7 @@ static void start_timer(struct kg_conn *c, int64_t ms);
 
 static void request_reset(struct kg_conn *c)
 {
-	kg_buf_free(&c->req.own_body, false);
+	kg_buf_free(&c->req.own_body, true); /* /ext/auth bodies hold passwords */
 	/* the upstream head's buffer serves the next request too: no malloc and
 	 * reallocs per request; an unusually large one is given back */
 	kg_buf up_head = c->req.up_head;

@@ -212,8 +212,27 @@ struct kg_slow_job {
 kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb work, uv_after_work_cb after);
 /* password jobs running and waiting, over all workers */
 void kg__slow_counts(size_t *running, size_t *waiting);
-/* When c's decision says KG_ESLOW: checks the password throttle, then queues
- * the scheme's slow() and returns true; done(c) runs later with
+/* A password check, the one flow of every scheme that checks a password:
+ * throttle (throttle.c) -> queue (kg__slow_submit) -> work() -> the outcome
+ * recorded against the client address -> done(). Embed it first in the
+ * caller's struct and set work and done. work() runs on the thread pool and
+ * sets is_ok when the password was right. done() runs on c's loop after the
+ * outcome is recorded, with c NULL when the client has left, and status
+ * UV_ECANCELED when work() never ran; it must free its struct. */
+struct kg_password_check {
+	struct kg_slow_job job; /* first */
+	void (*work)(struct kg_password_check *pc);
+	void (*done)(struct kg_password_check *pc, struct kg_conn *c, int status);
+	bool is_ok;
+	char client[64];   /* copied: the outcome is recorded even when c is gone */
+	int64_t window_ms;
+};
+/* KG_OK: queued, done() follows. Otherwise nothing was queued and the caller
+ * answers (in its dialect) and frees pc: KG_ETHROTTLED, 429 with
+ * Retry-After: *retry_after seconds; KG_EUNAVAILABLE, 503 (queue full). */
+kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64_t *retry_after);
+/* When c's decision says KG_ESLOW: queues the scheme's slow() through
+ * kg__password_check and returns true; done(c) runs later with
  * c->req.decision decided again (allowed, or refused 401/503). False: not
  * queued, the decision is already a refusal (429 throttled, 503 queue full). */
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c));
@@ -254,10 +273,16 @@ void kg__proxy_detach(struct kg_conn *c);
 void kg__upconn_write_drained(struct kg_conn *c);
 void kg__pool_close_all(struct kg_worker *w);
 
-/* throttle.c: seconds addr must wait before its next password attempt (0:
- * none); and the outcome of an attempt */
-int64_t kg__throttle_wait(const char *addr, int64_t max, int64_t window_ms);
-void kg__throttle_record(const char *addr, bool ok, int64_t window_ms);
+/* throttle.c: begin admits a password attempt from addr and counts it in
+ * flight, unless addr already has max attempts in flight or failed within
+ * the window (false: *retry_after gets the seconds to wait). Every admitted
+ * attempt ends once with end(): ok clears addr, a failure counts for the
+ * rest of the window. */
+bool kg__throttle_begin(const char *addr, int64_t max, int64_t window_ms, int64_t *retry_after);
+void kg__throttle_end(const char *addr, bool ok, int64_t window_ms);
+/* Takes back an admitted attempt that never reached a password (not
+ * counted either way). */
+void kg__throttle_release(const char *addr);
 
 /* api_bee.c */
 kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,

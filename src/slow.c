@@ -97,10 +97,58 @@ kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb wo
 	return KG_OK;
 }
 
+/* ---- a password check: throttle, queue, work, outcome ---- */
+
+static void check_work(uv_work_t *req)
+{
+	struct kg_password_check *pc = (struct kg_password_check *)req;
+	pc->work(pc);
+}
+
+static void check_after(uv_work_t *req, int status)
+{
+	struct kg_password_check *pc = (struct kg_password_check *)req;
+	/* Recorded first, whether or not the client is still there. A check
+	 * that never ran (UV_ECANCELED: the client left while it waited) still
+	 * counts as a failure: the attempt took its place in the queue, and
+	 * were leaving free, a client could keep max checks queued forever
+	 * (disconnect and resend) without ever counting against its address.
+	 * Honest clients rarely abandon a password check. */
+	kg__throttle_end(pc->client, status == 0 && pc->is_ok, pc->window_ms);
+	struct kg_conn *c = pc->job.c;
+	pc->done(pc, kg__conn_release(c) ? c : NULL, status); /* frees pc */
+}
+
+kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64_t *retry_after)
+{
+	const kg_config *cfg = c->rt->cfg;
+	*retry_after = 0;
+	snprintf(pc->client, sizeof(pc->client), "%s", c->client);
+	pc->window_ms = cfg->throttle_window_ms;
+	pc->is_ok = false;
+	if (!kg__throttle_begin(pc->client, cfg->throttle_max_failures, pc->window_ms, retry_after)) {
+		static _Thread_local time_t warned; /* once a second at most: this is a flood */
+		if (time(NULL) != warned) {
+			warned = time(NULL);
+			kg_warn("client %s: password checks refused: too many in flight or failed (throttle.max_failures)",
+			        pc->client);
+		}
+		return KG_ETHROTTLED;
+	}
+	if (kg__slow_submit(c, &pc->job, check_work, check_after) != KG_OK) {
+		/* never queued: not an attempt, and not a failure either (a full
+		 * queue is the server's state, not the client's guess) */
+		kg__throttle_release(pc->client);
+		*retry_after = 1;
+		return KG_EUNAVAILABLE;
+	}
+	return KG_OK;
+}
+
 /* ---- the slow half of an authentication decision (Basic users' bcrypt) ---- */
 
 struct auth_job {
-	struct kg_slow_job job; /* first */
+	struct kg_password_check pc; /* first */
 	const struct kg_auth_config *ac;
 	kg_str authorization, method, path;
 	int64_t now;
@@ -117,29 +165,26 @@ static void refuse(struct kg_decision *d, int status, kg_err err, const char *me
 	d->is_authenticated = false;
 }
 
-static void auth_job_work(uv_work_t *req)
+static void auth_job_work(struct kg_password_check *pc)
 {
-	struct auth_job *j = req->data;
+	struct auth_job *j = (struct auth_job *)pc;
 	j->err = kg_auth_slow(j->ac, j->authorization, j->now, &j->message);
+	pc->is_ok = j->err == KG_OK;
 }
 
-static void auth_job_after(uv_work_t *req, int status)
+static void auth_job_done(struct kg_password_check *pc, struct kg_conn *c, int status)
 {
-	struct auth_job *j = req->data;
-	struct kg_conn *c = j->job.c;
-	if (kg__conn_release(c)) {
+	struct auth_job *j = (struct auth_job *)pc;
+	if (c) {
 		struct kg_decision *d = &c->req.decision;
-		int64_t window = c->rt->cfg->throttle_window_ms;
 		if (status != 0) {
 			refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
 		} else if (j->err == KG_OK) {
-			kg__throttle_record(c->client, true, window);
 			kg_auth_decide(&c->rt->auth, j->method, j->path, c->req.authorization, (int64_t)time(NULL),
 			               &c->arena, d);
 			if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
 				refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
 		} else {
-			kg__throttle_record(c->client, false, window);
 			kg_warn("client %s: %s: %s", c->client, d->scheme ? d->scheme->name : "password",
 			        j->message ? j->message : kg_strerror(j->err));
 			refuse(d, 401, j->err, j->message, 0);
@@ -152,16 +197,8 @@ static void auth_job_after(uv_work_t *req, int status)
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c))
 {
 	struct kg_decision *d = &c->req.decision;
-	const kg_config *cfg = c->rt->cfg;
-	int64_t wait = kg__throttle_wait(c->client, cfg->throttle_max_failures, cfg->throttle_window_ms);
-	if (wait > 0) {
-		char *msg = kg_arena_alloc(&c->arena, 96);
-		if (msg)
-			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
-		refuse(d, 429, KG_ETHROTTLED, msg, wait);
-		return false;
-	}
 	struct auth_job *j = calloc(1, sizeof(*j));
+	int64_t wait;
 	if (!j) {
 		refuse(d, 503, KG_ENOMEM, "out of memory; retry", 1);
 		return false;
@@ -172,12 +209,20 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 	j->path = path;
 	j->now = (int64_t)time(NULL);
 	j->done = done;
-	j->job.req.data = j;
-	kg_debug("client %s: %s: password check off the loop", c->client, d->scheme ? d->scheme->name : "?");
-	if (kg__slow_submit(c, &j->job, auth_job_work, auth_job_after) != KG_OK) {
-		free(j);
-		refuse(d, 503, KG_EUNAVAILABLE, "too many password checks in progress; retry later", 1);
-		return false;
+	j->pc.work = auth_job_work;
+	j->pc.done = auth_job_done;
+	kg_err err = kg__password_check(c, &j->pc, &wait);
+	if (err == KG_OK) {
+		kg_debug("client %s: %s: password check off the loop", c->client, d->scheme ? d->scheme->name : "?");
+	} else if (err == KG_ETHROTTLED) {
+		char *msg = kg_arena_alloc(&c->arena, 96);
+		if (msg)
+			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
+		refuse(d, 429, KG_ETHROTTLED, msg, wait);
+	} else if (err) {
+		refuse(d, 503, KG_EUNAVAILABLE, "too many password checks in progress; retry later", wait);
 	}
-	return true;
+	if (err)
+		free(j);
+	return err == KG_OK;
 }

@@ -1,10 +1,18 @@
-/* throttle.c - password guessing is throttled per client address: after
- * `max` failures within `window` a client waits out the rest of the window
- * (429 with Retry-After). Shared by every scheme that checks a password. */
+/* throttle.c - password guessing is throttled per client address. A check
+ * counts against its address from the moment it is admitted (in flight)
+ * until it ends: a failure stays counted for the rest of the window, a
+ * success clears the address. At most `max` checks per address may be in
+ * flight or failed within `window`; the rest are refused at once (429 with
+ * Retry-After), before any bcrypt is queued, so parallel guesses gain
+ * nothing over sequential ones. Shared by every scheme that checks a
+ * password (slow.c's kg__password_check). */
 #include <pthread.h>
 #include <stdio.h>
 #include <time.h>
 
+#include <openssl/rand.h>
+
+#include "keygate/cache.h"
 #include "kg.h"
 
 #define KG_THROTTLE_SLOTS 4096
@@ -14,22 +22,38 @@ struct throttle_slot {
 	char addr[64];
 	int64_t window_start_ms;
 	int64_t failures;
+	int64_t in_flight; /* admitted checks not yet ended */
 };
 
 static struct throttle_slot slots[KG_THROTTLE_SLOTS];
 static pthread_mutex_t throttle_lock = PTHREAD_MUTEX_INITIALIZER;
+/* keyed, so that nobody can pick addresses that share a victim's probe
+ * window (see slot_for: slots with checks in flight are never taken over) */
+static unsigned char hash_key[16];
+static bool has_key;
 
 static size_t addr_hash(const char *a)
 {
-	size_t h = 1469598103934665603u;
-	for (; *a; a++)
-		h = (h ^ (unsigned char)*a) * 1099511628211u;
-	return h;
+	if (!has_key) {
+		/* should it fail, the key stays zero: the table still works */
+		(void)RAND_bytes(hash_key, sizeof(hash_key));
+		has_key = true;
+	}
+	return (size_t)kg__siphash24(hash_key, a, strlen(a));
 }
 
-/* The slot of addr, or a free/expired one to take over (an address never
- * shares a counter with another: at worst a flood resets someone's count,
- * it never locks them out). */
+static bool is_stale(const struct throttle_slot *s, int64_t now, int64_t window)
+{
+	return !s->addr[0] || (s->in_flight == 0 && now - s->window_start_ms >= window);
+}
+
+/* The slot of addr, or a free/stale one to take over; NULL when addr has
+ * none and !create, or when every slot in its probe window has checks in
+ * flight. Those slots are never taken over: their end must find its count
+ * again (no underflow, no lost failure), and a flood from many addresses
+ * must not push an attacker's own counters out to start afresh. Otherwise
+ * the oldest window goes first (at worst a flood resets someone's count; an
+ * address never shares a counter, so nobody is locked out by another). */
 static struct throttle_slot *slot_for(const char *addr, int64_t now, int64_t window, bool create)
 {
 	size_t h = addr_hash(addr);
@@ -38,15 +62,18 @@ static struct throttle_slot *slot_for(const char *addr, int64_t now, int64_t win
 		struct throttle_slot *s = &slots[(h + i) % KG_THROTTLE_SLOTS];
 		if (strcmp(s->addr, addr) == 0)
 			return s;
-		bool is_stale = !s->addr[0] || now - s->window_start_ms >= window;
-		if (!victim || (is_stale && victim->addr[0]) || (!is_stale && s->window_start_ms < victim->window_start_ms))
+		if (s->in_flight > 0)
+			continue;
+		if (!victim || (is_stale(s, now, window) && !is_stale(victim, now, window)) ||
+		    (!is_stale(victim, now, window) && s->window_start_ms < victim->window_start_ms))
 			victim = s;
 	}
-	if (!create)
+	if (!create || !victim)
 		return NULL;
 	snprintf(victim->addr, sizeof(victim->addr), "%s", addr);
 	victim->window_start_ms = now;
 	victim->failures = 0;
+	victim->in_flight = 0;
 	return victim;
 }
 
@@ -57,33 +84,70 @@ static int64_t now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t kg__throttle_wait(const char *addr, int64_t max, int64_t window_ms)
+/* Failures older than the window no longer count. */
+static void expire(struct throttle_slot *s, int64_t now, int64_t window)
 {
-	int64_t now = now_ms(), wait = 0;
-	pthread_mutex_lock(&throttle_lock);
-	struct throttle_slot *s = slot_for(addr, now, window_ms, false);
-	if (s && now - s->window_start_ms < window_ms && s->failures >= max)
-		wait = (s->window_start_ms + window_ms - now + 999) / 1000;
-	pthread_mutex_unlock(&throttle_lock);
-	return wait;
+	if (now - s->window_start_ms >= window) {
+		s->window_start_ms = now;
+		s->failures = 0;
+	}
 }
 
-void kg__throttle_record(const char *addr, bool ok, int64_t window_ms)
+bool kg__throttle_begin(const char *addr, int64_t max, int64_t window_ms, int64_t *retry_after)
+{
+	int64_t now = now_ms();
+	bool is_admitted = false;
+	*retry_after = 1;
+	pthread_mutex_lock(&throttle_lock);
+	/* no slot (every one near addr's has checks in flight): refused, as
+	 * admitting it uncounted would be a way around the limit */
+	struct throttle_slot *s = slot_for(addr, now, window_ms, true);
+	if (s) {
+		expire(s, now, window_ms);
+		if (s->in_flight + s->failures < max) {
+			s->in_flight++;
+			is_admitted = true;
+		} else {
+			/* checks in flight count as failures until they end: the
+			 * window they may fill is the one to wait out */
+			int64_t wait = (s->window_start_ms + window_ms - now + 999) / 1000;
+			*retry_after = wait > 0 ? wait : 1;
+		}
+	}
+	pthread_mutex_unlock(&throttle_lock);
+	return is_admitted;
+}
+
+void kg__throttle_end(const char *addr, bool ok, int64_t window_ms)
 {
 	int64_t now = now_ms();
 	pthread_mutex_lock(&throttle_lock);
+	/* a slot with checks in flight is never taken over, so this finds the
+	 * one begin counted in; if it is gone anyway, a failure still counts */
 	struct throttle_slot *s = slot_for(addr, now, window_ms, !ok);
 	if (s) {
+		if (s->in_flight > 0)
+			s->in_flight--;
 		if (ok) {
-			s->addr[0] = '\0';
+			s->failures = 0;
+			if (s->in_flight == 0)
+				s->addr[0] = '\0';
 		} else {
-			if (now - s->window_start_ms >= window_ms) {
-				s->window_start_ms = now;
-				s->failures = 0;
-			}
+			expire(s, now, window_ms);
 			s->failures++;
 		}
 	}
 	pthread_mutex_unlock(&throttle_lock);
 }
 
+void kg__throttle_release(const char *addr)
+{
+	pthread_mutex_lock(&throttle_lock);
+	struct throttle_slot *s = slot_for(addr, now_ms(), 0, false);
+	if (s && s->in_flight > 0) {
+		s->in_flight--;
+		if (s->in_flight == 0 && s->failures == 0)
+			s->addr[0] = '\0';
+	}
+	pthread_mutex_unlock(&throttle_lock);
+}

@@ -66,11 +66,16 @@ kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str
  * cached, or NULL: then call kg_users_verify off the event loop. */
 const struct kg_user *kg_users_cached(kg_users *u, kg_str user, kg_str password, int64_t now);
 
-/* bcrypt check (slow: thread pool). An unknown user costs the same time as a
- * known one. KG_OK caches the credential; KG_EBADCRED for a wrong user or
+/* bcrypt check (slow: thread pool). An unknown user name is checked against
+ * a hash at the highest cost in the file, so it costs as much as the dearest
+ * known user. KG_OK caches the credential; KG_EBADCRED for a wrong user or
  * password. */
 kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, const struct kg_user **out)
     KG_MUST_CHECK;
+
+/* For tests only: the bcrypt cost an unknown user name is checked at (the
+ * highest cost in the file; 0 with no users). */
+int kg_users__dummy_cost(const kg_users *u);
 
 /* For tests and benchmarks only: caches (user, password) as verified for
  * the user at index idx without a bcrypt check. */

@@ -278,6 +278,72 @@ KG_TEST(test_the_basic_scheme_decides_through_the_policy)
 	kg_policy_free(&p);
 }
 
+static char *hash_at(const char *plain, int cost)
+{
+	kg_buf h = { 0 };
+	KG_CHECK(kg_bcrypt_hash(kg_str_c(plain), cost, &h) == KG_OK, "bcrypt at cost %d", cost);
+	return h.p;
+}
+
+KG_TEST(test_unknown_names_are_checked_at_the_highest_cost_in_the_file)
+{
+	kg_policy *p = bee_policy();
+	/* the dearest user is neither first nor last */
+	char *h4 = hash_at("a-pw", 4), *h6 = hash_at("b-pw", 6), *h5 = hash_at("c-pw", 5);
+	kg_buf text = { 0 };
+	KG_CHECK(kg_buf_printf(&text, "a:%s:creator\nb:%s:creator\nc:%s:creator\n", h4, h6, h5) == KG_OK, "text");
+	kg_config_errors errs = { 0 };
+	kg_users *u = NULL;
+	const struct kg_user *who = NULL;
+	KG_CHECK(kg_users_parse("users", text.p, text.n, p, &u, &errs) == KG_OK, "parse: %s", errs.n ? errs.v[0] : "");
+	KG_CHECK(u && kg_users__dummy_cost(u) == 6, "unknown names are checked at cost %d, the file's highest is 6",
+	         u ? kg_users__dummy_cost(u) : -1);
+	uint64_t before = kg_bcrypt_count();
+	KG_CHECK(kg_users_verify(u, KG_STR("nobody"), KG_STR("b-pw"), 1000, &who) == KG_EBADCRED,
+	         "an unknown name is refused, even with a known user's password");
+	KG_CHECK(kg_bcrypt_count() - before == 1, "an unknown name costs one bcrypt, saw %llu",
+	         (unsigned long long)(kg_bcrypt_count() - before));
+	KG_CHECK(kg_users_verify(u, KG_STR("b"), KG_STR("b-pw"), 1000, &who) == KG_OK && who, "b still verifies");
+	kg_users_free(&u);
+
+	kg_buf_clear(&text);
+	KG_CHECK(kg_buf_printf(&text, "a:%s:creator\n", h4) == KG_OK, "text");
+	KG_CHECK(kg_users_parse("users", text.p, text.n, p, &u, &errs) == KG_OK, "parse one");
+	KG_CHECK(kg_users__dummy_cost(u) == 4, "one user at cost 4: dummy cost %d", kg_users__dummy_cost(u));
+	kg_users_free(&u);
+	kg_config_errors_free(&errs);
+	kg_buf_free(&text, false);
+	free(h4);
+	free(h6);
+	free(h5);
+	kg_policy_free(&p);
+}
+
+KG_TEST(test_a_refused_basic_credential_is_wiped_from_the_buffer)
+{
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str user, password;
+	kg_buf enc = { 0 };
+	/* decodes fine, but has no ':' (and then a name that is too long) */
+	const char *bad[] = { "secret-without-colon", NULL };
+	char longname[KG_USER_MAX_NAME + 20];
+	memset(longname, 'n', sizeof(longname) - 3);
+	memcpy(longname + sizeof(longname) - 3, ":p", 3);
+	bad[1] = longname;
+	for (size_t k = 0; k < 2; k++) {
+		kg_buf_clear(&enc);
+		KG_CHECK(kg_b64_encode(KG_B64_STD, bad[k], strlen(bad[k]), &enc) == KG_OK, "encode");
+		memset(buf, 0, sizeof(buf));
+		KG_CHECK(kg_basic_decode(kg_buf_str(&enc), buf, sizeof(buf), &user, &password) == KG_EBADCRED,
+		         "case %zu refused", k);
+		size_t nonzero = 0;
+		for (size_t i = 0; i < sizeof(buf); i++)
+			nonzero += buf[i] != 0;
+		KG_CHECK(nonzero == 0, "case %zu: %zu decoded bytes left in the buffer", k, nonzero);
+	}
+	kg_buf_free(&enc, false);
+}
+
 int main(void)
 {
 	return kg_test_main();
