@@ -60,12 +60,18 @@ def raw(port, target, tok=None, method=b"GET", version=b"HTTP/1.1", host=b"x.tes
 # ---------------------------------------------------------------- the table
 #
 # Each row: (request target as sent, role of the bearer token or None, expectation)
-#   REFUSED                       refused 400 with a JSON error; the upstream receives nothing
+#   refused(words)                refused 400 with a JSON error whose message names the problem
+#                                 (contains each of words); the upstream receives nothing
 #   cleaned(path, status)         cleaned to path, then judged: status is what the judgement gives
 #                                 (401 no token, 403 insufficient token); the upstream receives nothing
 #   forwarded(path)               cleaned to path, then allowed: the upstream receives exactly path
 
-REFUSED = ("refused 400",)
+def refused(*words):
+    """Refused 400; the JSON message names the problem with each of words."""
+    return ("refused 400", words)
+
+
+REFUSED = refused()
 
 
 def cleaned(path, status):
@@ -122,40 +128,40 @@ BEE_CASES = [
     ("http://x/debug/./x", None, forwarded("/debug/x")),
     ("/debug/x", None, forwarded("/debug/x")),
     # refused outright: no judgement, nothing forwarded
-    ("/debug/a%2fb", None, REFUSED),
-    ("/debug/a%2Fb", None, REFUSED),
-    ("/debug/..%2f..%2fstamps", None, REFUSED),
-    ("/debug/a%5cb", None, REFUSED),
-    ("/debug/a%5Cb", None, REFUSED),
-    ("/debug/..\\stamps", None, REFUSED),
-    ("/debug/a\\b", None, REFUSED),
-    ("/debug/a#b", None, REFUSED),
-    ("/debug/x?a#b", None, REFUSED),
-    ("/debug/x#", None, REFUSED),
-    ("/debug/%00", None, REFUSED),
-    ("/debug/a%00b", None, REFUSED),
-    ("/debug/a\tb", None, REFUSED),
+    ("/debug/a%2fb", None, refused("'/'")),
+    ("/debug/a%2Fb", None, refused("'/'")),
+    ("/debug/..%2f..%2fstamps", None, refused("'/'")),
+    ("/debug/a%5cb", None, refused("'\\'")),
+    ("/debug/a%5Cb", None, refused("'\\'")),
+    ("/debug/..\\stamps", None, refused("backslash")),
+    ("/debug/a\\b", None, refused("backslash")),
+    ("/debug/a#b", None, refused("#")),
+    ("/debug/x?a#b", None, refused("#")),
+    ("/debug/x#", None, refused("#")),
+    ("/debug/%00", None, refused("NUL")),
+    ("/debug/a%00b", None, refused("NUL")),
+    ("/debug/a\tb", None, refused("control")),
     ("/debug/a\x01b", None, REFUSED),
     ("/debug/a\x7fb", None, REFUSED),
     ("/debug/x?a=\x01", None, REFUSED),
-    ("/debug/%zz", None, REFUSED),
-    ("/debug/%2", None, REFUSED),
-    ("/debug/%", None, REFUSED),
-    ("/debug/%g0", None, REFUSED),
-    ("/debug/x%2", None, REFUSED),
-    ("/..;/x", None, REFUSED),
-    ("/debug/..;/stamps", None, REFUSED),
-    ("/debug/%2e%2e;/stamps", None, REFUSED),
-    ("/debug/.;/x", None, REFUSED),
-    ("*", None, REFUSED),
+    ("/debug/%zz", None, refused("escape")),
+    ("/debug/%2", None, refused("escape")),
+    ("/debug/%", None, refused("escape")),
+    ("/debug/%g0", None, refused("escape")),
+    ("/debug/x%2", None, refused("escape")),
+    ("/..;/x", None, refused(";")),
+    ("/debug/..;/stamps", None, refused(";")),
+    ("/debug/%2e%2e;/stamps", None, refused(";")),
+    ("/debug/.;/x", None, refused(";")),
+    ("*", None, refused("*")),
     ("debug/x", None, REFUSED),
     ("x.test:80", None, REFUSED),
 ]
 
 
 def describe(exp):
-    if exp is REFUSED:
-        return "refused 400"
+    if exp[0] == "refused 400":
+        return "refused 400" + ("" if not exp[1] else " naming %s" % " ".join(exp[1]))
     if exp[0] == "cleaned then refused":
         return "cleaned to %s then judged %d" % (exp[1], exp[2])
     return "cleaned to %s then forwarded as such" % exp[1]
@@ -182,13 +188,13 @@ def run_table(kg, up, cases):
         got = "got %d %r" % (r.status, r.body[:100])
         if seen:
             got += ", the upstream received %r" % seen
-        if exp is REFUSED or exp[0] == "cleaned then refused":
-            want = 400 if exp is REFUSED else exp[2]
+        if exp[0] in ("refused 400", "cleaned then refused"):
+            want = 400 if exp[0] == "refused 400" else exp[2]
             if r.status != want or seen:
                 bad.append("%s: %s" % (what, got))
-            elif exp is REFUSED:
+            elif exp[0] == "refused 400":
                 try:
-                    expect_error(r, 400)
+                    expect_error(r, 400, *exp[1])
                 except Failure as e:
                     bad.append("%s: %s" % (what, e))
         elif r.status != 200 or seen != [exp[1]]:
@@ -208,7 +214,7 @@ def test_dot_segments_escapes_and_slashes_are_judged_as_forwarded_in_bee_mode():
 
 def test_dot_segments_cannot_reach_a_restricted_route():
     # the core of the table, alone, so a failure of this one says exactly that
-    cases = [c for c in BEE_CASES if c[2] is not REFUSED and c[2][0] == "cleaned then refused"]
+    cases = [c for c in BEE_CASES if c[2][0] == "cleaned then refused"]
     with Upstream() as up, bee(up) as kg:
         report(run_table(kg, up, cases), len(cases))
         check(not up.requests(), "the upstream received %r" % up.requests())
@@ -220,7 +226,7 @@ KEEP_CASES = [
     ("/debug/a%5cb", None, forwarded("/debug/a%5Cb")),
     ("/debug/a%2fb/../c", None, forwarded("/debug/c")),
     ("/stamps%2fx", None, cleaned("/stamps%2Fx", 401)),
-    ("/debug/a\\b", None, REFUSED),
+    ("/debug/a\\b", None, refused("backslash")),
     ("/debug/%2e%2e/stamps", None, cleaned("/stamps", 401)),
     ("/debug/%00", None, REFUSED),
 ]
@@ -293,6 +299,7 @@ def test_http_versions_other_than_1_0_and_1_1_get_505():
         for version in (b"HTTP/1.2", b"HTTP/2.0"):
             r = raw(kg.port, "/health", version=version)
             check(r.status == 505, "GET /health %s: %d %r, want 505" % (version.decode(), r.status, r.body[:200]))
+            expect_error(r, 505, "version")
         for version in (b"HTTP/1.0", b"HTTP/1.1"):
             r = raw(kg.port, "/health", version=version)
             check(r.status == 200, "GET /health %s: %d %r" % (version.decode(), r.status, r.body[:200]))
@@ -308,7 +315,7 @@ def test_missing_empty_or_invalid_host_is_400():
         for what, host, extra in cases:
             r = raw(kg.port, "/health", host=host, extra=extra)
             check(r.status == 400, "HTTP/1.1 with %s: %d %r, want 400" % (what, r.status, r.body[:200]))
-            expect_error(r, 400)
+            expect_error(r, 400, "Host")
         check(not up.requests(), "requests with a bad Host reached the upstream: %r" % up.requests())
         for host in (b"a.example", b"a.example:8080", b"[::1]:8080", b"127.0.0.1"):
             r = raw(kg.port, "/health", host=host)
