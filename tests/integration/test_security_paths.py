@@ -315,7 +315,8 @@ def test_missing_empty_or_invalid_host_is_400():
         for what, host, extra in cases:
             r = raw(kg.port, "/health", host=host, extra=extra)
             check(r.status == 400, "HTTP/1.1 with %s: %d %r, want 400" % (what, r.status, r.body[:200]))
-            expect_error(r, 400, "Host")
+            # a control byte is the parser's refusal ("Invalid header value char"); the rest name Host
+            expect_error(r, 400, *(() if "0x01" in what or "TAB" in what else ("Host",)))
         check(not up.requests(), "requests with a bad Host reached the upstream: %r" % up.requests())
         for host in (b"a.example", b"a.example:8080", b"[::1]:8080", b"127.0.0.1"):
             r = raw(kg.port, "/health", host=host)
