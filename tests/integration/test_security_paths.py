@@ -126,6 +126,12 @@ BEE_CASES = [
     ("/debug/a/../x?q=%2e%2e/../", None, forwarded("/debug/x?q=%2e%2e/../")),
     ("/debug/x?a=//b/./c&d=%2f", None, forwarded("/debug/x?a=//b/./c&d=%2f")),
     ("http://x/debug/./x", None, forwarded("/debug/x")),
+    ("/debug/%252e%252e/stamps", None, forwarded("/debug/%252e%252e/stamps")),  # decoded once, never twice
+    ("/debug/%c0%ae%c0%ae/stamps", None, forwarded("/debug/%C0%AE%C0%AE/stamps")),  # overlong UTF-8 is not '.'
+    ("/debug/...", None, forwarded("/debug/...")),
+    ("/debug/x;y", None, forwarded("/debug/x;y")),
+    ("/v1/../stamps", None, cleaned("/stamps", 401)),
+    ("/debug/%2e%2e%3b/stamps", None, refused(";")),  # ..%3B is ..; to a server that decodes first
     ("/debug/x", None, forwarded("/debug/x")),
     # refused outright: no judgement, nothing forwarded
     ("/debug/a%2fb", None, refused("'/'")),
@@ -254,6 +260,12 @@ def test_absolute_form_authority_replaces_host():
                   % (target, h.get("host"), host))
             hosts = [v for k, v in j["headers"] if k.lower() == "host"]
             check(len(hosts) == 1, "%s: upstream saw %d Host headers %r" % (target, len(hosts), hosts))
+        for target in ("http://user@evil.example/debug/y", "http://u:p@evil.example/debug/y", "http:///debug/y"):
+            r = raw(kg.port, target, host=b"front.example")
+            check(r.status == 400, "%s: %d %r, want 400 (invalid authority)" % (target, r.status, r.body[:200]))
+            expect_error(r, 400)
+        seen = [t for _, _, t in up.requests()]
+        check(seen == ["/debug/plain", "/debug/y", "/debug/y"], "the upstream received %r" % seen)
 
 
 def test_avalanche_scoped_token_cannot_open_another_endpoint_by_fragment_or_dots():
