@@ -99,6 +99,21 @@ def test_check_with_an_insufficient_bee_token_is_403_after_dot_segments():
             check(r.status == 401, "%s no token and /debug/../stamps: %d %r, want 401" % (style, r.status, r.body[:200]))
 
 
+def test_check_refuses_changed_segments_even_when_the_token_may_open_the_clean_path():
+    # nginx forwards the URI as sent: the API may resolve "/bytes/../stamps"
+    # differently, so a yes for "/stamps" is not a yes for what it receives
+    with Keygate("--restricted", "--admin-password", bcrypt_hash("test"), "--token-encryption-key", KEY) as kg:
+        tok = [("Authorization", "Bearer " + token(kg.port, "maintainer"))]
+        r = request(kg.port, "GET", "/_keygate/check", NGINX("GET", "/stamps") + tok)
+        check(r.status == 200, "maintainer /stamps: %d %r" % (r.status, r.body[:200]))
+        for uri in ("/bytes/../stamps", "/stamps/.", "//stamps", "/stamps/x/.."):
+            r = request(kg.port, "GET", "/_keygate/check", NGINX("GET", uri) + tok)
+            check(r.status in (401, 403), "maintainer token and %s: %d %r, want a refusal (401 or 403), never 200"
+                  % (uri, r.status, r.body[:200]))
+            check(r.header("X-Keygate-Role") is None and r.header("X-Keygate-Principal") is None,
+                  "a refused check of %s still hands out an identity: %r" % (uri, r.headers))
+
+
 def test_auto_source_refuses_a_check_carrying_both_header_sets():
     with public_kg() as kg:
         both = [
