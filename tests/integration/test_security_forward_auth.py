@@ -134,7 +134,7 @@ def test_auto_source_refuses_a_check_carrying_both_header_sets():
               % (r.status, r.body[:200]))
 
 
-def test_empty_method_or_missing_uri_is_400():
+def test_empty_method_missing_uri_or_repeated_header_is_400():
     with public_kg() as kg:
         cases = [
             ("X-Original-Method empty", [("X-Original-Method", ""), ("X-Original-URI", "/pub/x")]),
@@ -143,6 +143,8 @@ def test_empty_method_or_missing_uri_is_400():
             ("no X-Original-URI", [("X-Original-Method", "GET")]),
             ("no X-Forwarded-Uri", [("X-Forwarded-Method", "GET")]),
             ("neither set", []),
+            ("X-Original-URI twice", NGINX("GET", "/pub/x") + [("X-Original-URI", "/secret")]),
+            ("X-Forwarded-Method twice", TRAEFIK("GET", "/pub/x") + [("X-Forwarded-Method", "POST")]),
         ]
         for what, hdrs in cases:
             r = request(kg.port, "GET", "/_keygate/check", hdrs)
@@ -174,3 +176,11 @@ def test_nginx_source_ignores_client_added_x_forwarded_headers():
               "want 200 (judged on /pub/x)" % (r.status, r.body[:200]))
         r = request(kg.port, "GET", "/_keygate/check", TRAEFIK("GET", "/pub/x"))
         check(r.status == 400, "nginx source with only X-Forwarded-*: %d %r, want 400" % (r.status, r.body[:200]))
+
+
+def test_escaped_slashes_in_the_original_uri_are_kept_with_proxy_escaped_slashes_keep():
+    with public_kg("--proxy-escaped-slashes", "keep") as kg:
+        for uri, want in (("/pub/a%2fb", 200), ("/pub/a%5Cb", 200),
+                          ("/pub/a%2fb/../../secret", 401), ("/pub/a\\b", 400)):
+            r = request(kg.port, "GET", "/_keygate/check", NGINX("GET", uri))
+            check(r.status == want, "keep: %r: %d %r, want %d" % (uri, r.status, r.body[:200], want))
