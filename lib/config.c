@@ -90,7 +90,7 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "basic_users", .type = KG_SET_STRING, .def = "", .offset = OFF(basic_users), .metavar = "FILE", .help = "HTTP Basic users on proxied routes: a file of NAME:BCRYPT-HASH:ROLE[,ROLE] lines; empty: off" },
 	{ .name = "basic_cache_ttl", .type = KG_SET_DURATION, .def = "5m", .min = SECOND, .max = DAY, .offset = OFF(basic_cache_ttl_ms), .help = "how long a verified Basic credential is trusted without another bcrypt check" },
 	{ .name = "basic_cache_size", .type = KG_SET_INT, .def = "100000", .min = 1, .max = 100000000, .offset = OFF(basic_cache_size), .help = "verified Basic credentials kept in memory (60 bytes each: a 48-byte slot, a quarter spare)" },
-	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "failed password attempts per client address before 429" },
+	{ .name = "throttle.max_failures", .type = KG_SET_INT, .def = "5", .min = 1, .max = 1000000, .offset = OFF(throttle_max_failures), .help = "password checks per client address that may be in flight or have failed within throttle.window; beyond them 429 at once" },
 	{ .name = "throttle.window", .type = KG_SET_DURATION, .def = "60s", .min = SECOND, .max = DAY, .offset = OFF(throttle_window_ms), .help = "period over which failed attempts count, and the longest Retry-After" },
 
 	{ .name = "log.access", .type = KG_SET_STRING, .def = "-", .offset = OFF(access_log), .metavar = "-|off|FILE", .check = check_not_empty, .help = "access log: - for stderr, off, or a file path" },

@@ -87,12 +87,16 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bo
 		                              : "forward-auth check needs the original URI: X-Forwarded-Uri, starting with '/'");
 		return false;
 	}
-	if (mc[k] && m[k].n == 0) {
-		kg__conn_respond_error(c, 400, k == 0 ? "forward-auth check has an empty X-Original-Method header"
-		                                      : "forward-auth check has an empty X-Forwarded-Method header");
+	if (m[k].n == 0) {
+		/* never the check request's own method: nginx's auth_request
+		 * subrequest is always a GET, so a POST would be judged as one */
+		kg__conn_respond_error(c, 400, k == 0 ? "forward-auth check needs the original method: a non-empty "
+		                                        "X-Original-Method header"
+		                                      : "forward-auth check needs the original method: a non-empty "
+		                                        "X-Forwarded-Method header");
 		return false;
 	}
-	*method = mc[k] ? m[k] : c->req.method;
+	*method = m[k];
 	kg_str raw = uri[k];
 	for (size_t i = 0; i < raw.n; i++)
 		if ((unsigned char)raw.p[i] < 0x20 || raw.p[i] == 0x7f || raw.p[i] == '#') {

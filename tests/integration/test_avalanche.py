@@ -239,9 +239,9 @@ def test_forward_auth_check_with_jwts():
         with Keygate("--api-auth-required", "--api-auth-password-file", pw) as kg:
             body = json.dumps({"jsonrpc": "2.0", "method": "auth.newToken", "params": {"password": PW, "endpoints": ["/ext/info"]}, "id": 1}).encode()
             tok = request(kg.port, "POST", "/ext/auth", headers=[("Content-Type", "application/json")], body=body).json()["result"]["token"]
-            ok = request(kg.port, "GET", "/_keygate/check", headers=[("X-Original-URI", "/ext/info"), ("Authorization", "Bearer " + tok)])
+            ok = request(kg.port, "GET", "/_keygate/check", headers=[("X-Original-URI", "/ext/info"), ("X-Original-Method", "POST"), ("Authorization", "Bearer " + tok)])
             check(ok.status == 200 and ok.header("X-Keygate-Scheme") == "avalanche", "check allowed: %d" % ok.status)
-            no = request(kg.port, "GET", "/_keygate/check", headers=[("X-Original-URI", "/ext/bc/X"), ("Authorization", "Bearer " + tok)])
+            no = request(kg.port, "GET", "/_keygate/check", headers=[("X-Original-URI", "/ext/bc/X"), ("X-Original-Method", "POST"), ("Authorization", "Bearer " + tok)])
             refused(no, "the provided auth token does not allow access to this endpoint")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -235,7 +235,8 @@ def test_authorization_value_never_logged():
             for auth in ("Bearer SECRET-XYZ", "Basic U0VDUkVULVhZWjpwdw==", "ApiKey SECRET-XYZ"):
                 request(kg.port, "GET", "/secret-probe", [("Authorization", auth)])
                 request(kg.port, "GET", "/_keygate/check", [("Authorization", auth),
-                                                            ("X-Original-URI", "/secret-check")])
+                                                            ("X-Original-URI", "/secret-check"),
+                                                            ("X-Original-Method", "GET")])
             deadline = time.monotonic() + 5
             while True:  # until all six requests are logged
                 lines, _ = wait_access(log, lambda l: True, timeout=0)

@@ -134,7 +134,7 @@ def test_auto_source_refuses_a_check_carrying_both_header_sets():
               % (r.status, r.body[:200]))
 
 
-def test_empty_method_missing_uri_or_repeated_header_is_400():
+def test_empty_or_missing_method_missing_uri_or_repeated_header_is_400():
     with public_kg() as kg:
         cases = [
             ("X-Original-Method empty", [("X-Original-Method", ""), ("X-Original-URI", "/pub/x")]),
@@ -143,6 +143,9 @@ def test_empty_method_missing_uri_or_repeated_header_is_400():
             ("no X-Original-URI", [("X-Original-Method", "GET")]),
             ("no X-Forwarded-Uri", [("X-Forwarded-Method", "GET")]),
             ("neither set", []),
+            # nginx's auth_request subrequest is a GET: the check's own method must never stand in
+            ("no X-Original-Method", [("X-Original-URI", "/pub/x")]),
+            ("no X-Forwarded-Method", [("X-Forwarded-Uri", "/pub/x")]),
             ("X-Original-URI twice", NGINX("GET", "/pub/x") + [("X-Original-URI", "/secret")]),
             ("X-Forwarded-Method twice", TRAEFIK("GET", "/pub/x") + [("X-Forwarded-Method", "POST")]),
         ]
