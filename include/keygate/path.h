@@ -22,7 +22,8 @@
  *   - %2F and %5C (escaped '/' and '\'), unless KG_PATH_KEEP_ESCAPED_SLASHES:
  *     then they are kept, upper-cased, as ordinary segment bytes;
  *   - a "." or ".." segment followed by ';' ("..;/", Tomcat and Jetty read
- *     it as ".."), in raw or decoded form.
+ *     it as ".."), the dots raw or escaped ("%2e%2e;"), the ';' raw or
+ *     escaped ("..%3B": a proxy that decodes it hands Tomcat "..;").
  * Raw bytes 0x80..0xff are kept as they are. The function is pure and
  * idempotent: normalising its output gives the same output. */
 #ifndef KEYGATE_PATH_H
