@@ -5,11 +5,12 @@
 
 Discovers tests/integration/test_*.py and runs every function named test_*
 (modules by name, functions in file order). Prints one line per test,
-"ok NAME" or "not ok NAME: what differed" (NAME = module.function), plus
+"ok NAME", "not ok NAME: what differed" or "skip NAME: why it could not be
+checked" (NAME = module.function; a test skips by calling harness.skip), plus
 "# ..." comment lines (keygate's last stderr lines after a failure). Exits 1
 if any test failed. -k runs only tests whose NAME contains SUBSTRING, -x
 skips those that do (both repeatable; e.g. -x test_large for a quick run).
-KG_TEST_ASAN=1: the binary has AddressSanitizer; memory ceilings are skipped.
+KG_TEST_ASAN=1: the binary has AddressSanitizer; the memory-ceiling tests skip.
 """
 import argparse
 import glob
@@ -71,23 +72,25 @@ def main():
     tests = [(n, f) for n, f in tests
              if (not args.k or any(k in n for k in args.k)) and not any(x in n for x in args.x)]
     if not tests:
-        print("# no test matches -k %s" % " ".join(args.k), flush=True)
+        print("not ok integration: no test matches -k %s" % " ".join(args.k), flush=True)
         return 1
 
     signal.signal(signal.SIGALRM, on_alarm)
-    passed = failed = 0
+    passed = failed = skipped = 0
     t_all = time.monotonic()
     for name, fn in tests:
         harness.begin_test()
         t0 = time.monotonic()
         limit = getattr(fn, "timeout", DEFAULT_TIMEOUT) * (3 if harness.ASAN else 1)
-        error = None
+        error = skip = None
         signal.alarm(int(limit))
         try:
             try:
                 fn()
             finally:
                 signal.alarm(0)
+        except harness.Skip as e:
+            skip = one_line(e) or "no reason given"
         except AssertionError as e:
             error = one_line(e) or "assertion failed"
             where = traceback.extract_tb(e.__traceback__)
@@ -109,7 +112,10 @@ def main():
             signal.alarm(0)
             harness.reap_all()
         secs = time.monotonic() - t0
-        if error is None:
+        if skip is not None:
+            skipped += 1
+            print("skip %s: %s" % (name, skip), flush=True)
+        elif error is None:
             passed += 1
             suffix = "".join(" # " + n for n in harness.notes())
             print("ok %s%s" % (name, suffix), flush=True)
@@ -123,8 +129,8 @@ def main():
             sys.stdout.flush()
         if secs > 10:
             print("# %s took %.1f s" % (name, secs), flush=True)
-    print("# integration: %d passed, %d failed in %.1f s"
-          % (passed, failed, time.monotonic() - t_all), flush=True)
+    print("# integration: %d passed, %d failed, %d skipped in %.1f s"
+          % (passed, failed, skipped, time.monotonic() - t_all), flush=True)
     return 1 if failed else 0
 
 

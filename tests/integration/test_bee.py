@@ -11,7 +11,7 @@ import subprocess
 import tempfile
 import time
 
-from harness import Client, Keygate, Upstream, check, note, request, run_cli, timeout
+from harness import Client, Keygate, Upstream, check, request, run_cli, skip, timeout
 
 KEY = "integration-test-encryption-key"
 _hash_cache = {}
@@ -294,8 +294,7 @@ def bee_token_tool(*args):
 
 def test_bee_format_tokens_interoperate_with_an_independent_implementation():
     if not node():
-        note("skipped: node not installed")
-        return
+        skip("node is not installed (tools/deps.sh --tests installs it)")
     with Upstream() as up, bee(up, "--token-format", "bee") as kg:
         tok = token(kg.port, "creator")
         r = bee_token_tool("open", KEY, tok)

@@ -10,7 +10,7 @@ import threading
 import time
 
 from harness import (Client, ConnClosed, Failure, Keygate, Upstream, check, free_port,
-                     has_ipv6_loopback, note, request, run_cli, timeout)
+                     has_ipv6_loopback, request, run_cli, skip, timeout)
 
 
 def write(path, text):
@@ -114,8 +114,7 @@ def test_sigterm_when_idle_exits_0_promptly():
 
 def test_listen_is_repeatable_and_takes_ipv6():
     if not has_ipv6_loopback():
-        note("skipped: no IPv6 loopback")
-        return
+        skip("no IPv6 loopback on this machine")
     port6 = free_port(socket.AF_INET6)
     with Keygate("--listen", "[::1]:%d" % port6) as kg:
         with Client(port6, host="::1") as c:

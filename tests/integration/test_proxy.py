@@ -8,7 +8,7 @@ import struct
 import time
 
 from harness import (ASAN, Client, ConnClosed, Failure, Keygate, Upstream, PATTERN_BLOCK, big_size, check,
-                     expect_error, free_port, note, pattern_sha256, request, timeout)
+                     expect_error, free_port, pattern_sha256, request, skip, timeout)
 
 PROXY = ("--require-auth=false",)
 RSS_LIMIT_KIB = 64 * 1024
@@ -237,7 +237,7 @@ def test_stale_pooled_connection_is_retried_for_get():
             else "no pooled connection was used"))
         check(get_info(r)["path"] == "/after-arm", "wrong response")
         if not dropped:
-            note("keygate did not reuse the pooled connection, so the retry path was not exercised")
+            skip("keygate did not reuse the pooled connection, so the retry path was not exercised")
 
 
 def test_stale_pooled_connection_not_retried_for_post():
@@ -356,9 +356,9 @@ def test_http10_without_host_works_and_closes():
 # ---------------------------------------------------------------- big bodies
 
 def check_rss(kg, what):
+    # called last: the transfer's own checks have passed by now
     if ASAN:
-        note("skipped under ASan")
-        return
+        skip("%s went through, but ASan's shadow memory makes the peak-RSS ceiling meaningless" % what)
     hwm = kg.vm_hwm_kib()
     check(hwm < RSS_LIMIT_KIB, "%s: keygate peak RSS (VmHWM) %.1f MiB >= 64 MiB" % (what, hwm / 1024))
 
