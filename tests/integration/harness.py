@@ -346,6 +346,20 @@ class Client:
         return True
 
 
+# the token encryption key the Bee-mode tests start keygate with
+BEE_KEY = "integration-test-encryption-key"
+_bcrypt_hashes = {}
+
+
+def bcrypt_hash(plain, cost=4):
+    """A bcrypt hash of plain made by `keygate bcrypt` (cached per run)."""
+    if (plain, cost) not in _bcrypt_hashes:
+        r = run_cli("bcrypt", "--cost", str(cost), plain)
+        check(r.returncode == 0, "keygate bcrypt failed: %s" % r.stderr)
+        _bcrypt_hashes[plain, cost] = r.stdout.strip()
+    return _bcrypt_hashes[plain, cost]
+
+
 def request(port, method, target, headers=None, body=None, timeout=10.0, **kw):
     """One request on a fresh connection; returns the Response."""
     with Client(port, timeout=timeout) as c:

@@ -8,17 +8,10 @@ import re
 import signal
 import time
 
-from harness import Client, Keygate, Upstream, check, request, run_cli
-
-_hashes = {}
+from harness import Client, Keygate, Upstream, check, request, run_cli, bcrypt_hash
 
 
-def bcrypt_hash(plain, cost=4):
-    if (plain, cost) not in _hashes:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt: %s" % r.stderr)
-        _hashes[plain, cost] = r.stdout.strip()
-    return _hashes[plain, cost]
+
 
 
 def basic(user, password):

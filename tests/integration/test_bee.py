@@ -11,18 +11,11 @@ import subprocess
 import tempfile
 import time
 
-from harness import Client, Keygate, Upstream, check, request, run_cli, skip, timeout
+from harness import Client, Keygate, Upstream, check, request, run_cli, skip, timeout, bcrypt_hash, BEE_KEY
 
-KEY = "integration-test-encryption-key"
-_hash_cache = {}
+KEY = BEE_KEY
 
 
-def bcrypt_hash(plain, cost=4):
-    if plain not in _hash_cache:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt failed: %s" % r.stderr)
-        _hash_cache[plain] = r.stdout.strip()
-    return _hash_cache[plain]
 
 
 def basic(password, user=""):

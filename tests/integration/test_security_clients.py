@@ -13,10 +13,9 @@ import shutil
 import tempfile
 import time
 
-from harness import Client, Keygate, Upstream, check, request, run_cli
+from harness import Client, Keygate, Upstream, check, request, run_cli, bcrypt_hash, BEE_KEY
 
-KEY = "integration-test-encryption-key"
-_hash_cache = {}
+KEY = BEE_KEY
 
 # one access-log line; every field is printable ASCII without spaces, quotes
 # or backslashes, except \xNN escapes
@@ -25,12 +24,6 @@ LINE = re.compile(r'^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z (%s) "(%s) (%s)" (\d
                   % (FIELD, FIELD, FIELD, FIELD, FIELD))
 
 
-def bcrypt_hash(plain, cost=4):
-    if plain not in _hash_cache:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt failed: %s" % r.stderr)
-        _hash_cache[plain] = r.stdout.strip()
-    return _hash_cache[plain]
 
 
 class AccessLog:

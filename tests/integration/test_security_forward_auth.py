@@ -7,18 +7,11 @@ request; under auto a check carrying both sets is refused (issue 11)."""
 import base64
 import json
 
-from harness import Client, Keygate, check, expect_error, request, run_cli
+from harness import Client, Keygate, check, expect_error, request, run_cli, bcrypt_hash, BEE_KEY
 
-KEY = "integration-test-encryption-key"
-_hash_cache = {}
+KEY = BEE_KEY
 
 
-def bcrypt_hash(plain, cost=4):
-    if plain not in _hash_cache:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt failed: %s" % r.stderr)
-        _hash_cache[plain] = r.stdout.strip()
-    return _hash_cache[plain]
 
 
 def token(port, role):

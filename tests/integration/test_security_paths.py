@@ -7,18 +7,12 @@ Also the request line's HTTP version (505) and the Host header (400).
 Each case is sent byte for byte on a raw socket (no client library gets a
 chance to clean the target first), and the recording upstream says what,
 if anything, reached it."""
-from harness import Client, ConnClosed, Failure, Keygate, Upstream, check, expect_error, request, run_cli
+from harness import (Client, ConnClosed, Failure, Keygate, Upstream, check, expect_error, request, run_cli,
+                     bcrypt_hash, BEE_KEY)
 
-KEY = "integration-test-encryption-key"
-_hash_cache = {}
+KEY = BEE_KEY
 
 
-def bcrypt_hash(plain, cost=4):
-    if plain not in _hash_cache:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt failed: %s" % r.stderr)
-        _hash_cache[plain] = r.stdout.strip()
-    return _hash_cache[plain]
 
 
 def bee(up, *extra, password="test"):

@@ -7,28 +7,24 @@ import json
 import re
 import time
 
-from harness import Client, Keygate, Upstream, check, request, run_cli, timeout
+from harness import (Client, Keygate, Upstream, check, request, run_cli, timeout,
+                     bcrypt_hash as harness_bcrypt_hash, BEE_KEY)
 from test_avalanche import PW, Avax
 
 FLOOD = 30
 MAX = 5
 MALLORY = ("X-Forwarded-For", "203.0.113.9")
 ALICE = ("X-Forwarded-For", "198.51.100.7")
-KEY = "integration-test-encryption-key"
+KEY = BEE_KEY
 # cost 12 (~0.2 s a check, one at a time per worker): the whole flood is
 # parsed long before the first check ends, so counting at the end would let
 # every guess through
 SLOW_COST = 12
 
-_hashes = {}
 
 
 def bcrypt_hash(plain, cost=SLOW_COST):
-    if (plain, cost) not in _hashes:
-        r = run_cli("bcrypt", "--cost", str(cost), plain)
-        check(r.returncode == 0, "keygate bcrypt: %s" % r.stderr)
-        _hashes[plain, cost] = r.stdout.strip()
-    return _hashes[plain, cost]
+    return harness_bcrypt_hash(plain, cost)
 
 
 def basic(user, password):
