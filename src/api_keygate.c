@@ -16,14 +16,14 @@ static void health(struct kg_conn *c)
 	const char *backend = "none";
 	const char *store = kg__store_status(&backend);
 	long long uptime = (long long)(time(NULL) - kg__started_at());
-	size_t running, waiting;
-	kg__slow_counts(&running, &waiting);
+	size_t running, waiting, joined;
+	kg__slow_counts(&running, &waiting, &joined);
 	kg_err err = kg_buf_printf(&b,
 	                           "{\"status\":\"ok\",\"version\":\"%s\",\"uptime_seconds\":%lld,"
 	                           "\"workers\":%zu,\"mode\":\"%s\",\"password_jobs\":{\"running\":%zu,"
-	                           "\"waiting\":%zu,\"hashes\":%llu},\"store\":{\"backend\":\"%s\",\"status\":",
+	                           "\"waiting\":%zu,\"joined\":%zu,\"hashes\":%llu},\"store\":{\"backend\":\"%s\",\"status\":",
 	                           kg__version, uptime, kg__worker_count(),
-	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting,
+	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting, joined,
 	                           (unsigned long long)kg_bcrypt_count(), backend);
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));

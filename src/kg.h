@@ -74,6 +74,7 @@ extern const char *const kg__version;
 
 struct kg_conn;
 struct kg_upconn;
+struct kg_auth_job;
 
 struct kg_worker {
 	int id;
@@ -91,6 +92,7 @@ struct kg_worker {
 	bool draining;
 	/* password jobs (slow.c): running, and waiting their turn */
 	struct kg_slow_job *slow_head, *slow_tail;
+	struct kg_auth_job *auth_jobs; /* Basic checks in flight, which later identical ones join (slow.c) */
 	size_t slow_running, slow_queued, slow_cap;
 	/* access-log lines not yet written (access_log.c) */
 	char *log_buf;
@@ -210,8 +212,9 @@ struct kg_slow_job {
 	struct kg_slow_job *next;
 };
 kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb work, uv_after_work_cb after);
-/* password jobs running and waiting, over all workers */
-void kg__slow_counts(size_t *running, size_t *waiting);
+/* password jobs running and waiting, and requests that joined a check of
+ * their credential in flight, over all workers */
+void kg__slow_counts(size_t *running, size_t *waiting, size_t *joined);
 /* A password check, the one flow of every scheme that checks a password:
  * throttle (throttle.c) -> queue (kg__slow_submit) -> work() -> the outcome
  * recorded against the client address -> done(). Embed it first in the
@@ -233,8 +236,11 @@ struct kg_password_check {
 kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64_t *retry_after);
 /* When c's decision says KG_ESLOW: queues the scheme's slow() through
  * kg__password_check and returns true; done(c) runs later with
- * c->req.decision decided again (allowed, or refused 401/503). False: not
- * queued, the decision is already a refusal (429 throttled, 503 queue full). */
+ * c->req.decision decided again (allowed, or refused 401/503). A request
+ * presenting the very credential a check in flight on this worker is
+ * verifying joins that check instead: no second bcrypt, no second throttle
+ * slot (one guess, however many connections carry it). False: not queued,
+ * the decision is already a refusal (429 throttled, 503 queue full). */
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c));
 
 /* http.c */

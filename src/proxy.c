@@ -83,34 +83,6 @@ static bool has_prefix_dashed(kg_str name, kg_str prefix)
 	return true;
 }
 
-/* True when every protocol the client offers in Upgrade is listed in
- * proxy.upgrades: only those requests become tunnels. Decided here as well
- * as in http.c so that the request head can never carry an Upgrade keygate
- * would then refuse to follow. */
-static bool wants_tunnel(const struct kg_conn *c)
-{
-	const struct kg_request *r = &c->req;
-	const kg_strlist *allowed = &c->rt->cfg->upgrades;
-	if (!r->is_upgrade || !r->upgrade.n)
-		return false;
-	size_t i = 0;
-	while (i < r->upgrade.n) {
-		size_t j = i;
-		while (j < r->upgrade.n && r->upgrade.p[j] != ',')
-			j++;
-		kg_str proto = kg_str_trim((kg_str){ r->upgrade.p + i, j - i });
-		if (proto.n) {
-			bool is_listed = false;
-			for (size_t k = 0; k < allowed->n && !is_listed; k++)
-				is_listed = kg_str_eq_ci(proto, kg_str_c(allowed->v[k]));
-			if (!is_listed)
-				return false;
-		}
-		i = j + 1;
-	}
-	return true;
-}
-
 static bool is_x_forwarded_proto_or_host(kg_str name)
 {
 	return kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
@@ -149,7 +121,7 @@ static kg_err build_head(struct kg_conn *c)
 	struct kg_request *r = &c->req;
 	kg_buf *b = &r->up_head;
 	kg_err err = KG_OK;
-	bool is_tunnel = wants_tunnel(c);
+	bool is_tunnel = r->is_upgrade; /* http.c: only protocols in proxy.upgrades */
 	bool has_proto = false, has_host = false, has_h2_settings = false;
 
 	kg_buf_clear(b);
@@ -652,7 +624,7 @@ static int r_headers_complete(llhttp_t *p)
 	}
 
 	bool is_switch = status == 101;
-	if (is_switch && !wants_tunnel(c)) {
+	if (is_switch && !c->req.is_upgrade) {
 		u->bad_why = "upstream switched protocols without being asked";
 		return -1;
 	}

@@ -11,14 +11,17 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "keygate/log.h"
 #include "kg.h"
 
 /* process-wide totals, for /_keygate/health */
-static atomic_size_t g_running, g_waiting;
+static atomic_size_t g_running, g_waiting, g_joined;
 
-void kg__slow_counts(size_t *running, size_t *waiting)
+void kg__slow_counts(size_t *running, size_t *waiting, size_t *joined)
 {
+	*joined = atomic_load(&g_joined);
 	*running = atomic_load(&g_running);
 	*waiting = atomic_load(&g_waiting);
 }
@@ -147,14 +150,25 @@ kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64
 
 /* ---- the slow half of an authentication decision (Basic users' bcrypt) ---- */
 
-struct auth_job {
+/* A request waiting on another connection's check of the same credential. */
+struct auth_follower {
+	struct kg_conn *c; /* held */
+	kg_str method, path;
+	void (*done)(struct kg_conn *c);
+	struct auth_follower *next;
+};
+
+struct kg_auth_job {
 	struct kg_password_check pc; /* first */
+	struct kg_worker *w;
+	struct kg_auth_job *next;    /* w->auth_jobs */
 	const struct kg_auth_config *ac;
 	kg_str authorization, method, path;
 	int64_t now;
 	kg_err err;
 	const char *message;
 	void (*done)(struct kg_conn *c);
+	struct auth_follower *followers;
 };
 
 /* A refusal in the words of the scheme that asked for the check. */
@@ -167,51 +181,102 @@ static void refuse(struct kg_decision *d, int status, kg_err err, const char *me
 
 static void auth_job_work(struct kg_password_check *pc)
 {
-	struct auth_job *j = (struct auth_job *)pc;
+	struct kg_auth_job *j = (struct kg_auth_job *)pc;
 	j->err = kg_auth_slow(j->ac, j->authorization, j->now, &j->message);
 	pc->is_ok = j->err == KG_OK;
 }
 
+/* c's request, decided again now that the check of its credential is over. */
+static void settle(const struct kg_auth_job *j, struct kg_conn *c, kg_str method, kg_str path, int status)
+{
+	struct kg_decision *d = &c->req.decision;
+	if (status != 0) {
+		refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
+	} else if (j->err == KG_OK) {
+		kg_auth_decide(&c->rt->auth, method, path, c->req.authorization, (int64_t)time(NULL), &c->arena, d);
+		if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
+			refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
+	} else {
+		kg_warn("client %s: %s: %s", c->client, d->scheme ? d->scheme->name : "password",
+		        j->message ? j->message : kg_strerror(j->err));
+		refuse(d, 401, j->err, j->message, 0);
+	}
+}
+
 static void auth_job_done(struct kg_password_check *pc, struct kg_conn *c, int status)
 {
-	struct auth_job *j = (struct auth_job *)pc;
+	struct kg_auth_job *j = (struct kg_auth_job *)pc;
+	struct kg_auth_job **pp = &j->w->auth_jobs;
+	while (*pp && *pp != j)
+		pp = &(*pp)->next;
+	if (*pp)
+		*pp = j->next;
 	if (c) {
-		struct kg_decision *d = &c->req.decision;
-		if (status != 0) {
-			refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
-		} else if (j->err == KG_OK) {
-			kg_auth_decide(&c->rt->auth, j->method, j->path, c->req.authorization, (int64_t)time(NULL),
-			               &c->arena, d);
-			if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
-				refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
-		} else {
-			kg_warn("client %s: %s: %s", c->client, d->scheme ? d->scheme->name : "password",
-			        j->message ? j->message : kg_strerror(j->err));
-			refuse(d, 401, j->err, j->message, 0);
-		}
+		settle(j, c, j->method, j->path, status);
 		j->done(c);
 	}
+	while (j->followers) {
+		struct auth_follower *f = j->followers;
+		j->followers = f->next;
+		atomic_fetch_sub(&g_joined, 1);
+		if (kg__conn_release(f->c)) {
+			settle(j, f->c, f->method, f->path, status);
+			f->done(f->c);
+		}
+		free(f);
+	}
 	free(j);
+}
+
+/* The check in flight on c's worker for exactly c's credential, if any. */
+static struct kg_auth_job *auth_job_find(const struct kg_conn *c)
+{
+	kg_str a = c->req.authorization;
+	for (struct kg_auth_job *j = c->w->auth_jobs; j; j = j->next)
+		if (j->ac == &c->rt->auth && j->authorization.n == a.n && CRYPTO_memcmp(j->authorization.p, a.p, a.n) == 0)
+			return j;
+	return NULL;
 }
 
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c))
 {
 	struct kg_decision *d = &c->req.decision;
-	struct auth_job *j = calloc(1, sizeof(*j));
+	struct kg_auth_job *leader = auth_job_find(c);
+	if (leader) {
+		struct auth_follower *f = malloc(sizeof(*f));
+		if (!f) {
+			refuse(d, 503, KG_ENOMEM, "out of memory; retry", 1);
+			return false;
+		}
+		*f = (struct auth_follower){ .c = c, .method = method, .path = path, .done = done, .next = leader->followers };
+		kg__conn_hold(c);
+		leader->followers = f;
+		atomic_fetch_add(&g_joined, 1);
+		kg_debug("client %s: joins a password check in flight for the same credential", c->client);
+		return true;
+	}
+	struct kg_auth_job *j = calloc(1, sizeof(*j));
 	int64_t wait;
 	if (!j) {
 		refuse(d, 503, KG_ENOMEM, "out of memory; retry", 1);
 		return false;
 	}
+	j->w = c->w;
 	j->ac = &c->rt->auth;
-	j->authorization = c->req.authorization;
+	j->authorization = c->req.authorization; /* in c's head, which the job holds */
 	j->method = method;
 	j->path = path;
 	j->now = (int64_t)time(NULL);
 	j->done = done;
 	j->pc.work = auth_job_work;
 	j->pc.done = auth_job_done;
+	/* listed before it is queued: auth_job_done, which unlists it, may run
+	 * before kg__password_check returns */
+	j->next = c->w->auth_jobs;
+	c->w->auth_jobs = j;
 	kg_err err = kg__password_check(c, &j->pc, &wait);
+	if (err)
+		c->w->auth_jobs = j->next; /* nothing ran: still at the head */
 	if (err == KG_OK) {
 		kg_debug("client %s: %s: password check off the loop", c->client, d->scheme ? d->scheme->name : "?");
 	} else if (err == KG_ETHROTTLED) {
@@ -219,7 +284,7 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 		if (msg)
 			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
 		refuse(d, 429, KG_ETHROTTLED, msg, wait);
-	} else if (err) {
+	} else {
 		refuse(d, 503, KG_EUNAVAILABLE, "too many password checks in progress; retry later", wait);
 	}
 	if (err)

@@ -70,27 +70,53 @@ def hashes(port):
     return request(port, "GET", "/_keygate/health").json()["password_jobs"]["hashes"]
 
 
+def herd(kg, n, credential):
+    """n connections send one request each with credential, all before the
+    first check ends; returns the clients once n - 1 joined that check."""
+    clients = [Client(kg.port) for _ in range(n)]
+    for i, c in enumerate(clients):
+        c.send(c.build("GET", "/bytes/herd%d" % i, [credential]))
+    deadline = time.monotonic() + 10
+    while request(kg.port, "GET", "/_keygate/health").json()["password_jobs"]["joined"] < n - 1:
+        check(time.monotonic() < deadline, "the %d requests never joined one check" % n)
+        time.sleep(0.01)
+    return clients
+
+
 def test_many_connections_with_one_new_credential_cost_one_bcrypt():
-    # cost 12: the first check is still running when the other seven arrive.
-    # Checks in flight count against their address until they succeed: eight
-    # at once from one address need throttle.max_failures 8 (default 5).
+    # cost 12: the first check is still running when the others arrive; they
+    # join it (one guess, one throttle slot), so twenty connections from one
+    # address pass with the default throttle.max_failures of 5
     users = "ops:%s:maintainer\n" % bcrypt_hash("ops pw: with colons", cost=12)
-    with Upstream() as up, basic_kg(up, "--throttle-max-failures", "8", users=users) as kg:
+    with Upstream() as up, basic_kg(up, users=users) as kg:
         before = hashes(kg.port)
-        clients = [Client(kg.port) for _ in range(8)]
-        for i, c in enumerate(clients):  # all eight wait for the same check
-            c.send(c.build("GET", "/bytes/herd%d" % i, [basic("ops", "ops pw: with colons")]))
-        deadline = time.monotonic() + 10
-        while request(kg.port, "GET", "/_keygate/health").json()["password_jobs"]["waiting"] < 7:
-            check(time.monotonic() < deadline, "the eight checks never queued together")
-            time.sleep(0.01)
+        clients = herd(kg, 20, basic("ops", "ops pw: with colons"))
         for i, c in enumerate(clients):
             r = c.read_response()
-            check(r.status == 200, "connection %d: %d" % (i, r.status))
+            check(r.status == 200, "connection %d: %d %r" % (i, r.status, r.body[:200]))
             c.close()
-        check(hashes(kg.port) - before == 1, "one bcrypt for eight requests, saw %d" % (hashes(kg.port) - before))
+        check(hashes(kg.port) - before == 1, "one bcrypt for twenty requests, saw %d" % (hashes(kg.port) - before))
         r = request(kg.port, "GET", "/bytes/x", [basic("ops", "wrong")])
         check(r.status == 401 and hashes(kg.port) - before == 2, "a wrong password still costs its own bcrypt")
+
+
+def test_one_wrong_credential_on_many_connections_is_one_guess():
+    users = "ops:%s:maintainer\n" % bcrypt_hash("ops pw: with colons", cost=12)
+    with Upstream() as up, basic_kg(up, users=users) as kg:
+        before = hashes(kg.port)
+        clients = herd(kg, 20, basic("ops", "not it"))
+        for i, c in enumerate(clients):
+            r = c.read_response()
+            check(r.status == 401, "connection %d: %d %r" % (i, r.status, r.body[:200]))
+            c.close()
+        check(hashes(kg.port) - before == 1, "one bcrypt for the twenty, saw %d" % (hashes(kg.port) - before))
+        # the twenty counted as one failure: four more guesses are checked, the next is throttled
+        for i in range(4):
+            r = request(kg.port, "GET", "/bytes/x", [basic("ops", "guess %d" % i)])
+            check(r.status == 401, "guess %d after the herd: %d, want 401" % (i, r.status))
+        r = request(kg.port, "GET", "/bytes/x", [basic("ops", "guess 5")])
+        check(r.status == 429, "the sixth guess: %d, want 429" % r.status)
+        check(not [q for q in up.requests() if q[2].startswith("/bytes/")], "a refused request reached the upstream")
 
 
 def test_wrong_passwords_are_401_with_a_basic_challenge_and_the_connection_stays():
