@@ -11,6 +11,37 @@ static inline char lower(char c)
 	return (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 }
 
+enum { CH_TCHAR = 1, CH_VALUE = 2 };
+
+/* tchar: ALPHA DIGIT ! # $ % & ' * + - . ^ _ ` | ~; a field value byte:
+ * HTAB, SP..~ and obs-text (0x80..0xff) */
+static const unsigned char char_class[256] = {
+	['\t'] = CH_VALUE,
+	[' '] = CH_VALUE, ['"'] = CH_VALUE, ['('] = CH_VALUE, [')'] = CH_VALUE, [','] = CH_VALUE, ['/'] = CH_VALUE,
+	[':'] = CH_VALUE, [';'] = CH_VALUE, ['<'] = CH_VALUE, ['='] = CH_VALUE, ['>'] = CH_VALUE, ['?'] = CH_VALUE,
+	['@'] = CH_VALUE, ['['] = CH_VALUE, ['\\'] = CH_VALUE, [']'] = CH_VALUE, ['{'] = CH_VALUE, ['}'] = CH_VALUE,
+	['!'] = 3, ['#'] = 3, ['$'] = 3, ['%'] = 3, ['&'] = 3, ['\''] = 3, ['*'] = 3, ['+'] = 3, ['-'] = 3, ['.'] = 3,
+	['^'] = 3, ['_'] = 3, ['`'] = 3, ['|'] = 3, ['~'] = 3,
+	['0' ... '9'] = 3, ['A' ... 'Z'] = 3, ['a' ... 'z'] = 3,
+	[0x80 ... 0xff] = CH_VALUE,
+};
+
+bool kg_str_is_token(kg_str s)
+{
+	unsigned char all = CH_TCHAR;
+	for (size_t i = 0; i < s.n; i++)
+		all &= char_class[(unsigned char)s.p[i]];
+	return s.n > 0 && all;
+}
+
+bool kg_str_is_field_value(kg_str s)
+{
+	unsigned char all = CH_VALUE;
+	for (size_t i = 0; i < s.n; i++)
+		all &= char_class[(unsigned char)s.p[i]];
+	return all != 0;
+}
+
 bool kg_str_eq_ci(kg_str a, kg_str b)
 {
 	if (a.n != b.n)
@@ -88,6 +119,17 @@ kg_err kg_buf_append(kg_buf *b, const void *data, size_t len)
 kg_err kg_buf_appends(kg_buf *b, kg_str s)
 {
 	return kg_buf_append(b, s.p, s.n);
+}
+
+kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v)
+{
+	char tmp[20]; /* 18446744073709551615 */
+	size_t n = sizeof(tmp);
+	do {
+		tmp[--n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return kg_buf_append(b, tmp + n, sizeof(tmp) - n);
 }
 
 kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap)

@@ -165,8 +165,10 @@ static kg_err build_head(struct kg_conn *c)
 		}
 	}
 	if (r->body == KG_BODY_LENGTH) {
-		if ((err = kg_buf_printf(b, "Content-Length: %llu\r\n", (unsigned long long)r->content_length)))
+		OUT(KG_STR("Content-Length: "));
+		if ((err = kg_buf_append_u64(b, r->content_length)))
 			return err;
+		OUT(KG_STR("\r\n"));
 	} else if (r->body == KG_BODY_CHUNKED) {
 		OUT(KG_STR("Transfer-Encoding: chunked\r\n"));
 	}
@@ -568,27 +570,11 @@ static kg_str rh_value(const struct kg_upconn *u, size_t i)
 	return kg_str_trim((kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len });
 }
 
-static bool is_tchar(unsigned char ch)
-{
-	return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-	       (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 /* A field name is a token; a value holds no control character but HTAB
  * (no CR, LF or NUL: what keygate relays cannot split into more lines). */
 static bool is_valid_field(kg_str name, kg_str value)
 {
-	if (!name.n)
-		return false;
-	for (size_t i = 0; i < name.n; i++)
-		if (!is_tchar((unsigned char)name.p[i]))
-			return false;
-	for (size_t i = 0; i < value.n; i++) {
-		unsigned char ch = (unsigned char)value.p[i];
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return false;
-	}
-	return true;
+	return kg_str_is_token(name) && kg_str_is_field_value(value);
 }
 
 /* Framing headers are keygate's to write: never copied from the upstream,
@@ -663,7 +649,11 @@ static int r_headers_complete(llhttp_t *p)
 	kg_buf_clear(hb);
 	kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
 	                              : kg_str_c(kg__reason(status));
-	kg_err err = kg_buf_printf(hb, "HTTP/1.1 %d ", status);
+	kg_err err = kg_buf_appends(hb, KG_STR("HTTP/1.1 "));
+	if (!err)
+		err = kg_buf_append_u64(hb, (unsigned)status); /* 100..599, checked above */
+	if (!err)
+		err = kg_buf_appends(hb, KG_STR(" "));
 	if (!err)
 		err = kg_buf_appends(hb, reason);
 	if (!err)
@@ -694,8 +684,13 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	/* a 304 and the answer to a HEAD keep Content-Length as metadata (the
 	 * size a GET would get); a 1xx or 204 has none */
-	if (!err && has_length && status >= 200 && status != 204)
-		err = kg_buf_printf(hb, "Content-Length: %llu\r\n", (unsigned long long)p->content_length);
+	if (!err && has_length && status >= 200 && status != 204) {
+		err = kg_buf_appends(hb, KG_STR("Content-Length: "));
+		if (!err)
+			err = kg_buf_append_u64(hb, p->content_length);
+		if (!err)
+			err = kg_buf_appends(hb, KG_STR("\r\n"));
+	}
 	if (!err && u->framing == KG_FRAME_CHUNKED)
 		err = kg_buf_appends(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
 	if (!err && !u->is_interim && !is_switch && (!c->keep_alive || c->w->draining))

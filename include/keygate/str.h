@@ -43,6 +43,11 @@ static inline bool kg_str_has_prefix(kg_str s, kg_str prefix)
 /* True when s starts with prefix, ASCII case-insensitive. */
 bool kg_str_has_prefix_ci(kg_str s, kg_str prefix);
 
+/* HTTP's character classes (RFC 9110 section 5.6.2 and 5.5), one table
+ * lookup per byte on the request and response paths. */
+bool kg_str_is_token(kg_str s);        /* a non-empty token: a header name, a method */
+bool kg_str_is_field_value(kg_str s);  /* no control byte but HTAB: nothing that splits a line */
+
 /* Removes leading and trailing spaces and tabs (HTTP OWS). */
 kg_str kg_str_trim(kg_str s);
 
@@ -61,6 +66,9 @@ typedef struct kg_buf {
 kg_err kg_buf_reserve(kg_buf *b, size_t extra) KG_MUST_CHECK;
 kg_err kg_buf_append(kg_buf *b, const void *data, size_t len);
 kg_err kg_buf_appends(kg_buf *b, kg_str s);
+/* Appends v in decimal (the hot paths' Content-Length and status codes,
+ * without printf's format parsing). */
+kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v);
 kg_err kg_buf_printf(kg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, quotes included. */

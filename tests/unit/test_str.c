@@ -72,6 +72,43 @@ KG_TEST(test_has_prefix_ci)
 	KG_CHECK(!kg_str_has_prefix_ci(KG_STR("X-Key"), KG_STR("X-Keygate-")), "short");
 }
 
+KG_TEST(test_token_and_field_value_classes_every_byte)
+{
+	/* RFC 9110 5.6.2 tchar, byte by byte against the grammar */
+	const char *extra = "!#$%&'*+-.^_`|~";
+	for (int ch = 0; ch < 256; ch++) {
+		char b = (char)ch;
+		bool want_tchar = (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		                  (ch && strchr(extra, ch));
+		bool want_value = ch == '\t' || (ch >= 0x20 && ch != 0x7f);
+		KG_CHECK(kg_str_is_token((kg_str){ &b, 1 }) == want_tchar, "byte 0x%02x as a token", ch);
+		KG_CHECK(kg_str_is_field_value((kg_str){ &b, 1 }) == want_value, "byte 0x%02x in a field value", ch);
+	}
+	KG_CHECK(!kg_str_is_token(KG_STR("")), "an empty token");
+	KG_CHECK(!kg_str_is_token(KG_STR("Bad Name")), "a space in a name");
+	KG_CHECK(kg_str_is_token(KG_STR("X-Keygate_Role")), "underscores are token bytes");
+	KG_CHECK(kg_str_is_field_value(KG_STR("")), "an empty value is a value");
+	KG_CHECK(!kg_str_is_field_value((kg_str){ "a\0b", 3 }), "NUL in a value");
+	KG_CHECK(!kg_str_is_field_value(KG_STR("a\r\nX-Injected: 1")), "CRLF in a value");
+}
+
+KG_TEST(test_append_u64_writes_decimal)
+{
+	static const struct {
+		unsigned long long v;
+		const char *want;
+	} cases[] = { { 0, "0" }, { 7, "7" }, { 10, "10" }, { 404, "404" }, { 1234567890, "1234567890" },
+		      { 18446744073709551615ULL, "18446744073709551615" } };
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kg_buf b = { 0 };
+		KG_CHECK(kg_buf_appends(&b, KG_STR("x")) == KG_OK && kg_buf_append_u64(&b, cases[i].v) == KG_OK,
+		         "append %llu", cases[i].v);
+		KG_CHECK(b.n == 1 + strlen(cases[i].want) && strcmp(b.p + 1, cases[i].want) == 0, "%llu: got '%s'",
+		         cases[i].v, b.p);
+		kg_buf_free(&b, false);
+	}
+}
+
 int main(void)
 {
 	return kg_test_main();
