@@ -325,6 +325,7 @@ def health(port):
     check(r.status == 200, "health: %d %r" % (r.status, r.body[:200]))
     jobs = r.json()["password_jobs"]
     check(isinstance(jobs.pop("hashes"), int), "health counts bcrypt computations")
+    check(jobs.pop("joined") == 0, "Bee /auth checks never join one another")
     return jobs
 
 
