@@ -404,7 +404,7 @@ static bool is_json_content_type(kg_str ct)
 	return kg_str_eq_ci(media, KG_STR("application/json"));
 }
 
-void kg__api_avax(struct kg_conn *c)
+static void api_avax(struct kg_conn *c)
 {
 	const struct kg_avax *x = c->rt->avax;
 	json_error_t jerr;
@@ -538,7 +538,13 @@ void kg__api_avax(struct kg_conn *c)
 		work_free(w);
 }
 
-bool kg__avax_is_endpoint(const struct kg_runtime *rt, kg_str path)
+static bool is_auth_api_on(const struct kg_runtime *rt)
 {
-	return rt->avax && kg_str_eq(path, KG_STR("/ext/auth"));
+	return rt->avax != NULL;
 }
+
+static const struct kg_route routes[] = {
+	{ .path = "/ext/auth", .methods = "POST", .owner = KG_DIALECT_AVALANCHE, .handle = api_avax,
+	  .is_enabled = is_auth_api_on },
+};
+KG_ROUTE_SET(kg__avax_routes, routes);

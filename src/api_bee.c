@@ -458,25 +458,35 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 	issue(c, b, role, expiry);
 }
 
-bool kg__bee_is_endpoint(const struct kg_runtime *rt, kg_str path)
+static bool is_post(struct kg_conn *c)
 {
-	return rt->bee && (kg_str_eq(path, KG_STR("/auth")) || kg_str_eq(path, KG_STR("/refresh")));
+	if (kg_str_eq(c->req.method, KG_STR("POST")))
+		return true;
+	kg__conn_respond_error_with(c, 405, "Method Not Allowed", "Allow: POST\r\n");
+	return false;
 }
 
-size_t kg__bee_body_limit(void)
+static void route_auth(struct kg_conn *c)
 {
-	return KG_BEE_MAX_BODY;
+	if (is_post(c))
+		do_auth(c, c->rt->bee);
 }
 
-void kg__api_bee(struct kg_conn *c)
+static void route_refresh(struct kg_conn *c)
 {
-	const struct kg_bee *b = c->rt->bee;
-	if (!kg_str_eq(c->req.method, KG_STR("POST"))) {
-		kg__conn_respond_error_with(c, 405, "Method Not Allowed", "Allow: POST\r\n");
-		return;
-	}
-	if (kg_str_eq(c->req.path, KG_STR("/auth")))
-		do_auth(c, b);
-	else
-		do_refresh(c, b);
+	if (is_post(c))
+		do_refresh(c, c->rt->bee);
 }
+
+static bool is_restricted(const struct kg_runtime *rt)
+{
+	return rt->bee != NULL;
+}
+
+static const struct kg_route routes[] = {
+	{ .path = "/auth", .methods = "POST", .owner = KG_DIALECT_BEE, .body_limit = KG_BEE_MAX_BODY,
+	  .handle = route_auth, .is_enabled = is_restricted },
+	{ .path = "/refresh", .methods = "POST", .owner = KG_DIALECT_BEE, .body_limit = KG_BEE_MAX_BODY,
+	  .handle = route_refresh, .is_enabled = is_restricted },
+};
+KG_ROUTE_SET(kg__bee_routes, routes);

@@ -28,7 +28,11 @@ static void health(struct kg_conn *c)
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));
 	if (!err)
-		err = kg_buf_appends(&b, KG_STR("}}"));
+		err = kg_buf_appends(&b, KG_STR("},\"routes\":"));
+	if (!err)
+		err = kg__routes_json(c->rt, &b);
+	if (!err)
+		err = kg_buf_appends(&b, KG_STR("}"));
 	if (err)
 		kg__conn_respond_error(c, 500, "out of memory");
 	else
@@ -174,35 +178,40 @@ static void check_answer(struct kg_conn *c)
 	kg_buf_free(&h, false);
 }
 
-void kg__api_keygate(struct kg_conn *c)
+static void route_health(struct kg_conn *c)
 {
-	kg_str path = c->req.path, pre = c->rt->prefix;
-	bool is_own = kg_str_has_prefix(path, pre) && (path.n == pre.n || path.p[pre.n] == '/');
-
-	if (kg__bee_is_endpoint(c->rt, path)) {
-		kg__api_bee(c);
+	if (!kg_str_eq(c->req.method, KG_STR("GET")) && !c->req.is_head) {
+		kg__conn_respond_error(c, 405, "health answers GET and HEAD only");
 		return;
 	}
-	if (kg__avax_is_endpoint(c->rt, path)) {
-		kg__api_avax(c);
-		return;
-	}
-	if (!is_own) {
-		kg__conn_respond_error(c, 404,
-		                       "no upstream is configured: keygate runs in forward-auth mode and answers "
-		                       "only its own endpoints (see /_keygate/check)");
-		return;
-	}
-	kg_str rest = { path.p + pre.n, path.n - pre.n };
-	if (kg_str_eq(rest, KG_STR("/health"))) {
-		if (!kg_str_eq(c->req.method, KG_STR("GET")) && !c->req.is_head) {
-			kg__conn_respond_error(c, 405, "health answers GET and HEAD only");
-			return;
-		}
-		health(c);
-	} else if (kg_str_eq(rest, KG_STR("/check"))) {
-		check(c);
-	} else {
-		kg__conn_respond_error(c, 404, "no such keygate endpoint");
-	}
+	health(c);
 }
+
+static void route_unknown(struct kg_conn *c)
+{
+	kg__conn_respond_error(c, 404, "no such keygate endpoint");
+}
+
+static void route_no_upstream(struct kg_conn *c)
+{
+	kg__conn_respond_error(c, 404,
+	                       "no upstream is configured: keygate runs in forward-auth mode and answers "
+	                       "only its own endpoints (see /_keygate/check)");
+}
+
+static bool has_no_upstream(const struct kg_runtime *rt)
+{
+	return !rt->has_upstream;
+}
+
+static const struct kg_route routes[] = {
+	{ .path = "/health", .is_under_api_prefix = true, .methods = "GET HEAD", .handle = route_health },
+	{ .path = "/check", .is_under_api_prefix = true, .methods = "any", .handle = check },
+	{ .path = "", .is_prefix = true, .is_under_api_prefix = true, .methods = "any", .handle = route_unknown },
+};
+KG_ROUTE_SET(kg__keygate_routes, routes);
+
+static const struct kg_route fallback[] = {
+	{ .path = "/", .is_prefix = true, .methods = "any", .handle = route_no_upstream, .is_enabled = has_no_upstream },
+};
+KG_ROUTE_SET(kg__fallback_routes, fallback);

@@ -245,7 +245,7 @@ static void conn_watch(struct kg_conn *c, bool progress)
 	if (c->is_closing || c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL || !r->is_head_done || !c->rt)
 		return;
 	bool body = !r->is_complete && !c->is_read_paused &&
-	            (c->state == KG_CONN_BODY || (c->state == KG_CONN_HEAD && r->is_own));
+	            (c->state == KG_CONN_BODY || (c->state == KG_CONN_HEAD && r->route));
 	bool send = c->write_queued > 0;
 	if (!body && !send) {
 		uv_timer_stop(&c->timer);
@@ -761,14 +761,6 @@ static bool is_allowed_upgrade(const struct kg_runtime *rt, kg_str upgrade)
 	return n > 0;
 }
 
-static bool is_own_path(const struct kg_runtime *rt, kg_str path)
-{
-	kg_str pre = rt->prefix;
-	if (!kg_str_has_prefix(path, pre))
-		return false;
-	return path.n == pre.n || path.p[pre.n] == '/';
-}
-
 static void auth_done(struct kg_conn *c);
 
 static int dispatch_head(struct kg_conn *c)
@@ -850,10 +842,9 @@ static int dispatch_head(struct kg_conn *c)
 		conn_set_error(c, 405, "the CONNECT method is not supported");
 		return -1;
 	}
-	if (is_own_path(rt, r->path) || kg__bee_is_endpoint(rt, r->path) || kg__avax_is_endpoint(rt, r->path) ||
-	    !rt->has_upstream) {
-		r->is_own = true;
-		r->body_limit = kg__bee_is_endpoint(rt, r->path) ? kg__bee_body_limit() : (uint64_t)rt->cfg->max_body_bytes;
+	r->route = kg__route_find(rt, r->path);
+	if (r->route) {
+		r->body_limit = r->route->body_limit ? r->route->body_limit : (uint64_t)rt->cfg->max_body_bytes;
 		if (r->body == KG_BODY_LENGTH && r->content_length > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
 			return -1;
@@ -915,7 +906,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	struct kg_request *r = &c->req;
 	r->body_seen += len;
 	conn_watch(c, true);
-	if (r->is_own) {
+	if (r->route) {
 		if (r->body_seen > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
 			return -1;
@@ -936,9 +927,9 @@ static int on_message_complete(llhttp_t *p)
 	r->is_complete = true;
 	if (c->is_closing || c->is_response_started) {
 		/* already answered (a refusal sent before the body) */
-	} else if (r->is_own) {
+	} else if (r->route) {
 		c->state = KG_CONN_RESPONSE;
-		kg__api_keygate(c);
+		r->route->handle(c);
 	} else if (r->decision.status != 200) {
 		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_decision(c);

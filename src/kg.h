@@ -123,7 +123,7 @@ struct kg_request {
 	uint64_t body_seen;
 	kg_str host, authorization, connection, upgrade, xff;
 	bool is_upgrade;
-	bool is_own;            /* keygate's own endpoint */
+	const struct kg_route *route; /* the endpoint keygate answers itself; NULL: proxied */
 	bool is_head_done;      /* the head is parsed and dispatched */
 	bool is_complete;       /* the whole request has been read */
 	bool cred_consumed;     /* a scheme verified the Authorization header */
@@ -290,26 +290,43 @@ void kg__throttle_end(const char *addr, bool ok, int64_t window_ms);
  * counted either way). */
 void kg__throttle_release(const char *addr);
 
+/* routes.c: the one table of the endpoints keygate answers itself. Each
+ * module that serves endpoints (keygate's own, each dialect) registers a
+ * kg_route_set; routes.c lists them in matching order. */
+struct kg_route {
+	const char *path;         /* exact path, or a prefix when is_prefix */
+	bool is_prefix;           /* path and everything below it */
+	bool is_under_api_prefix; /* path is relative to api_prefix (keygate's own endpoints) */
+	const char *methods;      /* what it answers, e.g. "POST" (the handler refuses others in its dialect's words) */
+	enum kg_dialect owner;    /* whose wire format its answers and refusals use */
+	uint64_t body_limit;      /* request body cap; 0: limits.max_body_bytes */
+	void (*handle)(struct kg_conn *c); /* runs once the whole request (body included) is read */
+	bool (*is_enabled)(const struct kg_runtime *rt); /* NULL: always */
+};
+struct kg_route_set {
+	const struct kg_route *routes;
+	size_t n;
+};
+#define KG_ROUTE_SET(name, array) const struct kg_route_set name = { array, sizeof(array) / sizeof(array[0]) }
+/* The route that answers path under rt, or NULL: the request is proxied. */
+const struct kg_route *kg__route_find(const struct kg_runtime *rt, kg_str path);
+/* The enabled routes as a JSON array of {path, methods, owner} (health). */
+kg_err kg__routes_json(const struct kg_runtime *rt, kg_buf *out);
+extern const struct kg_route_set kg__keygate_routes, kg__bee_routes, kg__avax_routes, kg__fallback_routes;
+
 /* api_bee.c */
 kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
                    kg_buf *why);
 void kg__bee_free(struct kg_bee **b);
 const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
 void kg__bee_refresh(struct kg_cache *cache);
-bool kg__bee_is_endpoint(const struct kg_runtime *rt, kg_str path);
-size_t kg__bee_body_limit(void);
-void kg__api_bee(struct kg_conn *c);
 
 /* api_avax.c */
 kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax **out, kg_buf *why);
 void kg__avax_free(struct kg_avax **x);
 const struct kg_authenticator *kg__avax_authenticator(const struct kg_avax *x);
 void kg__avax_refresh(struct kg_cache *cache);
-bool kg__avax_is_endpoint(const struct kg_runtime *rt, kg_str path);
-void kg__api_avax(struct kg_conn *c);
 
-/* api_keygate.c */
-void kg__api_keygate(struct kg_conn *c);
 
 /* access_log.c */
 kg_err kg__access_log_open(const char *where);

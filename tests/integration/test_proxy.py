@@ -7,7 +7,7 @@ import socket
 import struct
 import time
 
-from harness import (ASAN, Client, ConnClosed, Failure, Keygate, Upstream, PATTERN_BLOCK, big_size, check,
+from harness import (ASAN, Client, bcrypt_hash, ConnClosed, Failure, Keygate, Upstream, PATTERN_BLOCK, big_size, check,
                      expect_error, free_port, pattern_sha256, request, skip, timeout)
 
 PROXY = ("--require-auth=false",)
@@ -49,6 +49,21 @@ def test_health_reports_status_version_uptime_store():
               "health: uptime_seconds %r" % up)
         st = j.get("store")
         check(isinstance(st, dict) and "backend" in st and "status" in st, "health: store %r" % st)
+
+
+def test_health_lists_the_routes_keygate_answers_itself():
+    def routes(kg):
+        return [(x["path"], x["methods"], x["owner"]) for x in request(kg.port, "GET", "/_keygate/health").json()["routes"]]
+    with Upstream() as up, proxy(up) as kg:
+        check(routes(kg) == [("/_keygate/health", "GET HEAD", "keygate"), ("/_keygate/check", "any", "keygate"),
+                             ("/_keygate/*", "any", "keygate")], "proxy mode: %r" % routes(kg))
+    with Keygate("--restricted", "--admin-password", bcrypt_hash("x"), "--api-prefix", "/_kg",
+                 api_prefix="/_kg") as kg:
+        got = [(x["path"], x["methods"], x["owner"]) for x in request(kg.port, "GET", "/_kg/health").json()["routes"]]
+        check(got == [("/_kg/health", "GET HEAD", "keygate"), ("/_kg/check", "any", "keygate"),
+                      ("/_kg/*", "any", "keygate"), ("/auth", "POST", "bee"), ("/refresh", "POST", "bee"),
+                      ("/*", "any", "keygate")],
+              "Bee restricted mode without an upstream, api prefix /_kg: %r" % got)
 
 
 def test_unknown_keygate_endpoint_is_404_json():
