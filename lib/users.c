@@ -471,7 +471,6 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	if (!usr)
 		return KG_ESLOW;
 	fill_principal(usr, out);
-	out->dialect = a->dialect;
 	return KG_OK;
 }
 

@@ -132,7 +132,6 @@ static kg_err avax_authenticate(const struct kg_authenticator *a, const struct k
 	out->scheme = "avalanche";
 	out->id = cl->jti;
 	out->expires_at = cl->exp;
-	out->dialect = KG_DIALECT_AVALANCHE;
 	out->scheme_data = cl;
 	return KG_OK;
 }

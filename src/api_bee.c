@@ -81,7 +81,6 @@ static kg_err bee_authenticate(const struct kg_authenticator *a, const struct kg
 	out->role = kg_arena_strdup(arena, kg_str_c(cl.role));
 	out->roles = kg_policy_role(req->policy, kg_str_c(cl.role));
 	out->expires_at = cl.expires_ms / 1000;
-	out->dialect = KG_DIALECT_BEE;
 	return KG_OK;
 }
 

@@ -57,7 +57,6 @@ struct kg_principal {
 	kg_rolemask roles;    /* roles in the current policy */
 	bool is_superuser;    /* all routes (e.g. an unrestricted token) */
 	int64_t expires_at;   /* unix seconds, 0: never */
-	enum kg_dialect dialect;
 	const void *scheme_data; /* the scheme's own view (e.g. JWT claims), arena */
 };
 
