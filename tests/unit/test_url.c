@@ -3,6 +3,21 @@
 #include "keygate/url.h"
 #include "kgtest.h"
 
+/* Checks err and why against the row: want_why NULL for a success (true:
+ * go on to check the parts), else the problem it must report. */
+static bool check_outcome(const char *in, kg_err err, const kg_buf *why, const char *want_why)
+{
+	const char *got = why->p ? why->p : "";
+	if (want_why) {
+		KG_CHECK(err == KG_EINVAL, "'%s': got %s, want KG_EINVAL", in, kg_errname(err));
+		KG_CHECK(strcmp(got, want_why) == 0, "'%s': problem '%s', want '%s'", in, got, want_why);
+		return false;
+	}
+	KG_CHECK(err == KG_OK, "'%s': got %s (%s)", in, kg_errname(err), got);
+	KG_CHECK(why->n == 0, "'%s': problem '%s' on success", in, got);
+	return err == KG_OK;
+}
+
 /* One row per input: the parts it parses into, or the problem it reports. */
 KG_TEST(test_hostport_parse_table)
 {
@@ -49,19 +64,13 @@ KG_TEST(test_hostport_parse_table)
 		kg_buf why = { 0 };
 		kg_str in = kg_str_c(cases[i].in);
 		kg_err err = kg_hostport_parse(in, cases[i].is_port_required, &hp, &why);
-		if (!cases[i].host) {
-			KG_CHECK(err == KG_EINVAL, "'%s': got %s, want KG_EINVAL", cases[i].in, kg_errname(err));
-			KG_CHECK(why.p && strcmp(why.p, cases[i].why) == 0, "'%s': problem '%s', want '%s'", cases[i].in,
-			         why.p ? why.p : "", cases[i].why);
-		} else {
-			KG_CHECK(err == KG_OK, "'%s': got %s (%s)", cases[i].in, kg_errname(err), why.p ? why.p : "");
+		if (check_outcome(cases[i].in, err, &why, cases[i].host ? NULL : cases[i].why)) {
 			KG_CHECK(kg_str_eq(hp.host, kg_str_c(cases[i].host)), "'%s': host '%.*s', want '%s'", cases[i].in,
 			         (int)hp.host.n, hp.host.p, cases[i].host);
 			KG_CHECK(kg_str_eq(hp.hostport, in), "'%s': hostport '%.*s'", cases[i].in, (int)hp.hostport.n,
 			         hp.hostport.p);
 			KG_CHECK(hp.port == cases[i].port, "'%s': port %u, want %u", cases[i].in, hp.port, cases[i].port);
 			KG_CHECK(hp.is_ipv6 == cases[i].is_ipv6, "'%s': is_ipv6 %d", cases[i].in, hp.is_ipv6);
-			KG_CHECK(why.n == 0, "'%s': problem '%s' on success", cases[i].in, why.p);
 		}
 		kg_buf_free(&why, false);
 	}
@@ -131,12 +140,7 @@ KG_TEST(test_url_parse_table)
 		kg_url u;
 		kg_buf why = { 0 };
 		kg_err err = kg_url_parse(kg_str_c(cases[i].in), &u, &why);
-		if (!cases[i].hostport) {
-			KG_CHECK(err == KG_EINVAL, "'%s': got %s, want KG_EINVAL", cases[i].in, kg_errname(err));
-			KG_CHECK(why.p && strcmp(why.p, cases[i].why) == 0, "'%s': problem '%s', want '%s'", cases[i].in,
-			         why.p ? why.p : "", cases[i].why);
-		} else {
-			KG_CHECK(err == KG_OK, "'%s': got %s (%s)", cases[i].in, kg_errname(err), why.p ? why.p : "");
+		if (check_outcome(cases[i].in, err, &why, cases[i].hostport ? NULL : cases[i].why)) {
 			KG_CHECK(kg_str_eq(u.authority.hostport, kg_str_c(cases[i].hostport)), "'%s': hostport '%.*s'",
 			         cases[i].in, (int)u.authority.hostport.n, u.authority.hostport.p);
 			KG_CHECK(kg_str_eq(u.authority.host, kg_str_c(cases[i].host)), "'%s': host '%.*s'", cases[i].in,
