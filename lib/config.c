@@ -18,6 +18,7 @@
 
 #include "keygate/config.h"
 #include "keygate/str.h"
+#include "keygate/url.h"
 
 #define SECOND 1000LL
 #define MINUTE (60 * SECOND)
@@ -411,105 +412,16 @@ static void fmt_number(const struct kg_setting *s, int64_t v, char *out, size_t 
 
 /* ---- value checks ---- */
 
-/* Checks "HOST", "HOST:PORT", "[V6]" or "[V6]:PORT" in p[0..n); whole is the
- * value quoted in problems. */
-static bool check_hostport(const char *whole, const char *p, size_t n, bool is_port_required, kg_buf *why)
-{
-	const char *port = NULL;
-	size_t hostlen;
-
-	if (n && p[0] == '[') {
-		const char *end = memchr(p, ']', n);
-		char addr[INET6_ADDRSTRLEN + 1];
-		struct in6_addr a6;
-		if (!end) {
-			bad(why, "'%s': missing ']' after the IPv6 address", whole);
-			return false;
-		}
-		hostlen = (size_t)(end - p - 1);
-		if (hostlen >= sizeof(addr) || (memcpy(addr, p + 1, hostlen), addr[hostlen] = '\0', inet_pton(AF_INET6, addr, &a6) != 1)) {
-			bad(why, "'%s': '%.*s' is not an IPv6 address", whole, (int)hostlen, p + 1);
-			return false;
-		}
-		if (end + 1 < p + n) {
-			if (end[1] != ':') {
-				bad(why, "'%s': expected ':' and a port after ']'", whole);
-				return false;
-			}
-			port = end + 2;
-		}
-	} else {
-		const char *colon = NULL;
-		for (size_t i = 0; i < n; i++)
-			if (p[i] == ':') {
-				if (colon) {
-					bad(why, "'%s': put an IPv6 address in brackets, as in [::1]:8080", whole);
-					return false;
-				}
-				colon = p + i;
-			}
-		hostlen = colon ? (size_t)(colon - p) : n;
-		port = colon ? colon + 1 : NULL;
-		if (hostlen == 0) {
-			bad(why, "'%s': the host is empty", whole);
-			return false;
-		}
-		if (hostlen > 255) {
-			bad(why, "'%s': the host name is too long", whole);
-			return false;
-		}
-		for (size_t i = 0; i < hostlen; i++)
-			if ((unsigned char)p[i] <= ' ' || strchr("/?#@[]\\", p[i])) {
-				bad(why, "'%s': bad character in the host name", whole);
-				return false;
-			}
-	}
-	if (!port) {
-		if (is_port_required)
-			bad(why, "'%s': expected HOST:PORT", whole);
-		return !is_port_required;
-	}
-	unsigned long long v;
-	if (kg_str_to_u64((kg_str){ port, (size_t)(p + n - port) }, 65535, &v) != KG_OK || v == 0) {
-		bad(why, "'%s': the port must be a number between 1 and 65535", whole);
-		return false;
-	}
-	return true;
-}
-
 static bool check_listen(const char *v, kg_buf *why)
 {
-	return check_hostport(v, v, strlen(v), true, why);
+	kg_hostport hp;
+	return kg_hostport_parse(kg_str_c(v), true, &hp, why) == KG_OK;
 }
 
 static bool check_upstream(const char *v, kg_buf *why)
 {
-	if (v[0] == '\0')
-		return true;
-	if (strncasecmp(v, "https://", 8) == 0) {
-		bad(why, "https upstreams are not supported yet");
-		return false;
-	}
-	if (strncmp(v, "http://", 7) != 0) {
-		bad(why, "'%s': expected http://HOST[:PORT][/PATH]", v);
-		return false;
-	}
-	const char *host = v + 7, *slash = strchr(host, '/');
-	size_t n = slash ? (size_t)(slash - host) : strlen(host);
-	if (strpbrk(v, "?#")) {
-		bad(why, "'%s': an upstream URL cannot have a query or fragment", v);
-		return false;
-	}
-	if (memchr(host, '@', n)) {
-		bad(why, "'%s': credentials in the upstream URL are not supported", v);
-		return false;
-	}
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
-			bad(why, "'%s': the URL contains a space or control character", v);
-			return false;
-		}
-	return check_hostport(v, host, n, false, why);
+	kg_url u;
+	return v[0] == '\0' || kg_url_parse(kg_str_c(v), &u, why) == KG_OK;
 }
 
 static bool check_cidr(const char *v, kg_buf *why)

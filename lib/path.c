@@ -37,7 +37,6 @@ static bool is_unreserved(unsigned char c)
 /* Pass 1. Writes at most path.n bytes to out. */
 static kg_err decode_escapes(kg_str path, unsigned flags, char *out, size_t *out_len, const char **why)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	const unsigned char *p = (const unsigned char *)path.p;
 	size_t w = 0;
 	for (size_t i = 0; i < path.n; i++) {
@@ -82,8 +81,7 @@ static kg_err decode_escapes(kg_str path, unsigned flags, char *out, size_t *out
 			out[w++] = (char)v;
 		} else {
 			out[w++] = '%';
-			out[w++] = hex[v >> 4];
-			out[w++] = hex[v & 0xf];
+			w += kg_hex_encode(&v, 1, out + w, true);
 		}
 	}
 	*out_len = w;

@@ -86,6 +86,17 @@ kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out)
 	return KG_OK;
 }
 
+size_t kg_hex_encode(const void *in, size_t n, char *out, bool is_upper)
+{
+	const char *digits = is_upper ? "0123456789ABCDEF" : "0123456789abcdef";
+	const unsigned char *p = in;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	return 2 * n;
+}
+
 kg_err kg_buf_reserve(kg_buf *b, size_t extra)
 {
 	if (extra > ((size_t)-1) / 2 - b->n)
@@ -159,7 +170,6 @@ kg_err kg_buf_printf(kg_buf *b, const char *fmt, ...)
 
 kg_err kg_buf_append_json_string(kg_buf *b, kg_str s)
 {
-	static const char hex[] = "0123456789abcdef";
 	kg_err err = kg_buf_reserve(b, s.n + 2);
 	if (err)
 		return err;
@@ -174,8 +184,7 @@ kg_err kg_buf_append_json_string(kg_buf *b, kg_str s)
 			len = 2;
 		} else if (c < 0x20 || c == 0x7f) {
 			memcpy(esc, "\\u00", 4);
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
+			kg_hex_encode(&c, 1, esc + 4, false);
 			len = 6;
 		} else {
 			esc[0] = (char)c;

@@ -90,15 +90,10 @@ static bool cipher_begin(struct cipher_state *st, int dir, const unsigned char k
 	return true;
 }
 
-static const char hexd[] = "0123456789abcdef";
-
+/* out: 2*n hex digits and a NUL (ids are C strings in the claims). */
 static void to_hex(const unsigned char *in, size_t n, char *out)
 {
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hexd[in[i] >> 4];
-		out[2 * i + 1] = hexd[in[i] & 15];
-	}
-	out[2 * n] = '\0';
+	out[kg_hex_encode(in, n, out, false)] = '\0';
 }
 
 static kg_err derive(const char *secret, struct key *k)

@@ -137,15 +137,13 @@ static void emit(struct kg_worker *w, const struct kg_config *cfg, int fd, const
 /* Copies s, escaping bytes that could forge a log line. */
 static size_t put_clean(char *out, size_t cap, kg_str s)
 {
-	static const char hex[] = "0123456789abcdef";
 	size_t n = 0;
 	for (size_t i = 0; i < s.n && n + 4 < cap; i++) {
 		unsigned char ch = (unsigned char)s.p[i];
 		if (ch < 0x21 || ch >= 0x7f || ch == '"' || ch == '\\') {
 			out[n++] = '\\';
 			out[n++] = 'x';
-			out[n++] = hex[ch >> 4];
-			out[n++] = hex[ch & 15];
+			n += kg_hex_encode(&ch, 1, out + n, false);
 		} else {
 			out[n++] = (char)ch;
 		}

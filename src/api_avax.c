@@ -72,17 +72,14 @@ static void key_set_hex(kg_str hex)
 static kg_err new_key_hex(kg_buf *out)
 {
 	unsigned char k[32];
-	static const char hexd[] = "0123456789abcdef";
+	char hex[2 * sizeof(k)];
 	if (RAND_bytes(k, sizeof(k)) != 1)
 		return KG_EIO;
 	kg_buf_clear(out);
-	for (size_t i = 0; i < 32; i++) {
-		char two[2] = { hexd[k[i] >> 4], hexd[k[i] & 15] };
-		if (kg_buf_append(out, two, 2))
-			return KG_ENOMEM;
-	}
+	kg_err err = kg_buf_append(out, hex, kg_hex_encode(k, sizeof(k), hex, false));
 	OPENSSL_cleanse(k, sizeof(k));
-	return KG_OK;
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return err;
 }
 
 /* Picks up a password change made by another instance (maintenance timer). */

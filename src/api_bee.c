@@ -118,16 +118,13 @@ static kg_err stored_secret(struct kg_store *store, const char *key, kg_buf *out
 static kg_err make_random_hex(kg_buf *out, void *arg)
 {
 	unsigned char raw[32];
-	static const char hex[] = "0123456789abcdef";
+	char hex[2 * sizeof(raw)];
 	if (RAND_bytes(raw, sizeof(raw)) != 1)
 		return KG_EIO;
-	for (size_t i = 0; i < sizeof(raw); i++) {
-		char two[2] = { hex[raw[i] >> 4], hex[raw[i] & 15] };
-		if (kg_buf_append(out, two, 2) != KG_OK)
-			return KG_ENOMEM;
-	}
+	kg_err err = kg_buf_append(out, hex, kg_hex_encode(raw, sizeof(raw), hex, false));
 	OPENSSL_cleanse(raw, sizeof(raw));
-	return KG_OK;
+	OPENSSL_cleanse(hex, sizeof(hex));
+	return err;
 }
 
 /* A generated admin password: 24 characters of base64url (144 bits). Printed

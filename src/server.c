@@ -19,6 +19,7 @@
 #include "keygate/cache.h"
 #include "keygate/log.h"
 #include "keygate/store.h"
+#include "keygate/url.h"
 #include "keygate/users.h"
 #include "kg.h"
 #include "server.h"
@@ -132,55 +133,41 @@ static void runtime_install(struct kg_runtime *rt)
 	kg__runtime_release(old);
 }
 
+/* The config check (kg_url_parse) has accepted url; this parses it again for
+ * the parts the proxy needs and resolves the host. */
 static kg_err parse_upstream(struct kg_runtime *rt, const char *url, kg_buf *why)
 {
-	const char *p = url + strlen("http://");
-	const char *slash = strchr(p, '/');
-	size_t hostport_len = slash ? (size_t)(slash - p) : strlen(p);
-	char host[256], port[8] = "80";
-	const char *colon;
+	kg_url u;
+	kg_buf problem = { 0 };
+	char port[12];
 
-	if (strncmp(url, "http://", 7) != 0 || hostport_len == 0 || hostport_len >= sizeof(rt->up_hostport)) {
-		kg_buf_printf(why, "upstream: %s: expected http://HOST[:PORT][/PATH]", url);
+	if (kg_url_parse(kg_str_c(url), &u, &problem) != KG_OK) {
+		kg_buf_printf(why, "upstream: %s", problem.p ? problem.p : url);
+		kg_buf_free(&problem, false);
 		return KG_ECONFIG;
 	}
-	memcpy(rt->up_hostport, p, hostport_len);
-	rt->up_hostport[hostport_len] = '\0';
-	if (rt->up_hostport[0] == '[') {
-		char *end = strchr(rt->up_hostport, ']');
-		if (!end || (size_t)(end - rt->up_hostport - 1) >= sizeof(host)) {
-			kg_buf_printf(why, "upstream: %s: bad IPv6 address", url);
-			return KG_ECONFIG;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)(end - rt->up_hostport - 1), rt->up_hostport + 1);
-		colon = end[1] == ':' ? end + 1 : NULL;
-	} else {
-		colon = strrchr(rt->up_hostport, ':');
-		size_t hl = colon ? (size_t)(colon - rt->up_hostport) : hostport_len;
-		if (hl >= sizeof(host)) {
-			kg_buf_printf(why, "upstream: %s: host name too long", url);
-			return KG_ECONFIG;
-		}
-		snprintf(host, sizeof(host), "%.*s", (int)hl, rt->up_hostport);
-	}
-	if (colon && snprintf(port, sizeof(port), "%s", colon + 1) >= (int)sizeof(port)) {
-		kg_buf_printf(why, "upstream: %s: bad port", url);
+	const kg_hostport *a = &u.authority;
+	/* kg_url_parse caps a host name at 255 bytes: these cannot truncate */
+	if (a->hostport.n >= sizeof(rt->up_hostport) || a->host.n >= sizeof(rt->up_host)) {
+		kg_buf_printf(why, "upstream: %s: host name too long", url);
 		return KG_ECONFIG;
 	}
-	snprintf(rt->up_host, sizeof(rt->up_host), "%s", host);
-	if (slash && snprintf(rt->up_base, sizeof(rt->up_base), "%s", slash) >= (int)sizeof(rt->up_base)) {
+	if (u.path.n >= sizeof(rt->up_base)) {
 		kg_buf_printf(why, "upstream: %s: path too long", url);
 		return KG_ECONFIG;
 	}
+	snprintf(rt->up_hostport, sizeof(rt->up_hostport), "%.*s", (int)a->hostport.n, a->hostport.p);
+	snprintf(rt->up_host, sizeof(rt->up_host), "%.*s", (int)a->host.n, a->host.p);
+	snprintf(port, sizeof(port), "%u", a->port ? a->port : 80);
 	/* "/api/" + "/x" would give "//x": the request target brings its own '/' */
-	size_t bl = strlen(rt->up_base);
-	while (bl > 0 && rt->up_base[bl - 1] == '/')
-		rt->up_base[--bl] = '\0';
+	while (u.path.n > 0 && u.path.p[u.path.n - 1] == '/')
+		u.path.n--;
+	snprintf(rt->up_base, sizeof(rt->up_base), "%.*s", (int)u.path.n, u.path.p);
 
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM }, *res = NULL;
-	int rc = getaddrinfo(host, port, &hints, &res);
+	int rc = getaddrinfo(rt->up_host, port, &hints, &res);
 	if (rc != 0 || !res) {
-		kg_buf_printf(why, "upstream: %s: cannot resolve %s: %s", url, host, gai_strerror(rc));
+		kg_buf_printf(why, "upstream: %s: cannot resolve %s: %s", url, rt->up_host, gai_strerror(rc));
 		return KG_ECONFIG;
 	}
 	memcpy(&rt->up_addr, res->ai_addr, res->ai_addrlen);
@@ -374,28 +361,25 @@ struct listen_addr {
 	unsigned port;
 };
 
+/* The config check (kg_hostport_parse) has accepted hostport; this parses
+ * it again for the host and port to resolve. */
 static kg_err listen_resolve(const char *hostport, struct listen_addr *la, kg_buf *why)
 {
-	char host[256], port[8], addr[INET6_ADDRSTRLEN];
-	const char *colon;
+	char host[256], port[12], addr[INET6_ADDRSTRLEN];
+	kg_hostport hp;
+	kg_buf problem = { 0 };
 	struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE },
 	                *res = NULL;
 
-	if (hostport[0] == '[') {
-		const char *end = strchr(hostport, ']');
-		if (!end || end[1] != ':')
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(end - hostport - 1), hostport + 1);
-		colon = end + 1;
-	} else {
-		colon = strrchr(hostport, ':');
-		if (!colon)
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - hostport), hostport);
+	if (kg_hostport_parse(kg_str_c(hostport), true, &hp, &problem) != KG_OK) {
+		kg_buf_printf(why, "listen: %s", problem.p ? problem.p : hostport);
+		kg_buf_free(&problem, false);
+		return KG_ECONFIG;
 	}
-	if (snprintf(port, sizeof(port), "%s", colon + 1) >= (int)sizeof(port))
-		goto bad;
-	int rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	/* host names are at most 255 bytes (kg_hostport_parse) */
+	snprintf(host, sizeof(host), "%.*s", (int)hp.host.n, hp.host.p);
+	snprintf(port, sizeof(port), "%u", hp.port);
+	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0 || !res) {
 		kg_buf_printf(why, "listen %s: %s", hostport, gai_strerror(rc));
 		return KG_ECONFIG;
@@ -416,9 +400,6 @@ static kg_err listen_resolve(const char *hostport, struct listen_addr *la, kg_bu
 		snprintf(la->text, sizeof(la->text), "%s:%u", addr, la->port);
 	}
 	return KG_OK;
-bad:
-	kg_buf_printf(why, "listen %s: expected HOST:PORT or [IPV6]:PORT", hostport);
-	return KG_ECONFIG;
 }
 
 /* A TCP socket bound to la; listening when is_worker. Workers set

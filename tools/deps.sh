@@ -6,7 +6,7 @@
 #   --check-only                exit 1 if something is missing, install nothing
 set -eu
 
-build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libpq-dev libcrypt-dev libzxcvbn-dev meson ninja-build pkg-config gcc"
+build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libcrypt-dev libzxcvbn-dev meson ninja-build pkg-config gcc"
 test_pkgs="python3 curl nginx"
 bench_pkgs="wrk"
 

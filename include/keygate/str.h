@@ -55,6 +55,12 @@ kg_str kg_str_trim(kg_str s);
  * Returns KG_EINVAL on anything else, KG_ERANGE above max. */
 kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out) KG_MUST_CHECK;
 
+/* Writes the 2*n hex digits of in[0..n) to out (lower case, or upper case
+ * when is_upper: percent-encoding's canonical form). out is borrowed and must
+ * hold 2*n bytes; no NUL is written (callers that want a C string add one).
+ * Returns 2*n. Cannot fail. */
+size_t kg_hex_encode(const void *in, size_t n, char *out, bool is_upper);
+
 /* kg_buf: an owned, growable byte buffer that always keeps a NUL after its
  * content so it can be handed to C APIs. */
 typedef struct kg_buf {

@@ -45,6 +45,34 @@ KG_TEST(test_to_u64_table)
 	}
 }
 
+KG_TEST(test_hex_encode_table)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		bool is_upper;
+		const char *want;
+	} cases[] = {
+		{ "", 0, false, "" },
+		{ "\x00", 1, false, "00" },
+		{ "\xff", 1, false, "ff" },
+		{ "\xff", 1, true, "FF" },
+		{ "\x0a\xb5", 2, false, "0ab5" },
+		{ "\x0a\xb5", 2, true, "0AB5" },
+		{ "\x01\x23\x45\x67\x89\xab\xcd\xef", 8, false, "0123456789abcdef" },
+		{ "\x01\x23\x45\x67\x89\xab\xcd\xef", 8, true, "0123456789ABCDEF" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char out[64];
+		memset(out, '#', sizeof(out));
+		size_t n = kg_hex_encode(cases[i].in, cases[i].n, out, cases[i].is_upper);
+		KG_CHECK(n == 2 * cases[i].n, "case %zu: returned %zu, want %zu", i, n, 2 * cases[i].n);
+		KG_CHECK(memcmp(out, cases[i].want, 2 * cases[i].n) == 0, "case %zu: got '%.*s', want '%s'", i,
+		         (int)(2 * cases[i].n), out, cases[i].want);
+		KG_CHECK(out[2 * cases[i].n] == '#', "case %zu: wrote past 2*n bytes", i);
+	}
+}
+
 KG_TEST(test_buf_grows_and_stays_nul_terminated)
 {
 	kg_buf b = { 0 };
