@@ -236,6 +236,27 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
 	}
 }
 
+const char *kg_dialect_challenge(enum kg_dialect d, bool is_login, bool is_basic, bool is_bearer)
+{
+	switch (d) {
+	case KG_DIALECT_AVALANCHE:
+		return ""; /* AvalancheGo's middleware sent none */
+	case KG_DIALECT_ES:
+		return "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n";
+	case KG_DIALECT_BEE:
+		if (is_login)
+			return "WWW-Authenticate: Basic realm=\"Restricted\"\r\n"; /* Bee's /auth, as Bee wrote it */
+		break; /* a protected route answers like keygate's */
+	case KG_DIALECT_KEYGATE:
+	default:
+		break;
+	}
+	return is_basic && is_bearer ? "WWW-Authenticate: Bearer realm=\"keygate\"\r\n"
+	                               "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
+	       : is_basic            ? "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
+	                             : "WWW-Authenticate: Bearer realm=\"keygate\"\r\n";
+}
+
 int kg_dialect_parse(const char *name)
 {
 	static const char *const names[] = { "keygate", "bee", "avalanche", "elasticsearch" };

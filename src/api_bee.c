@@ -259,7 +259,7 @@ void kg__bee_refresh(struct kg_cache *cache)
 
 static void unauthorized(struct kg_conn *c)
 {
-	kg__conn_respond_error_with(c, 401, "Unauthorized", "WWW-Authenticate: Basic realm=\"Restricted\"\r\n");
+	kg__conn_respond_error_with(c, 401, "Unauthorized", kg_dialect_challenge(KG_DIALECT_BEE, true, true, false));
 }
 
 /* Parses {"role": "...", "expiry": N}. role may be absent when allowed. */

@@ -360,16 +360,7 @@ void kg__conn_respond_decision(struct kg_conn *c)
 		bool is_basic = d->scheme ? (d->scheme->kinds & (1u << KG_CRED_BASIC)) != 0
 		                          : c->rt && c->rt->auth.by_kind[KG_CRED_BASIC] != NULL;
 		bool is_bearer = !d->scheme && c->rt && c->rt->auth.has_bearer;
-		switch (d->dialect) {
-		case KG_DIALECT_AVALANCHE: break;
-		case KG_DIALECT_ES: extra = "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n"; break;
-		default:
-			extra = is_basic && is_bearer ? "WWW-Authenticate: Bearer realm=\"keygate\"\r\n"
-			                                "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
-			        : is_basic            ? "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n"
-			                              : "WWW-Authenticate: Bearer realm=\"keygate\"\r\n";
-			break;
-		}
+		extra = kg_dialect_challenge(d->dialect, false, is_basic, is_bearer);
 	} else if (d->retry_after > 0) {
 		snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", (long long)d->retry_after);
 		extra = retry;

@@ -135,6 +135,13 @@ kg_err kg_auth_slow(const struct kg_auth_config *ac, kg_str authorization, int64
 kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *message, kg_buf *out,
                          const char **content_type);
 
+/* The WWW-Authenticate header lines (static, "" when the dialect sends
+ * none) that go with a 401 in dialect d: for a protected route, where
+ * is_basic/is_bearer say which schemes could have answered it; or, when
+ * is_login, for a dialect's own password endpoint (Bee's POST /auth). The
+ * one place each dialect's challenge is written. */
+const char *kg_dialect_challenge(enum kg_dialect d, bool is_login, bool is_basic, bool is_bearer);
+
 /* The keygate dialect's body {"code": status, "message": message}. */
 kg_err kg_error_json(int status, const char *message, kg_buf *out);
 

@@ -153,6 +153,29 @@ KG_TEST(test_dialect_render_known_answers)
 	}
 }
 
+KG_TEST(test_dialect_challenges_known_answers)
+{
+	static const struct {
+		enum kg_dialect d;
+		bool is_login, is_basic, is_bearer;
+		const char *want;
+	} cases[] = {
+		{ KG_DIALECT_KEYGATE, false, false, true, "WWW-Authenticate: Bearer realm=\"keygate\"\r\n" },
+		{ KG_DIALECT_KEYGATE, false, true, false, "WWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n" },
+		{ KG_DIALECT_KEYGATE, false, true, true,
+		  "WWW-Authenticate: Bearer realm=\"keygate\"\r\nWWW-Authenticate: Basic realm=\"keygate\", charset=\"UTF-8\"\r\n" },
+		{ KG_DIALECT_BEE, false, false, true, "WWW-Authenticate: Bearer realm=\"keygate\"\r\n" },
+		{ KG_DIALECT_BEE, true, true, false, "WWW-Authenticate: Basic realm=\"Restricted\"\r\n" },
+		{ KG_DIALECT_AVALANCHE, false, false, true, "" },
+		{ KG_DIALECT_ES, false, false, false,
+		  "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *got = kg_dialect_challenge(cases[i].d, cases[i].is_login, cases[i].is_basic, cases[i].is_bearer);
+		KG_CHECK(strcmp(got, cases[i].want) == 0, "case %zu: got '%s'", i, got);
+	}
+}
+
 KG_TEST(test_dialect_names)
 {
 	KG_CHECK(kg_dialect_parse("bee") == KG_DIALECT_BEE, "bee");
