@@ -31,42 +31,38 @@
 struct kg_avax {
 	struct kg_authenticator auth;
 	int64_t lifetime_ms;
+	struct kg_cache *cache; /* the process's view of the store (revocations, the key), may be NULL */
+	/* the signing key of the current password epoch: changed by
+	 * auth.changePassword (a worker) and kg__avax_refresh (another
+	 * instance's change), read by every verification */
+	pthread_rwlock_t key_lock;
+	unsigned char signing_key[32];
 };
 
-/* The signing key of the current password epoch, shared by all runtimes. */
-static pthread_rwlock_t key_lock = PTHREAD_RWLOCK_INITIALIZER;
-static unsigned char signing_key[32];
-static bool has_key;
-static struct kg_cache *avax_cache;
-
-static void key_get(unsigned char out[32])
+static void key_get(struct kg_avax *x, unsigned char out[32])
 {
-	pthread_rwlock_rdlock(&key_lock);
-	memcpy(out, signing_key, 32);
-	pthread_rwlock_unlock(&key_lock);
+	pthread_rwlock_rdlock(&x->key_lock);
+	memcpy(out, x->signing_key, 32);
+	pthread_rwlock_unlock(&x->key_lock);
 }
 
-static void key_set_hex(kg_str hex)
+/* Sets the key from its stored form, 64 hex digits (anything else is ignored). */
+static void key_set_hex(struct kg_avax *x, kg_str hex)
 {
+	char text[65];
 	unsigned char k[32];
+	size_t n = 0;
 	if (hex.n != 64)
 		return;
-	for (size_t i = 0; i < 32; i++) {
-		int v = 0;
-		for (int j = 0; j < 2; j++) {
-			char ch = hex.p[2 * i + (size_t)j];
-			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-			if (d < 0)
-				return;
-			v = v * 16 + d;
-		}
-		k[i] = (unsigned char)v;
+	memcpy(text, hex.p, 64);
+	text[64] = '\0';
+	if (OPENSSL_hexstr2buf_ex(k, sizeof(k), &n, text, '\0') == 1 && n == sizeof(k)) {
+		pthread_rwlock_wrlock(&x->key_lock);
+		memcpy(x->signing_key, k, 32);
+		pthread_rwlock_unlock(&x->key_lock);
 	}
-	pthread_rwlock_wrlock(&key_lock);
-	memcpy(signing_key, k, 32);
-	has_key = true;
-	pthread_rwlock_unlock(&key_lock);
 	OPENSSL_cleanse(k, sizeof(k));
+	OPENSSL_cleanse(text, sizeof(text));
 }
 
 static kg_err new_key_hex(kg_buf *out)
@@ -83,21 +79,19 @@ static kg_err new_key_hex(kg_buf *out)
 }
 
 /* Picks up a password change made by another instance (maintenance timer). */
-void kg__avax_refresh(struct kg_cache *cache)
+void kg__avax_refresh(struct kg_avax *x)
 {
 	kg_buf v = { 0 };
-	if (!avax_cache)
-		avax_cache = cache; /* the first call comes before any worker starts */
-	if (cache && kg_cache_kv_get(cache, KG_AVAX_NS, KG_STR("signing_key"), &v) == KG_OK)
-		key_set_hex(kg_buf_str(&v));
+	if (x->cache && kg_cache_kv_get(x->cache, KG_AVAX_NS, KG_STR("signing_key"), &v) == KG_OK)
+		key_set_hex(x, kg_buf_str(&v));
 	kg_buf_free(&v, true);
 }
 
 /* ---- the authenticator ---- */
 
-static bool is_revoked(kg_str jti, kg_arena *arena)
+static bool is_revoked(const struct kg_avax *x, kg_str jti, kg_arena *arena)
 {
-	if (!avax_cache)
+	if (!x->cache)
 		return false;
 	size_t n = sizeof(KG_AVAX_REVOKED_PREFIX) - 1 + jti.n;
 	char *id = kg_arena_alloc(arena, n);
@@ -105,7 +99,7 @@ static bool is_revoked(kg_str jti, kg_arena *arena)
 		return true; /* fail closed */
 	memcpy(id, KG_AVAX_REVOKED_PREFIX, sizeof(KG_AVAX_REVOKED_PREFIX) - 1);
 	memcpy(id + sizeof(KG_AVAX_REVOKED_PREFIX) - 1, jti.p, jti.n);
-	return kg_cache_is_revoked(avax_cache, (kg_str){ id, n });
+	return kg_cache_is_revoked(x->cache, (kg_str){ id, n });
 }
 
 static kg_err avax_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
@@ -115,14 +109,15 @@ static kg_err avax_authenticate(const struct kg_authenticator *a, const struct k
 	struct kg_jwt_claims *cl = kg_arena_alloc(arena, sizeof(*cl));
 	if (!cl)
 		return KG_ENOMEM;
-	key_get(key);
+	struct kg_avax *x = a->data;
+	key_get(x, key);
 	enum kg_jwt_result r = kg_jwt_verify(key, req->cred.value, req->now, arena, cl, message);
 	OPENSSL_cleanse(key, sizeof(key));
 	if (r == KG_JWT_EXPIRED)
 		return KG_EEXPIRED;
 	if (r != KG_JWT_OK)
 		return KG_EBADCRED;
-	if (is_revoked(cl->jti, arena)) {
+	if (is_revoked(x, cl->jti, arena)) {
 		*message = "the provided auth token was revoked";
 		return KG_EREVOKED;
 	}
@@ -180,14 +175,21 @@ static kg_err read_password_file(const char *path, kg_buf *out, kg_buf *why)
 
 void kg__avax_free(struct kg_avax **px)
 {
-	free(*px);
+	struct kg_avax *x = *px;
+	if (x) {
+		pthread_rwlock_destroy(&x->key_lock);
+		OPENSSL_cleanse(x->signing_key, sizeof(x->signing_key));
+		free(x);
+	}
 	*px = NULL;
 }
 
-kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax **out, kg_buf *why)
+kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cache *cache, struct kg_avax **out,
+                    kg_buf *why)
 {
 	kg_buf pw = { 0 }, v = { 0 }, h = { 0 };
 	kg_err err;
+	struct kg_avax *x = NULL;
 
 	if (!cfg->api_auth_password_file[0]) {
 		kg_buf_printf(why, "api_auth_required needs api_auth_password_file (the initial password)");
@@ -195,6 +197,22 @@ kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax
 	}
 	if ((err = read_password_file(cfg->api_auth_password_file, &pw, why)))
 		goto out;
+	if (!(x = calloc(1, sizeof(*x))) || pthread_rwlock_init(&x->key_lock, NULL) != 0) {
+		free(x);
+		x = NULL;
+		err = KG_ENOMEM;
+		goto out;
+	}
+	x->cache = cache;
+	x->lifetime_ms = cfg->api_auth_token_lifetime_ms;
+	x->auth = (struct kg_authenticator){
+		.name = "avalanche",
+		.dialect = KG_DIALECT_AVALANCHE,
+		.kinds = 1u << KG_CRED_BEARER_JWT,
+		.data = x,
+		.authenticate = avax_authenticate,
+		.authorize = avax_authorize,
+	};
 	if (store) {
 		/* the file seeds the password once; later the store's hash counts */
 		err = kg_store_kv_get(store, KG_AVAX_NS, KG_STR("password_hash"), &v);
@@ -216,29 +234,18 @@ kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax
 					err = kg_store_kv_get(store, KG_AVAX_NS, KG_STR("signing_key"), &v);
 			}
 			if (!err)
-				key_set_hex(kg_buf_str(&v));
+				key_set_hex(x, kg_buf_str(&v));
 		}
 		if (err) {
 			kg_buf_printf(why, "avalanche: cannot store or read the Auth API state: %s", kg_strerror(err));
 			goto out;
 		}
 	}
-	struct kg_avax *x = calloc(1, sizeof(*x));
-	if (!x) {
-		err = KG_ENOMEM;
-		goto out;
-	}
-	x->lifetime_ms = cfg->api_auth_token_lifetime_ms;
-	x->auth = (struct kg_authenticator){
-		.name = "avalanche",
-		.dialect = KG_DIALECT_AVALANCHE,
-		.kinds = 1u << KG_CRED_BEARER_JWT,
-		.data = x,
-		.authenticate = avax_authenticate,
-		.authorize = avax_authorize,
-	};
+	kg__avax_refresh(x); /* a password changed since the store was read */
 	*out = x;
+	x = NULL;
 out:
+	kg__avax_free(&x);
 	kg_buf_free(&pw, true);
 	kg_buf_free(&v, true);
 	kg_buf_free(&h, false);
@@ -257,6 +264,7 @@ struct rpc_work {
 	char **endpoints;
 	size_t nendpoints;
 	int64_t lifetime_ms;
+	struct kg_avax *x; /* the runtime's, which the password check holds */
 	/* outcome */
 	const char *error; /* JSON-RPC -32000 message, NULL on success */
 	kg_buf result;     /* the token for newToken */
@@ -318,7 +326,7 @@ static void rpc_work(struct kg_password_check *pc)
 		unsigned char key[32];
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
-		key_get(key);
+		key_get(w->x, key);
 		if (kg_jwt_sign(key, (int64_t)ts.tv_sec + w->lifetime_ms / 1000, (const char *const *)w->endpoints,
 		                w->nendpoints, &w->result, NULL) != KG_OK)
 			w->error = "couldn't create the token";
@@ -329,14 +337,14 @@ static void rpc_work(struct kg_password_check *pc)
 		struct kg_jwt_claims cl;
 		const char *msg = NULL;
 		kg_arena_init(&arena, 1024);
-		key_get(key);
+		key_get(w->x, key);
 		if (kg_jwt_verify(key, kg_buf_str(&w->token), (int64_t)time(NULL), &arena, &cl, &msg) != KG_JWT_OK) {
 			w->error = msg;
 		} else {
 			char id[128];
 			snprintf(id, sizeof(id), KG_AVAX_REVOKED_PREFIX "%.*s", (int)cl.jti.n, cl.jti.p);
 			/* kept until the token would have expired anyway, then pruned */
-			if (kg_cache_revoke(avax_cache, kg_str_c(id), cl.exp ? cl.exp + 1 : (int64_t)time(NULL) + 86400) != KG_OK)
+			if (kg_cache_revoke(w->x->cache, kg_str_c(id), cl.exp ? cl.exp + 1 : (int64_t)time(NULL) + 86400) != KG_OK)
 				w->error = "couldn't store the revocation";
 		}
 		OPENSSL_cleanse(key, sizeof(key));
@@ -352,10 +360,10 @@ static void rpc_work(struct kg_password_check *pc)
 			w->error = "password is too weak";
 		else if (kg_bcrypt_hash(np, KG_BCRYPT_DEFAULT_COST, &nh) != KG_OK || new_key_hex(&nk) != KG_OK ||
 		         kg_store_kv_put(store, KG_AVAX_NS, KG_STR("password_hash"), kg_buf_str(&nh), true) != KG_OK ||
-		         kg_cache_kv_put(avax_cache, KG_AVAX_NS, KG_STR("signing_key"), kg_buf_str(&nk), true) != KG_OK)
+		         kg_cache_kv_put(w->x->cache, KG_AVAX_NS, KG_STR("signing_key"), kg_buf_str(&nk), true) != KG_OK)
 			w->error = "couldn't store the new password";
 		else
-			key_set_hex(kg_buf_str(&nk)); /* every earlier token ends now */
+			key_set_hex(w->x, kg_buf_str(&nk)); /* every earlier token ends now */
 		kg_buf_free(&nh, false);
 		kg_buf_free(&nk, true);
 	}
@@ -465,6 +473,7 @@ static void api_avax(struct kg_conn *c)
 	w->method = which;
 	w->id = json_incref(id);
 	w->lifetime_ms = x->lifetime_ms;
+	w->x = c->rt->avax;
 	bool copied = true;
 	if (which == CHANGE_PASSWORD) {
 		copied = copy_string(params, "oldPassword", &w->password, &bad_type) &&

@@ -32,12 +32,11 @@ struct kg_bee {
 	int64_t throttle_max;
 	int64_t throttle_window_ms;
 	const kg_policy *policy; /* the runtime's */
+	struct kg_cache *cache;  /* the process's view of the store (revocations), may be NULL */
+	/* Tokens issued before this instant (unix ms) are revoked: `keygate
+	 * token revoke --all`. Kept current by kg__bee_refresh(). */
+	_Atomic int64_t revoked_before_ms;
 };
-
-/* Tokens issued before this instant (unix ms) are revoked: `keygate token
- * revoke --all`. Kept current by kg__bee_refresh() on the maintenance timer. */
-static _Atomic int64_t revoked_before_ms;
-static struct kg_cache *bee_cache;
 
 static int64_t now_ms(void)
 {
@@ -59,8 +58,8 @@ static kg_err check_token(const struct kg_bee *bee, kg_str token, struct kg_toke
 		*message = "Token expired";
 		return KG_EEXPIRED;
 	}
-	if ((cl->issued_ms && cl->issued_ms < atomic_load(&revoked_before_ms)) ||
-	    (bee_cache && kg_cache_is_revoked(bee_cache, kg_str_c(cl->id)))) {
+	if ((cl->issued_ms && cl->issued_ms < atomic_load(&bee->revoked_before_ms)) ||
+	    (bee->cache && kg_cache_is_revoked(bee->cache, kg_str_c(cl->id)))) {
 		*message = "Token revoked";
 		return KG_EREVOKED;
 	}
@@ -159,8 +158,8 @@ void kg__bee_free(struct kg_bee **pb)
 	*pb = NULL;
 }
 
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
-                   kg_buf *why)
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
+                   struct kg_bee **out, kg_buf *why)
 {
 	struct kg_bee *b = calloc(1, sizeof(*b));
 	kg_buf key = { 0 }, hash = { 0 };
@@ -174,6 +173,7 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_stor
 	b->throttle_max = cfg->throttle_max_failures;
 	b->throttle_window_ms = cfg->throttle_window_ms;
 	b->policy = policy;
+	b->cache = cache;
 	b->auth = (struct kg_authenticator){
 		.name = "bee",
 		.dialect = KG_DIALECT_BEE,
@@ -233,6 +233,7 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_stor
 	}
 	kg_buf_free(&key, true);
 	kg_buf_free(&hash, true);
+	kg__bee_refresh(b);
 	*out = b;
 	return KG_OK;
 fail:
@@ -242,16 +243,15 @@ fail:
 	return err ? err : KG_ENOMEM;
 }
 
-/* Re-reads the "revoke everything before" instant (maintenance timer). */
-void kg__bee_refresh(struct kg_cache *cache)
+/* Re-reads the "revoke everything before" instant (at build, then on the
+ * maintenance timer for the current runtime). */
+void kg__bee_refresh(struct kg_bee *b)
 {
 	kg_buf v = { 0 };
 	unsigned long long ms;
-	if (!bee_cache)
-		bee_cache = cache; /* the first call comes before any worker starts */
-	if (cache && kg_cache_kv_get(cache, KG_BEE_NS, KG_STR("revoked_before_ms"), &v) == KG_OK &&
+	if (b->cache && kg_cache_kv_get(b->cache, KG_BEE_NS, KG_STR("revoked_before_ms"), &v) == KG_OK &&
 	    kg_str_to_u64(kg_buf_str(&v), (unsigned long long)INT64_MAX, &ms) == KG_OK)
-		atomic_store(&revoked_before_ms, (int64_t)ms);
+		atomic_store(&b->revoked_before_ms, (int64_t)ms);
 	kg_buf_free(&v, false);
 }
 

@@ -61,6 +61,9 @@ struct kg_runtime {
 /* server.c */
 struct kg_runtime *kg__runtime_acquire(void);
 void kg__runtime_release(struct kg_runtime *rt);
+/* One more reference to rt, which the caller already holds one of (a job
+ * that outlives its request: release it when the job is done). */
+void kg__runtime_hold(struct kg_runtime *rt);
 kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why);
 int64_t kg__started_at(void);
 size_t kg__worker_count(void);
@@ -227,6 +230,7 @@ struct kg_password_check {
 	void (*work)(struct kg_password_check *pc);
 	void (*done)(struct kg_password_check *pc, struct kg_conn *c, int status);
 	bool is_ok;
+	struct kg_runtime *rt; /* held until done() has run: work() may read it after c closed */
 	char client[64];   /* copied: the outcome is recorded even when c is gone */
 	int64_t window_ms;
 };
@@ -315,17 +319,20 @@ kg_err kg__routes_json(const struct kg_runtime *rt, kg_buf *out);
 extern const struct kg_route_set kg__keygate_routes, kg__bee_routes, kg__avax_routes, kg__fallback_routes;
 
 /* api_bee.c */
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_bee **out,
-                   kg_buf *why);
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
+                   struct kg_bee **out, kg_buf *why);
 void kg__bee_free(struct kg_bee **b);
 const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
-void kg__bee_refresh(struct kg_cache *cache);
+/* the dialect's view of the store's state, re-read (the maintenance timer
+ * calls it for the current runtime) */
+void kg__bee_refresh(struct kg_bee *b);
 
 /* api_avax.c */
-kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_avax **out, kg_buf *why);
+kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cache *cache, struct kg_avax **out,
+                    kg_buf *why);
 void kg__avax_free(struct kg_avax **x);
 const struct kg_authenticator *kg__avax_authenticator(const struct kg_avax *x);
-void kg__avax_refresh(struct kg_cache *cache);
+void kg__avax_refresh(struct kg_avax *x);
 
 
 /* access_log.c */

@@ -97,6 +97,11 @@ void kg__runtime_release(struct kg_runtime *rt)
 		runtime_free(rt);
 }
 
+void kg__runtime_hold(struct kg_runtime *rt)
+{
+	atomic_fetch_add(&rt->refs, 1);
+}
+
 /* Each thread keeps a reference to the newest snapshot it has seen, so the
  * common case is one relaxed load and one atomic increment, no lock. */
 struct kg_runtime *kg__runtime_acquire(void)
@@ -280,14 +285,14 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	}
 
 	if (cfg->restricted) {
-		if ((err = kg__bee_new(cfg, rt->policy, g_store, &rt->bee, why)))
+		if ((err = kg__bee_new(cfg, rt->policy, g_store, g_cache, &rt->bee, why)))
 			goto fail;
 		const struct kg_authenticator *a = kg__bee_authenticator(rt->bee);
 		rt->auth.by_kind[KG_CRED_BEARER_BEE] = a;
 		rt->auth.by_kind[KG_CRED_BEARER_KG] = a;
 	}
 	if (cfg->api_auth_required) {
-		if ((err = kg__avax_new(cfg, g_store, &rt->avax, why)))
+		if ((err = kg__avax_new(cfg, g_store, g_cache, &rt->avax, why)))
 			goto fail;
 		rt->auth.by_kind[KG_CRED_BEARER_JWT] = kg__avax_authenticator(rt->avax);
 	}
@@ -800,8 +805,12 @@ static void on_maintenance(uv_timer_t *t)
 		kg_cache_refresh(g_cache);
 		if (ticks++ % 60 == 0) /* a prune is a durable write: once a minute is plenty */
 			kg_cache_prune(g_cache, (int64_t)time(NULL));
-		kg__bee_refresh(g_cache);
-		kg__avax_refresh(g_cache);
+		struct kg_runtime *rt = kg__runtime_acquire();
+		if (rt->bee)
+			kg__bee_refresh(rt->bee);
+		if (rt->avax)
+			kg__avax_refresh(rt->avax);
+		kg__runtime_release(rt);
 	}
 }
 
@@ -831,8 +840,6 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		kg_config_free(&cfg);
 		goto out;
 	}
-	kg__bee_refresh(g_cache);
-	kg__avax_refresh(g_cache);
 	if (kg__runtime_build(cfg, &rt, &why) != KG_OK) {
 		fprintf(stderr, "keygate: %s\n", why.p ? why.p : "invalid configuration");
 		kg_config_free(&cfg);

@@ -119,7 +119,9 @@ static void check_after(uv_work_t *req, int status)
 	 * Honest clients rarely abandon a password check. */
 	kg__throttle_end(pc->client, status == 0 && pc->is_ok, pc->window_ms);
 	struct kg_conn *c = pc->job.c;
+	struct kg_runtime *rt = pc->rt;
 	pc->done(pc, kg__conn_release(c) ? c : NULL, status); /* frees pc */
+	kg__runtime_release(rt);
 }
 
 kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64_t *retry_after)
@@ -138,7 +140,12 @@ kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64
 		}
 		return KG_ETHROTTLED;
 	}
+	/* the job may outlive the request's reference to the runtime (the client
+	 * leaves, a reload swaps the snapshot): work() reads it, so it holds one */
+	pc->rt = c->rt;
+	kg__runtime_hold(pc->rt);
 	if (kg__slow_submit(c, &pc->job, check_work, check_after) != KG_OK) {
+		kg__runtime_release(pc->rt);
 		/* never queued: not an attempt, and not a failure either (a full
 		 * queue is the server's state, not the client's guess) */
 		kg__throttle_release(pc->client);
