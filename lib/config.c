@@ -270,14 +270,16 @@ static kg_err leading_number(const char *s, int64_t *out, const char **end)
 	return KG_OK;
 }
 
-kg_err kg_parse_duration_ms(const char *s, int64_t *out_ms)
+/* A number with one of units' suffixes (compared case-sensitively or
+ * not), scaled by its factor without overflow. */
+struct unit {
+	const char *name;
+	int64_t factor;
+};
+
+static kg_err parse_with_unit(const char *s, const struct unit *units, size_t n, bool is_case_sensitive,
+                              int64_t *out)
 {
-	static const struct {
-		const char *unit;
-		int64_t ms;
-	} units[] = {
-		{ "", SECOND }, { "ms", 1 }, { "s", SECOND }, { "m", MINUTE }, { "h", HOUR }, { "d", DAY },
-	};
 	const char *end;
 	int64_t v;
 	kg_err err;
@@ -286,23 +288,28 @@ kg_err kg_parse_duration_ms(const char *s, int64_t *out_ms)
 		return s ? err : KG_EINVAL;
 	while (*end == ' ')
 		end++;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcmp(end, units[i].unit) != 0)
+	for (size_t i = 0; i < n; i++) {
+		if ((is_case_sensitive ? strcmp(end, units[i].name) : strcasecmp(end, units[i].name)) != 0)
 			continue;
-		if (v > INT64_MAX / units[i].ms)
+		if (v > INT64_MAX / units[i].factor)
 			return KG_ERANGE;
-		*out_ms = v * units[i].ms;
+		*out = v * units[i].factor;
 		return KG_OK;
 	}
 	return KG_EINVAL;
 }
 
+kg_err kg_parse_duration_ms(const char *s, int64_t *out_ms)
+{
+	static const struct unit units[] = {
+		{ "", SECOND }, { "ms", 1 }, { "s", SECOND }, { "m", MINUTE }, { "h", HOUR }, { "d", DAY },
+	};
+	return parse_with_unit(s, units, sizeof(units) / sizeof(units[0]), true, out_ms);
+}
+
 kg_err kg_parse_size(const char *s, int64_t *out_bytes)
 {
-	static const struct {
-		const char *unit;
-		int64_t bytes;
-	} units[] = {
+	static const struct unit units[] = {
 		{ "", 1 },
 		{ "b", 1 },
 		{ "k", 1000 },
@@ -318,23 +325,7 @@ kg_err kg_parse_size(const char *s, int64_t *out_bytes)
 		{ "gib", GIB },
 		{ "tib", 1024 * GIB },
 	};
-	const char *end;
-	int64_t v;
-	kg_err err;
-
-	if (!s || (err = leading_number(s, &v, &end)))
-		return s ? err : KG_EINVAL;
-	while (*end == ' ')
-		end++;
-	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcasecmp(end, units[i].unit) != 0)
-			continue;
-		if (v > INT64_MAX / units[i].bytes)
-			return KG_ERANGE;
-		*out_bytes = v * units[i].bytes;
-		return KG_OK;
-	}
-	return KG_EINVAL;
+	return parse_with_unit(s, units, sizeof(units) / sizeof(units[0]), false, out_bytes);
 }
 
 static kg_err parse_int(const char *s, int64_t *out)
