@@ -246,7 +246,8 @@ struct kg_cache {
  * 2 * KG_STORE_MAX_KEY_BYTES + 1 bytes. */
 #define KV_KEY_MAX (2 * KG_STORE_MAX_KEY_BYTES + 1)
 
-static kg_err kv_key(kg_str ns, kg_str key, unsigned char *buf, size_t *len)
+/* The table key of (ns, key) in buf ("ns\0key"), and its hash under c's seed. */
+static kg_err kv_key(const kg_cache *c, kg_str ns, kg_str key, unsigned char *buf, size_t *len, uint64_t *hash)
 {
 	kg_err err = kg__store_check_key(ns, false);
 	if (!err)
@@ -258,6 +259,7 @@ static kg_err kv_key(kg_str ns, kg_str key, unsigned char *buf, size_t *len)
 	if (key.n)
 		memcpy(buf + ns.n + 1, key.p, key.n);
 	*len = ns.n + 1 + key.n;
+	*hash = kg__siphash24(c->seed, buf, *len);
 	return KG_OK;
 }
 
@@ -265,11 +267,12 @@ static struct entry *kv_entry_new(kg_cache *c, kg_str ns, kg_str key, kg_str val
 {
 	unsigned char k[KV_KEY_MAX];
 	size_t klen;
-	if ((*err = kv_key(ns, key, k, &klen)))
+	uint64_t h;
+	if ((*err = kv_key(c, ns, key, k, &klen, &h)))
 		return NULL;
 	if ((*err = kg__store_check_value(value)))
 		return NULL;
-	struct entry *e = entry_new(kg__siphash24(c->seed, k, klen), k, klen, value.p, value.n, 0);
+	struct entry *e = entry_new(h, k, klen, value.p, value.n, 0);
 	*err = e ? KG_OK : KG_ENOMEM;
 	return e;
 }
@@ -448,10 +451,10 @@ kg_err kg_cache_kv_get(kg_cache *c, kg_str ns, kg_str key, kg_buf *out)
 {
 	unsigned char k[KV_KEY_MAX];
 	size_t klen;
-	kg_err err = kv_key(ns, key, k, &klen);
+	uint64_t h;
+	kg_err err = kv_key(c, ns, key, k, &klen, &h);
 	if (err)
 		return err;
-	uint64_t h = kg__siphash24(c->seed, k, klen);
 	pthread_rwlock_rdlock(&c->lock);
 	const struct entry *e = table_find(&c->kv, h, k, klen);
 	if (e) {
@@ -694,10 +697,10 @@ kg_err kg_cache_kv_del(kg_cache *c, kg_str ns, kg_str key)
 {
 	unsigned char k[KV_KEY_MAX];
 	size_t klen;
-	kg_err err = kv_key(ns, key, k, &klen);
+	uint64_t h;
+	kg_err err = kv_key(c, ns, key, k, &klen, &h);
 	if (err)
 		return err;
-	uint64_t h = kg__siphash24(c->seed, k, klen);
 	struct entry *gone = NULL;
 	pthread_mutex_lock(&c->write_lock);
 	err = kg_store_kv_del(c->store, ns, key);

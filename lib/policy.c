@@ -158,15 +158,23 @@ static bool split_pattern(const char *pattern, kg_str *stem, bool *is_prefix)
 	return true;
 }
 
-kg_err kg_policy_add_public(kg_policy *p, const char *pattern)
+/* The trie node of a pattern ("/path", or "/path/" then "*"), made if new. */
+static kg_err pattern_node(kg_policy *p, const char *pattern, uint32_t *node, bool *is_prefix)
 {
 	kg_str stem;
-	bool is_prefix;
-	if (!split_pattern(pattern, &stem, &is_prefix))
+	if (!split_pattern(pattern, &stem, is_prefix))
 		return KG_EINVAL;
-	uint32_t n = insert_path(p, stem);
-	if (!n && stem.n)
-		return KG_ENOMEM;
+	*node = insert_path(p, stem);
+	return !*node && stem.n ? KG_ENOMEM : KG_OK;
+}
+
+kg_err kg_policy_add_public(kg_policy *p, const char *pattern)
+{
+	uint32_t n;
+	bool is_prefix;
+	kg_err err = pattern_node(p, pattern, &n, &is_prefix);
+	if (err)
+		return err;
 	p->nodes[n].is_public |= is_prefix ? 2 : 1;
 	return KG_OK;
 }
@@ -174,13 +182,11 @@ kg_err kg_policy_add_public(kg_policy *p, const char *pattern)
 /* methods: slots to grant, or NULL for every method. */
 static kg_err add_rule(kg_policy *p, const char *pattern, const int *slots, size_t nslots, kg_rolemask mask)
 {
-	kg_str stem;
+	uint32_t n;
 	bool is_prefix;
-	if (!split_pattern(pattern, &stem, &is_prefix))
-		return KG_EINVAL;
-	uint32_t n = insert_path(p, stem);
-	if (!n && stem.n)
-		return KG_ENOMEM;
+	kg_err err = pattern_node(p, pattern, &n, &is_prefix);
+	if (err)
+		return err;
 	struct entry *e = entry_for(p, is_prefix ? &p->nodes[n].prefix : &p->nodes[n].exact);
 	if (!e)
 		return KG_ENOMEM;
