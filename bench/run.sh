@@ -206,21 +206,24 @@ mem_section() { # prints the markdown block, between its markers
 	echo "process ÷ connections (bench/idle_conns.py; a fresh nginx with \`worker_processes 1\` and a fresh keygate"
 	echo "with \`--workers 1\` for each row, warmed up by 32 throw-away connections before the first reading):"
 	echo
-	echo "| client connection | nginx bytes/connection | keygate bytes/connection | vs nginx |"
-	echo "|---|---|---|---|"
-	awk -F'|' '{
+	echo "| client connection | nginx bytes/connection | nginx with its preallocated slots | keygate bytes/connection | vs nginx with slots |"
+	echo "|---|---|---|---|---|"
+	awk -F'|' -v slot="$slot" '{
 		label["idle"] = "idle keep-alive, after one proxied request"
 		label["inflight"] = "in flight: request sent upstream, no response yet (both proxies hold an upstream connection too)"
 		label["partial"] = "half a request head received"
-		ratio = ($2 > 0) ? sprintf("%.2f×", $3 / $2) : "–"
+		with_slots = $2 + slot * ($1 == "inflight" ? 2 : 1)
+		ratio = (with_slots > 0) ? sprintf("%.2f×", $3 / with_slots) : "–"
 		open_ = ($4 == $5) ? "" : sprintf(" (open at the end: nginx %d, keygate %d)", $4, $5)
-		printf "| %s%s | %d | %d | %s |\n", label[$1], open_, $2, $3, ratio
+		printf "| %s%s | %d | %d | %d | %s |\n", label[$1], open_, $2, with_slots, $3, ratio
 	}' "$MEM_RES"
 	echo
-	echo "nginx allocates its connection structures when it starts, one per \`worker_connections\` ($slot bytes each,"
-	echo "measured as the worker's RSS at 100 and at $((3 * IDLE_N + 100)) worker_connections): they are in its first reading, so"
-	echo "each of its rows leaves out that much per connection (and per upstream connection, in flight)."
-	echo "keygate allocates per connection. Target (issue 12): at most 2 KiB per idle kept-alive connection."
+	echo "nginx allocates its connection structures when it starts, one slot per \`worker_connections\` ($slot bytes each,"
+	echo "measured as the worker's RSS at 100 and at $((3 * IDLE_N + 100)) worker_connections): they are in its first reading,"
+	echo "so its growth leaves them out; the third column adds one slot per connection (two in flight: the upstream"
+	echo "connection's too). keygate allocates everything per connection. In flight, both hold an upstream connection"
+	echo "per client; keygate's (src/proxy.c, pooled per worker) has a 64 KiB response-head buffer and a 256-entry"
+	echo "header index, of which the touched pages count. Target (issue 12): at most 2 KiB per idle kept-alive connection."
 	echo "<!-- bench:memory:end -->"
 }
 if [ "$ONLY" = idle ]; then
