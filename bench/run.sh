@@ -4,7 +4,10 @@
 #   bench/run.sh [BUILD_DIR]
 # BENCH_DURATION (s per case and round, default 4), BENCH_ROUNDS (default 5),
 # BENCH_CONNECTIONS (default 64),
-# BENCH_OUT (default docs/benchmarks.md).
+# BENCH_OUT (default docs/benchmarks.md),
+# BENCH_IDLE_CONNECTIONS (default 5000): client connections held open at once
+# for the memory-per-connection section; BENCH_ONLY=idle runs that section
+# alone and rewrites only its block of BENCH_OUT (about a minute).
 # The box has 2 cores shared by wrk, the upstream and the proxy, so the figure
 # that counts is CPU microseconds per request of the proxy process(es):
 # (utime + stime over the run, from /proc) / requests.
@@ -15,6 +18,10 @@ DUR=${BENCH_DURATION:-4}
 ROUNDS=${BENCH_ROUNDS:-5}
 CONN=${BENCH_CONNECTIONS:-64}
 OUT=${BENCH_OUT:-docs/benchmarks.md}
+ONLY=${BENCH_ONLY:-}
+IDLE_N=${BENCH_IDLE_CONNECTIONS:-5000}
+# thousands of connections held open at once, each with an upstream side too
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 KG=$BUILD/keygate
 TMP=$(mktemp -d)
 PIDS=()
@@ -76,11 +83,11 @@ nginx_conf() { # $1 dir, $2 port, $3 extra locations, $4 directives for /, $5 ac
 worker_processes 1;
 error_log $TMP/$1/error.log;
 pid $TMP/$1/nginx.pid;
-events { worker_connections 4096; }
+events { worker_connections ${NG_WC:-4096}; }
 http {
   access_log $TMP/$1/access.log${5:+ $5};
   client_body_temp_path $TMP/$1; proxy_temp_path $TMP/$1; fastcgi_temp_path $TMP/$1; uwsgi_temp_path $TMP/$1; scgi_temp_path $TMP/$1;
-  upstream api { server 127.0.0.1:$UP; keepalive 64; }
+  upstream api { server 127.0.0.1:${NG_UP:-$UP}; keepalive 64; }
   upstream keygate { server 127.0.0.1:$K_BEE; keepalive 64; }
   server { listen 127.0.0.1:$2; keepalive_requests 1000000;
 $3
@@ -100,10 +107,15 @@ nginx_conf nga "$NGA" '
       proxy_set_header X-Original-Method $request_method;
       proxy_set_header X-Original-URI $request_uri;
     }' 'auth_request /_kg;'
-for d in up ng ngb nga; do
-	nginx -p "$TMP/$d" -c "$TMP/$d/nginx.conf" -g 'daemon off;' 2>>"$TMP/$d/error.log" &
+start_nginx() { # dir; sets NGINX_PID to the master's pid
+	nginx -p "$TMP/$1" -c "$TMP/$1/nginx.conf" -g 'daemon off;' 2>>"$TMP/$1/error.log" &
 	PIDS+=($!)
-done
+	NGINX_PID=$!
+}
+start_nginx up
+if [ "$ONLY" != idle ]; then
+	for d in ng ngb nga; do start_nginx "$d"; done
+fi
 
 KEY=bench-token-key
 HASH=$("$KG" bcrypt --cost 4 bench)
@@ -116,6 +128,128 @@ start_kg() { # name port args...
 	PIDS+=($!)
 	eval "PID_$name=$!"
 }
+stop_pid() { # pid: stop one process this script started, bounded
+	kill "$1" 2>/dev/null || true
+	for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || break; sleep 0.1; done
+	kill -9 "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+	local keep=() p
+	for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+	PIDS=("${keep[@]}")
+}
+
+# Memory per client connection: a fresh nginx (worker_processes 1) and a
+# fresh keygate (--workers 1) for each case, measured one after the other by
+# bench/idle_conns.py (RSS growth of the worker process ÷ connections).
+MEM_RES=$TMP/memory # mode|nginx bytes|keygate bytes|nginx open|keygate open
+mem_bytes() { # "before_kib after_kib open" -> "bytes_per_connection open"
+	awk -v n="$IDLE_N" '{ printf "%.0f %d\n", ($2 - $1) * 1024 / n, $3 }' <<<"$1"
+}
+mem_nginx() { # dir port worker_connections upstream_port; sets NGINX_PID and NGINX_WORKER
+	mkdir -p "$TMP/$1"
+	NG_WC=$3 NG_UP=$4 nginx_conf "$1" "$2" "" ""
+	start_nginx "$1"
+	wait_port "$2"
+	NGINX_WORKER=""
+	for _ in $(seq 50); do
+		NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
+		[ -n "$NGINX_WORKER" ] && break
+		sleep 0.1
+	done
+}
+mem_nginx_slot() { # bytes nginx allocates up front per worker_connections slot
+	local port a b
+	port=$(free_port)
+	mem_nginx mem-slot-a "$port" 100 "$UP"
+	sleep 0.3
+	a=$(awk '/^VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+	stop_pid "$NGINX_PID"
+	port=$(free_port)
+	mem_nginx mem-slot-b "$port" $((3 * IDLE_N + 100)) "$UP"
+	sleep 0.3
+	b=$(awk '/^VmRSS/ {print $2}' "/proc/$NGINX_WORKER/status")
+	stop_pid "$NGINX_PID"
+	echo $(((b - a) * 1024 / (3 * IDLE_N)))
+}
+mem_case() { # mode upstream_port
+	local mode=$1 up=$2 port wpid out ng kg bh=()
+	[ "$mode" = inflight ] && bh=(--blackhole "$up")
+	port=$(free_port)
+	mem_nginx "mem-$mode" "$port" $((3 * IDLE_N + 100)) "$up"
+	wpid=$NGINX_WORKER
+	out=$(python3 bench/idle_conns.py "$mode" --port "$port" --pid "$wpid" --n "$IDLE_N" "${bh[@]}")
+	stop_pid "$NGINX_PID"
+	ng=$(mem_bytes "$out")
+	echo "  memory, $mode: nginx: RSS KiB before, after, connections open: $out" >&2
+	port=$(free_port)
+	start_kg "mem_$mode" "$port" --upstream "http://127.0.0.1:$up" --require-auth=false \
+		--limits-max-connections $((IDLE_N + 100))
+	wait_port "$port"
+	eval "wpid=\$PID_mem_$mode"
+	out=$(python3 bench/idle_conns.py "$mode" --port "$port" --pid "$wpid" --n "$IDLE_N" "${bh[@]}")
+	stop_pid "$wpid"
+	kg=$(mem_bytes "$out")
+	echo "  memory, $mode: keygate: RSS KiB before, after, connections open: $out" >&2
+	read -r ngb ngo <<<"$ng"
+	read -r kgb kgo <<<"$kg"
+	echo "$mode|$ngb|$kgb|$ngo|$kgo" >>"$MEM_RES"
+}
+mem_section() { # prints the markdown block, between its markers
+	: >"$MEM_RES"
+	mem_case idle "$UP"
+	mem_case inflight "$(free_port)"
+	mem_case partial "$UP"
+	local slot
+	slot=$(mem_nginx_slot)
+	echo "<!-- bench:memory -->"
+	echo "Memory per client connection: $IDLE_N connections held open at once, RSS growth of the proxy's worker"
+	echo "process ÷ connections (bench/idle_conns.py; a fresh nginx with \`worker_processes 1\` and a fresh keygate"
+	echo "with \`--workers 1\` for each row, warmed up by 32 throw-away connections before the first reading):"
+	echo
+	echo "| client connection | nginx bytes/connection | nginx with its preallocated slots | keygate bytes/connection | vs nginx with slots |"
+	echo "|---|---|---|---|---|"
+	awk -F'|' -v slot="$slot" '{
+		label["idle"] = "idle keep-alive, after one proxied request"
+		label["inflight"] = "in flight: request sent upstream, no response yet (both proxies hold an upstream connection too)"
+		label["partial"] = "half a request head received"
+		with_slots = $2 + slot * ($1 == "inflight" ? 2 : 1)
+		ratio = (with_slots > 0) ? sprintf("%.2f×", $3 / with_slots) : "–"
+		open_ = ($4 == $5) ? "" : sprintf(" (open at the end: nginx %d, keygate %d)", $4, $5)
+		printf "| %s%s | %d | %d | %d | %s |\n", label[$1], open_, $2, with_slots, $3, ratio
+	}' "$MEM_RES"
+	echo
+	echo "nginx allocates its connection structures when it starts, one slot per \`worker_connections\` ($slot bytes each,"
+	echo "measured as the worker's RSS at 100 and at $((3 * IDLE_N + 100)) worker_connections): they are in its first reading,"
+	echo "so its growth leaves them out; the third column adds one slot per connection (two in flight: the upstream"
+	echo "connection's too). keygate allocates everything per connection. In flight, both hold an upstream connection"
+	echo "per client; keygate's (src/proxy.c, pooled per worker) has a 64 KiB response-head buffer and a 256-entry"
+	echo "header index, of which the touched pages count. Target (issue 12): at most 2 KiB per idle kept-alive connection."
+	echo "<!-- bench:memory:end -->"
+}
+if [ "$ONLY" = idle ]; then
+	wait_port "$UP"
+	MEM=$(mem_section)
+	echo "$MEM" | sed 's/^/  /' >&2
+	# the block replaces the previous one, or goes where the whole bench puts it
+	if [ -f "$OUT" ] && python3 -c '
+import sys
+path, block = sys.argv[1], sys.argv[2]
+text = open(path).read()
+start, end = "<!-- bench:memory -->", "<!-- bench:memory:end -->"
+if start in text:
+    a, b = text.index(start), text.index(end) + len(end)
+elif "\n## Targets" in text:
+    a = b = text.index("\n## Targets") + 1
+    block += "\n\n"
+else:
+    sys.exit(1)
+open(path, "w").write(text[:a] + block + text[b:])' "$OUT" "$MEM"; then
+		echo "bench: wrote the memory section of $OUT" >&2
+	else
+		echo "bench: $OUT has no place for the memory section: run the whole bench (not written)" >&2
+	fi
+	exit 0
+fi
 start_kg plain "$K_PLAIN" --upstream "http://127.0.0.1:$UP" --require-auth=false
 start_kg bee "$K_BEE" --upstream "http://127.0.0.1:$UP" --restricted --admin-password "$HASH" --token-encryption-key "$KEY"
 start_kg avax "$K_AVAX" --upstream "http://127.0.0.1:$UP" --api-auth-required --api-auth-password-file "$TMP/avax-pw"
@@ -276,6 +410,9 @@ PY
 )
 echo "  7. authenticated proxy during a bcrypt grind: $G_RPS req/s, p50 $G_P50, p99 $G_P99 ($A_RPS bcrypt checks per s); alone: p50 $B_P50, p99 $B_P99" >&2
 
+MEM=$(mem_section)
+echo "$MEM" | sed 's/^/  /' >&2
+
 MICRO=$("$BUILD/keygate-bench")
 # what follows the end marker in OUT is hand-written analysis: keep it
 TAIL=""
@@ -315,6 +452,8 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo "scheme in keygate so far)."
 	echo
 	echo "$MICRO"
+	echo
+	echo "$MEM"
 	echo
 	echo "## Targets (issue 6), as measured above"
 	echo

@@ -112,6 +112,85 @@ static void conn_free(struct kg_conn *c)
 	free(c);
 }
 
+/* ---- the buffers of idle connections ----
+ *
+ * A request uses the head buffer (limits.max_header_bytes + max_url_bytes),
+ * the arena, the upstream head and perhaps the pending buffer; between
+ * requests they are kept, so a busy keep-alive connection serves request
+ * after request without malloc. The first time a connection finishes an
+ * exchange and stays open it is parked: put at the end of its worker's list
+ * of connections holding buffers. When more than KG_PARKED_MAX are on it,
+ * the one parked longest ago leaves the list, and gives its buffers back if
+ * it is between requests (its next request allocates them again; a busy
+ * one keeps them and parks again, at the end, when its request is over).
+ * So at most KG_PARKED_MAX idle connections per worker hold buffers (about
+ * 30 KiB of address space, 10-20 KiB resident, each), and any number beyond
+ * them cost only their struct kg_conn; nginx, likewise, frees a request's
+ * pool and header buffer when the connection goes idle.
+ * A busy connection stays on the list between its requests: no list work,
+ * no malloc per request. */
+#define KG_PARKED_MAX 128
+
+/* An idle connection is the struct alone: keep it within what issue 12
+ * allows for an idle connection (2 KiB) with room for libuv's share. */
+_Static_assert(sizeof(struct kg_conn) <= 1280, "struct kg_conn grew: an idle connection costs this struct");
+
+static void conn_release_buffers(struct kg_conn *c)
+{
+	free(c->head);
+	c->head = NULL;
+	c->head_len = c->head_cap = 0;
+	kg_arena_destroy(&c->arena);
+	kg_buf_free(&c->req.up_head, false);
+	if (c->pending_off == c->pending_len) {
+		free(c->pending);
+		c->pending = NULL;
+		c->pending_off = c->pending_len = c->pending_cap = 0;
+	}
+}
+
+static void conn_unpark(struct kg_conn *c)
+{
+	if (!c->is_parked)
+		return;
+	struct kg_worker *w = c->w;
+	if (c->park_prev)
+		c->park_prev->park_next = c->park_next;
+	else
+		w->parked_head = c->park_next;
+	if (c->park_next)
+		c->park_next->park_prev = c->park_prev;
+	else
+		w->parked_tail = c->park_prev;
+	c->park_prev = c->park_next = NULL;
+	c->is_parked = false;
+	w->nparked--;
+}
+
+/* c has finished an exchange and waits for its next request. */
+static void conn_park(struct kg_conn *c)
+{
+	struct kg_worker *w = c->w;
+	if (c->is_parked)
+		return;
+	c->park_prev = w->parked_tail;
+	c->park_next = NULL;
+	if (w->parked_tail)
+		w->parked_tail->park_next = c;
+	else
+		w->parked_head = c;
+	w->parked_tail = c;
+	c->is_parked = true;
+	if (++w->nparked > KG_PARKED_MAX) {
+		struct kg_conn *oldest = w->parked_head;
+		conn_unpark(oldest);
+		/* c->rt is held from a request's first byte to the end of its
+		 * exchange: without it nothing points into the buffers */
+		if (!oldest->rt)
+			conn_release_buffers(oldest);
+	}
+}
+
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct kg_conn *c = h->data;
@@ -157,6 +236,7 @@ void kg__conn_close(struct kg_conn *c)
 		kg__conn_log(c); /* a response that never finished (a failed write, a cut) still gets its line */
 	c->is_closing = true;
 	c->state = KG_CONN_CLOSING;
+	conn_unpark(c);
 	if (c->up)
 		kg__proxy_detach(c);
 	request_release(c);
@@ -414,6 +494,7 @@ static void finish_exchange(struct kg_conn *c)
 	request_reset(c);
 	c->state = KG_CONN_HEAD;
 	c->is_idle = true;
+	conn_park(c);
 	struct kg_runtime *rt = kg__runtime_acquire();
 	int64_t idle = rt->cfg->idle_timeout_ms;
 	kg__runtime_release(rt);

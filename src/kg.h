@@ -91,6 +91,10 @@ struct kg_worker {
 	struct kg_conn *conns;      /* every open client connection */
 	struct kg_upconn *pool;     /* idle upstream connections, most recent first */
 	size_t npool;
+	/* idle client connections that still hold their request buffers, least
+	 * recently busy first; at most KG_PARKED_MAX (http.c) */
+	struct kg_conn *parked_head, *parked_tail;
+	size_t nparked;
 	atomic_bool stop_requested;
 	bool draining;
 	/* password jobs (slow.c): running, and waiting their turn */
@@ -153,11 +157,17 @@ enum kg_conn_state {
 	KG_CONN_CLOSING,
 };
 
+/* What an idle keep-alive connection costs is this struct (plus libuv's
+ * pointer per descriptor): its request buffers (head, arena, upstream head,
+ * pending) are given back once it has been idle while KG_PARKED_MAX more
+ * recently busy connections were parked after it (http.c). Keep it within
+ * the budget that http.c asserts. */
 struct kg_conn {
 	uv_tcp_t tcp;
 	uv_timer_t timer;
 	struct kg_worker *w;
 	struct kg_conn *prev, *next;
+	struct kg_conn *park_prev, *park_next; /* w->parked_* while is_parked */
 	struct kg_runtime *rt;   /* held for the current request */
 	llhttp_t parser;
 	enum kg_conn_state state;
@@ -187,6 +197,7 @@ struct kg_conn {
 	bool is_idle;            /* between requests, nothing received yet */
 	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
 	bool is_half_closed;     /* the client sent EOF after a complete request */
+	bool is_parked;          /* idle, buffers kept, on w->parked_* */
 };
 
 /* stream.c: a write that copies only what the kernel did not take at once.
