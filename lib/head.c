@@ -270,6 +270,26 @@ static void resolve_client(const kg_head *h, const kg_head_rules *rules, kg_head
 	}
 }
 
+/* Adds value to the comma-separated list *list: several headers of a list
+ * field (RFC 9110 section 5.3) read as one. The first is kept in place; a
+ * join is written in arena. */
+static kg_err list_join(kg_str *list, kg_str value, kg_arena *arena)
+{
+	if (!list->n) {
+		*list = value;
+		return KG_OK;
+	}
+	size_t n = list->n + 2 + value.n;
+	char *p = kg_arena_alloc(arena, n);
+	if (!p)
+		return KG_ENOMEM;
+	memcpy(p, list->p, list->n);
+	memcpy(p + list->n, ", ", 2);
+	memcpy(p + list->n + 2, value.p, value.n);
+	*list = (kg_str){ p, n };
+	return KG_OK;
+}
+
 static bool has_field(const kg_head *h, kg_str name)
 {
 	for (size_t i = 0; i < h->nfields; i++)
@@ -286,6 +306,8 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < h->nfields; i++) {
 		kg_str name = h->fields[i].name, value = h->fields[i].value;
+		if (name.n == 0)
+			return refuse(f, 400, "empty header field name"); /* llhttp lets ": x" through */
 		/* the first byte rules out most fields before any comparison */
 		switch (name.n ? name.p[0] | 0x20 : 0) {
 		case 'h':
@@ -306,32 +328,23 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 			break;
 		case 'c':
 			if (kg_str_eq_ci(name, KG_STR("Connection"))) {
-				f->connection = value;
+				/* every Connection header's names are hop-by-hop */
+				if (list_join(&f->connection, value, arena))
+					return refuse(f, 500, "out of memory");
 			} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
 				if (has_field(h, KG_STR("Transfer-Encoding")))
 					return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
 			}
 			break;
 		case 'u':
-			if (kg_str_eq_ci(name, KG_STR("Upgrade")))
-				f->upgrade = value;
+			/* every protocol asked for is judged, not just the last header's */
+			if (kg_str_eq_ci(name, KG_STR("Upgrade")) && list_join(&f->upgrade, value, arena))
+				return refuse(f, 500, "out of memory");
 			break;
 		case 'x':
-			if (!kg_str_eq_ci(name, KG_STR("X-Forwarded-For")))
-				break;
-			if (f->xff.n) {
-				/* several X-Forwarded-For headers read as one list */
-				size_t n = f->xff.n + 2 + value.n;
-				char *p = kg_arena_alloc(arena, n);
-				if (!p)
-					return refuse(f, 500, "out of memory");
-				memcpy(p, f->xff.p, f->xff.n);
-				memcpy(p + f->xff.n, ", ", 2);
-				memcpy(p + f->xff.n + 2, value.p, value.n);
-				f->xff = (kg_str){ p, n };
-			} else {
-				f->xff = value;
-			}
+			/* several X-Forwarded-For headers read as one list */
+			if (kg_str_eq_ci(name, KG_STR("X-Forwarded-For")) && list_join(&f->xff, value, arena))
+				return refuse(f, 500, "out of memory");
 			break;
 		default:
 			break;

@@ -174,7 +174,8 @@ static bool is_connection_listed(const kg_head *h, kg_str name)
 		size_t s = 0;
 		for (size_t j = 0; j <= v.n; j++)
 			if (j == v.n || v.p[j] == ',') {
-				if (kg_str_eq_ci(kg_str_trim((kg_str){ v.p + s, j - s }), name))
+				kg_str token = kg_str_trim((kg_str){ v.p + s, j - s });
+				if (token.n && kg_str_eq_ci(token, name)) /* an empty token names nothing */
 					return true;
 				s = j + 1;
 			}
@@ -277,6 +278,7 @@ int LLVMFuzzerTestOneInput(const unsigned char *data, size_t size)
 		require(k < h.nfields);
 		k++;
 		bool is_tunnel_settings = f.is_upgrade && eq_ci(name, "HTTP2-Settings");
+		require(kg_str_is_token(name) && kg_str_is_field_value(uh.fields[i].value));
 		require(!is_static_hop(name));
 		require(is_tunnel_settings || !is_connection_listed(&h, name));
 		require(!starts_dashed(name, "x-keygate-"));

@@ -77,6 +77,7 @@ static const struct judge_case judge_cases[] = {
 	  "both Content-Length and Transfer-Encoding" },
 	{ "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\ncontent-length: 3\r\n", "192.0.2.1", NULL, 400,
 	  "both Content-Length and Transfer-Encoding" },
+	{ "GET /a HTTP/1.1\r\nHost: x\r\n: v\r\n", "192.0.2.1", NULL, 400, "empty header field name" },
 	{ "GET /a HTTP/2.0\r\nHost: x\r\n", "192.0.2.1", NULL, 505, "HTTP version" },
 	{ "GET /a HTTP/1.2\r\nHost: x\r\n", "192.0.2.1", NULL, 505, "HTTP version" },
 	{ "GET /a HTTP/1.1\r\nAccept: */*\r\n", "192.0.2.1", NULL, 400, "without a Host" },
@@ -212,6 +213,7 @@ static const struct upgrade_case upgrade_cases[] = {
 	{ "websocket, h2c", true, "GET", false },
 	{ "h2c", true, "GET", false },
 	{ " , ", true, "GET", false },
+	{ "h2c\r\nUpgrade: websocket", true, "GET", false }, /* every Upgrade header counts */
 	{ "websocket", false, "GET", false }, /* no Connection: upgrade */
 	{ "websocket", true, "CONNECT", false },
 };
@@ -268,6 +270,11 @@ static const struct write_case write_cases[] = {
 	  "10.0.0.1", false, true, 5, false, false, true, false, false, false, false,
 	  "POST /base/x HTTP/1.1\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: site\r\n"
 	  "Host: up:8080\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.1\r\nContent-Length: 5\r\n\r\n" },
+	{ "names listed in any of several Connection headers are hop-by-hop",
+	  "GET /x HTTP/1.1\r\nHost: h\r\nConnection: X-A\r\nX-A: 1\r\nConnection: keep-alive, X-B\r\nX-B: 2\r\n"
+	  "X-C: 3\r\n",
+	  "192.0.2.1", false, false, 0, false, false, false, false, false, false, false,
+	  "GET /base/x HTTP/1.1\r\nX-C: 3\r\nHost: up:8080\r\n\r\n" },
 	{ "Transfer-Encoding written once, as chunked",
 	  "PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n",
 	  "192.0.2.1", true, false, 0, false, false, false, false, true, false, false,
