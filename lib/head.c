@@ -306,8 +306,10 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 	memset(f, 0, sizeof(*f));
 	for (size_t i = 0; i < h->nfields; i++) {
 		kg_str name = h->fields[i].name, value = h->fields[i].value;
-		if (name.n == 0)
-			return refuse(f, 400, "empty header field name"); /* llhttp lets ": x" through */
+		/* llhttp lets ": v" and "A B: v" through; an upstream could read
+		 * either as some other header */
+		if (!kg_str_is_token(name))
+			return refuse(f, 400, "invalid header field name");
 		/* the first byte rules out most fields before any comparison */
 		switch (name.n ? name.p[0] | 0x20 : 0) {
 		case 'h':

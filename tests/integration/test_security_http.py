@@ -99,9 +99,12 @@ def test_names_listed_in_a_second_connection_header_are_not_forwarded():
         check(h.get("x-end") == "3", "the end-to-end header is missing upstream: %r" % h)
 
 
-def test_empty_header_field_name_is_refused_and_the_upstream_gets_nothing():
-    # found by tests/fuzz/fuzz_head.c: llhttp lets ": value" through
-    with Upstream() as up, proxy(up) as kg, Client(kg.port, timeout=10) as c:
-        c.send(b"GET /empty-name HTTP/1.1\r\nHost: a\r\n: v\r\nConnection: close\r\n\r\n")
-        expect_error(c.read_response(), 400, "empty header field name")
+def test_invalid_header_field_names_are_refused_and_the_upstream_gets_nothing():
+    # found by tests/fuzz/fuzz_head.c: llhttp lets ": v" and "A B: v" through,
+    # and keygate forwarded them
+    with Upstream() as up, proxy(up) as kg:
+        for line in (b": v", b"X-A Authorization: Basic eDp5"):
+            with Client(kg.port, timeout=10) as c:
+                c.send(b"GET /bad-name HTTP/1.1\r\nHost: a\r\n" + line + b"\r\nConnection: close\r\n\r\n")
+                expect_error(c.read_response(), 400, "invalid header field name")
         check(up.requests() == [], "the upstream received %r" % up.requests())
