@@ -330,8 +330,9 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 			break;
 		case 'c':
 			if (kg_str_eq_ci(name, KG_STR("Connection"))) {
-				/* every Connection header's names are hop-by-hop */
-				if (list_join(&f->connection, value, arena))
+				/* every Connection header's names are hop-by-hop; an
+				 * empty one lists nothing */
+				if (value.n && list_join(&f->connection, value, arena))
 					return refuse(f, 500, "out of memory");
 			} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
 				if (has_field(h, KG_STR("Transfer-Encoding")))
@@ -339,8 +340,9 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 			}
 			break;
 		case 'u':
-			/* every protocol asked for is judged, not just the last header's */
-			if (kg_str_eq_ci(name, KG_STR("Upgrade")) && list_join(&f->upgrade, value, arena))
+			/* every protocol asked for is judged, not just the last
+			 * header's (what keygate writes upstream for a tunnel) */
+			if (value.n && kg_str_eq_ci(name, KG_STR("Upgrade")) && list_join(&f->upgrade, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
 		case 'x':
