@@ -259,7 +259,9 @@ void kg__conn_resume_reading(struct kg_conn *c);
 void kg__conn_pause_reading(struct kg_conn *c);
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value);
 kg_str kg__req_find(const struct kg_conn *c, kg_str name);
-/* c's request head as lib/head.c reads it (once c->req.fields is built) */
+/* c's request head as lib/head.c reads it (once c->req.fields is built). Its
+ * llhttp facts (body, upgrade) are the parser's current ones: right while
+ * the head is dispatched, stale later (kg_head_write_upstream reads none). */
 void kg__req_head(const struct kg_conn *c, kg_head *out);
 void kg__worker_drain(struct kg_worker *w);
 const char *kg__reason(int status);

@@ -110,8 +110,9 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
  * with the peer appended when rules->forwarded_headers), Authorization when
  * is_cred_consumed and not rules->forward_credentials; then Host,
  * X-Forwarded-*, the framing, Connection/Upgrade for a tunnel, and the
- * identity headers of who (borrowed; NULL: none). KG_ENOMEM when out cannot
- * grow. */
+ * identity headers of who (borrowed; NULL: none). Of h it reads the method,
+ * the fields and the peer; the body and upgrade facts come from f.
+ * KG_ENOMEM when out cannot grow. */
 kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
                               const struct kg_principal *who, bool is_cred_consumed, kg_buf *out) KG_MUST_CHECK;
 
