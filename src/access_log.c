@@ -170,7 +170,7 @@ void kg__access_log(const struct kg_conn *c)
 	 * every field a client could influence is */
 	size_t cn = put_clean(client, sizeof(client), kg_str_c(c->client));
 	size_t mn = put_clean(method, sizeof(method), c->req.method);
-	size_t pn = put_clean(path, sizeof(path), c->req.path);
+	size_t pn = put_clean(path, sizeof(path), c->req.facts.path);
 	size_t in = d->is_authenticated ? put_clean(principal, sizeof(principal), d->principal.id) : 0;
 	if (!in)
 		principal[in++] = '-';

@@ -380,7 +380,7 @@ static void too_many(struct kg_conn *c, int64_t wait)
 
 static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 {
-	struct kg_cred cred = kg_cred_parse(c->req.authorization);
+	struct kg_cred cred = kg_cred_parse(c->req.facts.authorization);
 	kg_buf dec = { 0 };
 	struct auth_work *w = NULL;
 	int64_t wait;
@@ -425,7 +425,7 @@ out:
 
 static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 {
-	struct kg_cred cred = kg_cred_parse(c->req.authorization);
+	struct kg_cred cred = kg_cred_parse(c->req.facts.authorization);
 	struct kg_token_claims cl;
 	char role[64];
 	int64_t expiry;

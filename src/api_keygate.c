@@ -137,7 +137,7 @@ static void check(struct kg_conn *c)
 	struct kg_request *r = &c->req;
 	if (!original_request(c, &method, &path, &r->is_target_restructured))
 		return;
-	kg_auth_decide(&c->rt->auth, method, path, r->authorization, (int64_t)time(NULL), &c->arena, &r->decision);
+	kg_auth_decide(&c->rt->auth, method, path, r->facts.authorization, (int64_t)time(NULL), &c->arena, &r->decision);
 	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, method, path, check_answer))
 		return; /* a password check runs off the loop; check_answer follows */
 	check_answer(c);

@@ -6,15 +6,12 @@
  * take them (waiting for an upstream, or pipelined behind a response) are kept
  * in c->pending and parsed later; the socket is only read while nothing is
  * pending, so at most one read buffer per connection is ever held. */
-#include <arpa/inet.h>
-#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "keygate/log.h"
-#include "keygate/path.h"
 #include "kg.h"
 
 static llhttp_settings_t req_settings;
@@ -63,41 +60,30 @@ kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value)
 	return (kg_str){ c->head + h->name_off, h->name_len };
 }
 
+void kg__req_head(const struct kg_conn *c, kg_head *out)
+{
+	const struct kg_request *r = &c->req;
+	*out = (kg_head){
+		.method = r->method,
+		.url = r->url,
+		.version_major = r->version_major,
+		.version_minor = r->version_minor,
+		.fields = r->fields,
+		.nfields = r->nheaders,
+		.is_chunked = (c->parser.flags & F_CHUNKED) != 0,
+		.has_content_length = (c->parser.flags & F_CONTENT_LENGTH) != 0,
+		.content_length = c->parser.content_length,
+		.is_upgrade_requested = c->parser.upgrade != 0,
+		.peer = kg_str_c(c->peer),
+	};
+}
+
 kg_str kg__req_find(const struct kg_conn *c, kg_str name)
 {
 	for (size_t i = 0; i < c->req.nheaders; i++)
 		if (kg_str_eq_ci(kg__req_header(c, i, false), name))
 			return kg__req_header(c, i, true);
 	return KG_STR_NULL;
-}
-
-/* True when name appears as a token of a comma-separated header value. */
-static bool list_has_token(kg_str list, kg_str name)
-{
-	size_t i = 0;
-	while (i < list.n) {
-		size_t j = i;
-		while (j < list.n && list.p[j] != ',')
-			j++;
-		if (kg_str_eq_ci(kg_str_trim((kg_str){ list.p + i, j - i }), name))
-			return true;
-		i = j + 1;
-	}
-	return false;
-}
-
-bool kg__is_hop_by_hop(kg_str name, kg_str connection)
-{
-	static const kg_str hop[] = {
-		KG_STR("Connection"), KG_STR("Keep-Alive"), KG_STR("TE"), KG_STR("Trailer"),
-		KG_STR("Transfer-Encoding"), KG_STR("Upgrade"),
-	};
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (kg_str_eq_ci(name, hop[i]))
-			return true;
-	if (kg_str_has_prefix_ci(name, KG_STR("Proxy-")))
-		return true;
-	return connection.n && list_has_token(connection, name);
 }
 
 /* ---- connection lifetime ---- */
@@ -640,206 +626,12 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	return head_append(c, at, len);
 }
 
-static bool ip_in_cidr(const struct kg_cidr *cidr, int family, const unsigned char *addr)
-{
-	if (cidr->family != family)
-		return false;
-	int bits = cidr->prefix;
-	for (int i = 0; bits > 0; i++, bits -= 8) {
-		unsigned char mask = bits >= 8 ? 0xff : (unsigned char)(0xff << (8 - bits));
-		if ((addr[i] & mask) != (cidr->addr[i] & mask))
-			return false;
-	}
-	return true;
-}
-
-/* ip as a NUL-terminated address when it parses as IPv4 or IPv6 (the only
- * thing an X-Forwarded-For entry may be: anything else would reach the logs
- * and the throttle's buckets as the client's "address"). */
-static bool parse_ip(kg_str ip, char *out, size_t cap, int *family, unsigned char addr[16])
-{
-	if (ip.n == 0 || ip.n >= cap)
-		return false;
-	memcpy(out, ip.p, ip.n);
-	out[ip.n] = '\0';
-	if (inet_pton(AF_INET, out, addr) == 1)
-		*family = AF_INET;
-	else if (inet_pton(AF_INET6, out, addr) == 1)
-		*family = AF_INET6;
-	else
-		return false;
-	return true;
-}
-
-static bool is_trusted(const struct kg_runtime *rt, int family, const unsigned char addr[16])
-{
-	for (size_t i = 0; i < rt->ntrusted; i++)
-		if (ip_in_cidr(&rt->trusted[i], family, addr))
-			return true;
-	return false;
-}
-
-/* The client is the socket peer, unless the peer is a trusted proxy: then it
- * is the right-most X-Forwarded-For entry that is not itself trusted. An
- * entry that is not an IP address ends the walk: the hop that passed it on
- * is the last address known to be real. */
-static void resolve_client(struct kg_conn *c)
-{
-	kg_str xff = c->req.xff;
-	char tmp[64];
-	unsigned char addr[16];
-	int family;
-	snprintf(c->client, sizeof(c->client), "%s", c->peer);
-	c->req.is_peer_trusted = c->rt->ntrusted && parse_ip(kg_str_c(c->peer), tmp, sizeof(tmp), &family, addr) &&
-	                         is_trusted(c->rt, family, addr);
-	if (!c->req.is_peer_trusted || !xff.n)
-		return;
-	size_t end = xff.n;
-	while (end > 0) {
-		size_t start = end;
-		while (start > 0 && xff.p[start - 1] != ',')
-			start--;
-		kg_str ip = kg_str_trim((kg_str){ xff.p + start, end - start });
-		if (!parse_ip(ip, tmp, sizeof(tmp), &family, addr))
-			return;
-		memcpy(c->client, tmp, ip.n + 1);
-		if (!is_trusted(c->rt, family, addr))
-			return;
-		end = start ? start - 1 : 0;
-	}
-}
-
-/* Host as RFC 9110 section 7.2 allows it: a reg-name or an IP literal,
- * then an optional port. Anything else (spaces, '/', '@', control bytes)
- * could name a different host to the upstream than to keygate. */
-static bool is_valid_host(kg_str h)
-{
-	size_t i = 0;
-	if (h.n == 0)
-		return false;
-	if (h.p[0] == '[') {
-		for (i = 1; i < h.n && h.p[i] != ']'; i++)
-			if (!isxdigit((unsigned char)h.p[i]) && h.p[i] != ':' && h.p[i] != '.')
-				return false;
-		if (i == h.n || i == 1)
-			return false;
-		i++;
-	} else {
-		for (; i < h.n && h.p[i] != ':'; i++)
-			if (!isalnum((unsigned char)h.p[i]) && !memchr("-._~!$&'()*+,;=%", h.p[i], 16))
-				return false;
-		if (i == 0)
-			return false;
-	}
-	if (i < h.n && h.p[i++] != ':')
-		return false;
-	for (; i < h.n; i++)
-		if (!isdigit((unsigned char)h.p[i]))
-			return false;
-	return true;
-}
-
-/* The request-head step for the target: r->path (normalised: the path the
- * policy judges, the schemes see and the upstream gets) and r->target (that
- * path and the query exactly as sent). Returns false with the connection's
- * error set when the target cannot be made unambiguous (docs/security.md). */
-static bool parse_target(struct kg_conn *c)
-{
-	struct kg_request *r = &c->req;
-	kg_str url = r->url, rest = url;
-
-	r->path = url; /* what the access log shows if the target is refused */
-	for (size_t i = 0; i < url.n; i++) {
-		unsigned char ch = (unsigned char)url.p[i];
-		if (ch < 0x20 || ch == 0x7f) {
-			conn_set_error(c, 400, "control character in the request target");
-			return false;
-		}
-		if (ch == '#') {
-			conn_set_error(c, 400, "'#' in the request target: a fragment is never sent to a server");
-			return false;
-		}
-	}
-	if (url.n == 0 || url.p[0] != '/') {
-		/* absolute form (RFC 9112 section 3.2.2): its authority replaces Host */
-		size_t skip = kg_str_has_prefix_ci(url, KG_STR("http://"))    ? 7
-		              : kg_str_has_prefix_ci(url, KG_STR("https://")) ? 8
-		                                                               : 0;
-		if (!skip) {
-			conn_set_error(c, 400, kg_str_eq(url, KG_STR("*"))
-			                           ? "the asterisk-form request target (*) is not supported"
-			                           : "request target must be a path starting with '/' or an absolute "
-			                             "http:// URL");
-			return false;
-		}
-		size_t end = skip;
-		while (end < url.n && url.p[end] != '/' && url.p[end] != '?')
-			end++;
-		kg_str authority = { url.p + skip, end - skip };
-		if (memchr(authority.p, '@', authority.n) || !is_valid_host(authority)) {
-			conn_set_error(c, 400, "invalid authority in the absolute request target");
-			return false;
-		}
-		r->host = authority;
-		rest = (kg_str){ url.p + end, url.n - end };
-	}
-	const char *q = memchr(rest.p, '?', rest.n);
-	kg_str path = { rest.p, q ? (size_t)(q - rest.p) : rest.n };
-	kg_str query = { path.p + path.n, rest.n - path.n };
-	if (path.n == 0)
-		path = KG_STR("/"); /* "http://host?q" */
-	char *out = kg_arena_alloc(&c->arena, path.n + query.n + 1);
-	if (!out) {
-		conn_set_error(c, 500, "out of memory");
-		return false;
-	}
-	unsigned flags = strcmp(c->rt->cfg->escaped_slashes, "keep") == 0 ? KG_PATH_KEEP_ESCAPED_SLASHES : 0;
-	size_t n = 0;
-	const char *why = NULL;
-	if (kg_path_normalize(path, flags, out, &n, NULL, &why) != KG_OK) {
-		conn_set_error(c, 400, why ? why : "invalid request path");
-		return false;
-	}
-	memcpy(out + n, query.p, query.n);
-	r->path = (kg_str){ out, n };
-	r->target = (kg_str){ out, n + query.n };
-	return true;
-}
-
-/* True when every protocol the client's Upgrade header asks for is one
- * proxy.upgrades tunnels; any other Upgrade request goes upstream as an
- * ordinary request, without its Upgrade headers. */
-static bool is_allowed_upgrade(const struct kg_runtime *rt, kg_str upgrade)
-{
-	size_t i = 0, n = 0;
-	while (i < upgrade.n) {
-		size_t j = i;
-		while (j < upgrade.n && upgrade.p[j] != ',')
-			j++;
-		kg_str proto = kg_str_trim((kg_str){ upgrade.p + i, j - i });
-		const char *slash = memchr(proto.p, '/', proto.n);
-		if (slash)
-			proto.n = (size_t)(slash - proto.p); /* "websocket/13": the name decides */
-		if (proto.n) {
-			bool is_listed = false;
-			for (size_t k = 0; k < rt->cfg->upgrades.n && !is_listed; k++)
-				is_listed = kg_str_eq_ci(proto, kg_str_c(rt->cfg->upgrades.v[k]));
-			if (!is_listed)
-				return false;
-			n++;
-		}
-		i = j + 1;
-	}
-	return n > 0;
-}
-
 static void auth_done(struct kg_conn *c);
 
 static int dispatch_head(struct kg_conn *c)
 {
 	struct kg_request *r = &c->req;
 	struct kg_runtime *rt = c->rt;
-	bool seen_host = false, seen_auth = false;
 
 	r->method = kg_str_c(llhttp_method_name(llhttp_get_method(&c->parser)));
 	r->version_major = llhttp_get_http_major(&c->parser);
@@ -847,66 +639,21 @@ static int dispatch_head(struct kg_conn *c)
 	r->is_head = kg_str_eq(r->method, KG_STR("HEAD"));
 	c->keep_alive = llhttp_should_keep_alive(&c->parser);
 
-	for (size_t i = 0; i < r->nheaders; i++) {
-		kg_str name = kg__req_header(c, i, false), value = kg__req_header(c, i, true);
-		if (kg_str_eq_ci(name, KG_STR("Host"))) {
-			if (seen_host) {
-				conn_set_error(c, 400, "duplicate Host header");
-				return -1;
-			}
-			seen_host = true;
-			r->host = value;
-		} else if (kg_str_eq_ci(name, KG_STR("Authorization"))) {
-			if (seen_auth) {
-				conn_set_error(c, 400, "duplicate Authorization header");
-				return -1;
-			}
-			seen_auth = true;
-			r->authorization = value;
-		} else if (kg_str_eq_ci(name, KG_STR("Connection"))) {
-			r->connection = value;
-		} else if (kg_str_eq_ci(name, KG_STR("Upgrade"))) {
-			r->upgrade = value;
-		} else if (kg_str_eq_ci(name, KG_STR("X-Forwarded-For"))) {
-			if (r->xff.n) {
-				/* several X-Forwarded-For headers read as one list */
-				size_t n = r->xff.n + 2 + value.n;
-				char *p = kg_arena_alloc(&c->arena, n);
-				if (!p)
-					return -1;
-				memcpy(p, r->xff.p, r->xff.n);
-				memcpy(p + r->xff.n, ", ", 2);
-				memcpy(p + r->xff.n + 2, value.p, value.n);
-				r->xff = (kg_str){ p, n };
-			} else {
-				r->xff = value;
-			}
-		} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
-			if (kg__req_find(c, KG_STR("Transfer-Encoding")).p) {
-				conn_set_error(c, 400, "both Content-Length and Transfer-Encoding headers");
-				return -1;
-			}
-		}
-	}
-	if (c->parser.flags & F_CHUNKED) {
-		r->body = KG_BODY_CHUNKED;
-	} else if ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0) {
-		r->body = KG_BODY_LENGTH;
-		r->content_length = c->parser.content_length;
-	}
-	r->is_upgrade = c->parser.upgrade && r->upgrade.n && !kg_str_eq(r->method, KG_STR("CONNECT")) &&
-	                is_allowed_upgrade(rt, r->upgrade);
-	if (r->version_major != 1 || r->version_minor > 1) {
-		conn_set_error(c, 505, "HTTP version not supported: keygate speaks HTTP/1.0 and HTTP/1.1");
+	r->fields = kg_arena_alloc(&c->arena, sizeof(*r->fields) * (r->nheaders ? r->nheaders : 1));
+	if (!r->fields) {
+		conn_set_error(c, 500, "out of memory");
 		return -1;
 	}
-	if (seen_host ? !is_valid_host(r->host) : r->version_minor >= 1) {
-		conn_set_error(c, 400, seen_host ? "invalid Host header" : "HTTP/1.1 request without a Host header");
+	for (size_t i = 0; i < r->nheaders; i++)
+		r->fields[i] = (kg_head_field){ kg__req_header(c, i, false), kg__req_header(c, i, true) };
+	kg_head h;
+	kg__req_head(c, &h);
+	if (kg_head_judge(&h, &rt->head_rules, &c->arena, &r->facts) != KG_OK) {
+		conn_set_error(c, r->facts.status, r->facts.message);
 		return -1;
 	}
-	if (!parse_target(c))
-		return -1;
-	resolve_client(c);
+	_Static_assert(sizeof(c->client) == sizeof(r->facts.client), "client address buffers differ");
+	memcpy(c->client, r->facts.client, sizeof(c->client));
 	uv_timer_stop(&c->timer);
 	r->is_head_done = true;
 
@@ -914,28 +661,28 @@ static int dispatch_head(struct kg_conn *c)
 		conn_set_error(c, 405, "the CONNECT method is not supported");
 		return -1;
 	}
-	r->route = kg__route_find(rt, r->path);
+	r->route = kg__route_find(rt, r->facts.path);
 	if (r->route) {
 		r->body_limit = r->route->body_limit ? r->route->body_limit : (uint64_t)rt->cfg->max_body_bytes;
-		if (r->body == KG_BODY_LENGTH && r->content_length > r->body_limit) {
+		if (r->facts.body == KG_BODY_LENGTH && r->facts.content_length > r->body_limit) {
 			conn_set_error(c, 413, "request body too large");
 			return -1;
 		}
-		if (r->body != KG_BODY_NONE)
+		if (r->facts.body != KG_BODY_NONE)
 			conn_watch(c, true); /* the body must keep coming */
 		return 0;
 	}
 
-	kg_auth_decide(&rt->auth, r->method, r->path, r->authorization, (int64_t)time(NULL), &c->arena,
+	kg_auth_decide(&rt->auth, r->method, r->facts.path, r->facts.authorization, (int64_t)time(NULL), &c->arena,
 	               &r->decision);
-	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, r->method, r->path, auth_done)) {
+	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, r->method, r->facts.path, auth_done)) {
 		/* a password check runs off the loop; a bodiless request still
 		 * completes its parse (on_message_complete waits in this state) */
 		c->state = KG_CONN_AUTH;
-		return r->body == KG_BODY_NONE ? 0 : HPE_PAUSED;
+		return r->facts.body == KG_BODY_NONE ? 0 : HPE_PAUSED;
 	}
 	if (r->decision.status != 200) {
-		if (r->body != KG_BODY_NONE) {
+		if (r->facts.body != KG_BODY_NONE) {
 			/* answer now and close rather than read a body nobody wants */
 			c->keep_alive = false;
 			kg__conn_respond_decision(c);
@@ -948,7 +695,7 @@ static int dispatch_head(struct kg_conn *c)
 	/* A request with a body pauses here until the upstream is ready for it;
 	 * one without (upgrades included) runs on to its message completion,
 	 * which pauses instead. */
-	return r->body == KG_BODY_NONE ? 0 : HPE_PAUSED;
+	return r->facts.body == KG_BODY_NONE ? 0 : HPE_PAUSED;
 }
 
 /* The password check of a proxied request is done: refuse, or go upstream

@@ -16,6 +16,7 @@
 #include "keygate/arena.h"
 #include "keygate/auth.h"
 #include "keygate/config.h"
+#include "keygate/head.h"
 #include "keygate/policy.h"
 #include "keygate/str.h"
 
@@ -29,12 +30,6 @@ struct kg_avax;
  * body size. */
 #define KG_HIGH_WATER (256 * 1024)
 #define KG_READ_BUF (64 * 1024)
-
-struct kg_cidr {
-	int family;
-	unsigned char addr[16];
-	int prefix;
-};
 
 /* An immutable snapshot of configuration and policy, swapped atomically on
  * SIGHUP. Requests hold a reference for their whole life. */
@@ -53,6 +48,7 @@ struct kg_runtime {
 	socklen_t up_addrlen;
 	struct kg_cidr *trusted;
 	size_t ntrusted;
+	kg_head_rules head_rules; /* how request heads are judged and rewritten (lib/head.c) */
 	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
 	struct kg_avax *avax;   /* AvalancheGo Auth API, NULL when off */
 	struct kg_users *users; /* HTTP Basic users, NULL when off */
@@ -115,27 +111,20 @@ struct kg_header {
 	uint32_t name_off, name_len, value_off, value_len;
 };
 
-enum kg_body_kind { KG_BODY_NONE, KG_BODY_LENGTH, KG_BODY_CHUNKED };
-
 struct kg_request {
 	kg_str method;
 	kg_str url;             /* as received */
-	kg_str path;            /* url without query (and without scheme://host) */
-	kg_str target;          /* path + query: what goes upstream */
 	struct kg_header *headers;
+	kg_head_field *fields;  /* the same headers as lib/head.c reads them (arena), once the head is in */
 	size_t nheaders;
 	int version_major, version_minor;
-	enum kg_body_kind body;
-	uint64_t content_length;
+	kg_head_facts facts;    /* what the head says (kg_head_judge): host, path, target, body, ... */
 	uint64_t body_seen;
-	kg_str host, authorization, connection, upgrade, xff;
-	bool is_upgrade;
 	const struct kg_route *route; /* the endpoint keygate answers itself; NULL: proxied */
 	bool is_head_done;      /* the head is parsed and dispatched */
 	bool is_complete;       /* the whole request has been read */
 	bool cred_consumed;     /* a scheme verified the Authorization header */
 	bool is_head;
-	bool is_peer_trusted;   /* the socket peer is in trusted_proxies */
 	bool is_target_restructured; /* forward-auth: normalising the original URI changed its segments */
 	bool is_logged;         /* its access-log line is written (kg__conn_log) */
 	kg_buf own_body;        /* body of an own-endpoint request (capped) */
@@ -281,7 +270,10 @@ void kg__conn_resume_reading(struct kg_conn *c);
 void kg__conn_pause_reading(struct kg_conn *c);
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value);
 kg_str kg__req_find(const struct kg_conn *c, kg_str name);
-bool kg__is_hop_by_hop(kg_str name, kg_str connection);
+/* c's request head as lib/head.c reads it (once c->req.fields is built). Its
+ * llhttp facts (body, upgrade) are the parser's current ones: right while
+ * the head is dispatched, stale later (kg_head_write_upstream reads none). */
+void kg__req_head(const struct kg_conn *c, kg_head *out);
 void kg__worker_drain(struct kg_worker *w);
 const char *kg__reason(int status);
 

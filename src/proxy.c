@@ -64,136 +64,17 @@ static bool is_idempotent(kg_str m)
 	       kg_str_eq(m, KG_STR("PUT")) || kg_str_eq(m, KG_STR("DELETE")) || kg_str_eq(m, KG_STR("TRACE"));
 }
 
-/* True when name starts with prefix, '_' in name read as '-': CGI, WSGI,
- * Rack and PHP turn both into HTTP_X_KEYGATE_..., so both spellings are the
- * same header to the upstream. */
-static bool has_prefix_dashed(kg_str name, kg_str prefix)
-{
-	if (name.n < prefix.n)
-		return false;
-	for (size_t i = 0; i < prefix.n; i++) {
-		char a = name.p[i] == '_' ? '-' : name.p[i], b = prefix.p[i];
-		if (a >= 'A' && a <= 'Z')
-			a = (char)(a - 'A' + 'a');
-		if (b >= 'A' && b <= 'Z')
-			b = (char)(b - 'A' + 'a');
-		if (a != b)
-			return false;
-	}
-	return true;
-}
-
-static bool is_x_forwarded_proto_or_host(kg_str name)
-{
-	return kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
-}
-
-static bool skip_request_header(const struct kg_conn *c, kg_str name, bool is_tunnel)
-{
-	const struct kg_runtime *rt = c->rt;
-	const struct kg_request *r = &c->req;
-	if (is_tunnel && kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
-		return false; /* part of an h2c upgrade keygate tunnels: build_head lists it in Connection */
-	if (kg__is_hop_by_hop(name, r->connection))
-		return true;
-	if (has_prefix_dashed(name, KG_STR("X-Keygate-")))
-		return true; /* identity headers are keygate's alone: never forged */
-	if (!rt->cfg->underscores_in_headers && name.n && memchr(name.p, '_', name.n))
-		return true; /* X_Role would reach a CGI upstream as HTTP_X_ROLE, like X-Role */
-	if (kg_str_eq_ci(name, KG_STR("Host")) || kg_str_eq_ci(name, KG_STR("Content-Length")))
-		return true;
-	if (kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
-		return true; /* an h2c upgrade keygate does not tunnel goes as a plain request */
-	if (kg_str_eq_ci(name, KG_STR("Forwarded")) && !r->is_peer_trusted)
-		return true; /* says who the client is: believed only from a trusted proxy */
-	if (rt->cfg->forwarded_headers && kg_str_eq_ci(name, KG_STR("X-Forwarded-For")))
-		return true; /* rewritten by build_head, the peer appended */
-	if (rt->cfg->forwarded_headers && !r->is_peer_trusted && is_x_forwarded_proto_or_host(name))
-		return true;
-	if (r->cred_consumed && !rt->cfg->forward_credentials && kg_str_eq_ci(name, KG_STR("Authorization")))
-		return true;
-	return false;
-}
-
+/* The head the upstream gets (lib/head.c), kept in c->req.up_head for one
+ * retry. */
 static kg_err build_head(struct kg_conn *c)
 {
-	const struct kg_runtime *rt = c->rt;
 	struct kg_request *r = &c->req;
-	kg_buf *b = &r->up_head;
-	kg_err err = KG_OK;
-	bool is_tunnel = r->is_upgrade; /* http.c: only protocols in proxy.upgrades */
-	bool has_proto = false, has_host = false, has_h2_settings = false;
-
-	kg_buf_clear(b);
-#define OUT(s) do { if ((err = kg_buf_appends(b, (s)))) return err; } while (0)
-	OUT(r->method);
-	OUT(KG_STR(" "));
-	OUT(kg_str_c(rt->up_base));
-	OUT(r->target.n ? r->target : KG_STR("/"));
-	OUT(KG_STR(" HTTP/1.1\r\n"));
-	for (size_t i = 0; i < r->nheaders; i++) {
-		kg_str name = kg__req_header(c, i, false);
-		if (skip_request_header(c, name, is_tunnel))
-			continue;
-		/* a trusted proxy in front (TLS offload) knows the scheme and host
-		 * the client used: its X-Forwarded-Proto/-Host stand */
-		has_proto = has_proto || kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto"));
-		has_host = has_host || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
-		has_h2_settings = has_h2_settings || kg_str_eq_ci(name, KG_STR("HTTP2-Settings"));
-		OUT(name);
-		OUT(KG_STR(": "));
-		OUT(kg__req_header(c, i, true));
-		OUT(KG_STR("\r\n"));
-	}
-	OUT(KG_STR("Host: "));
-	OUT(rt->cfg->preserve_host && r->host.n ? r->host : kg_str_c(rt->up_hostport));
-	OUT(KG_STR("\r\n"));
-	if (rt->cfg->forwarded_headers) {
-		OUT(KG_STR("X-Forwarded-For: "));
-		if (r->xff.n) {
-			OUT(r->xff);
-			OUT(KG_STR(", "));
-		}
-		OUT(kg_str_c(c->peer));
-		OUT(KG_STR("\r\n"));
-		if (!has_proto)
-			OUT(KG_STR("X-Forwarded-Proto: http\r\n"));
-		if (r->host.n && !has_host) {
-			OUT(KG_STR("X-Forwarded-Host: "));
-			OUT(r->host);
-			OUT(KG_STR("\r\n"));
-		}
-	}
-	if (r->body == KG_BODY_LENGTH) {
-		OUT(KG_STR("Content-Length: "));
-		if ((err = kg_buf_append_u64(b, r->content_length)))
-			return err;
-		OUT(KG_STR("\r\n"));
-	} else if (r->body == KG_BODY_CHUNKED) {
-		OUT(KG_STR("Transfer-Encoding: chunked\r\n"));
-	}
-	if (is_tunnel) {
-		OUT(has_h2_settings ? KG_STR("Connection: upgrade, HTTP2-Settings\r\nUpgrade: ")
-		                    : KG_STR("Connection: upgrade\r\nUpgrade: "));
-		OUT(r->upgrade);
-		OUT(KG_STR("\r\n"));
-	}
-	if (r->decision.is_authenticated) {
-		const struct kg_principal *p = &r->decision.principal;
-		OUT(KG_STR("X-Keygate-Scheme: "));
-		OUT(kg_str_c(p->scheme));
-		OUT(KG_STR("\r\nX-Keygate-Principal: "));
-		OUT(p->id);
-		OUT(KG_STR("\r\n"));
-		if (p->role.n) {
-			OUT(KG_STR("X-Keygate-Role: "));
-			OUT(p->role);
-			OUT(KG_STR("\r\n"));
-		}
-	}
-	OUT(KG_STR("\r\n"));
-#undef OUT
-	return KG_OK;
+	kg_head h;
+	kg__req_head(c, &h);
+	kg_buf_clear(&r->up_head);
+	return kg_head_write_upstream(&h, &r->facts, &c->rt->head_rules,
+	                              r->decision.is_authenticated ? &r->decision.principal : NULL, r->cred_consumed,
+	                              &r->up_head);
 }
 
 /* ---- upstream connection lifetime ---- */
@@ -337,7 +218,7 @@ static bool try_retry(struct kg_conn *c, struct kg_upconn *u)
 	/* a pooled connection that died before answering: the request never
 	 * reached the upstream's application, so an idempotent request without a
 	 * body can be sent again, once, on a fresh connection */
-	if (!u->is_reused || u->got_bytes || c->req.body != KG_BODY_NONE || !is_idempotent(c->req.method))
+	if (!u->is_reused || u->got_bytes || c->req.facts.body != KG_BODY_NONE || !is_idempotent(c->req.method))
 		return false;
 	kg_debug("upstream connection from the pool was stale; retrying on a fresh one");
 	up_close(u);
@@ -427,7 +308,7 @@ void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
 	struct kg_upconn *u = c->up;
 	if (!u || len == 0)
 		return;
-	if (c->req.body == KG_BODY_CHUNKED) {
+	if (c->req.facts.body == KG_BODY_CHUNKED) {
 		char hdr[24];
 		int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
 		uv_buf_t b[3] = { uv_buf_init(hdr, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
@@ -443,7 +324,7 @@ void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
 
 void kg__proxy_body_end(struct kg_conn *c)
 {
-	if (c->up && c->req.body == KG_BODY_CHUNKED) {
+	if (c->up && c->req.facts.body == KG_BODY_CHUNKED) {
 		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
 		up_write(c->up, &b, 1);
 	}
@@ -610,7 +491,7 @@ static int r_headers_complete(llhttp_t *p)
 	}
 
 	bool is_switch = status == 101;
-	if (is_switch && !c->req.is_upgrade) {
+	if (is_switch && !c->req.facts.is_upgrade) {
 		u->bad_why = "upstream switched protocols without being asked";
 		return -1;
 	}
@@ -660,7 +541,7 @@ static int r_headers_complete(llhttp_t *p)
 		err = kg_buf_appends(hb, KG_STR("\r\n"));
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
-		if (is_framing(name) || kg__is_hop_by_hop(name, connection))
+		if (is_framing(name) || kg_head_is_hop_by_hop(name, connection))
 			continue;
 		err = kg_buf_appends(hb, name);
 		if (!err)
@@ -859,15 +740,15 @@ static void on_up_timeout(uv_timer_t *t)
 		fail(c, 504, "upstream timed out: no connection within proxy.connect_timeout");
 	} else if (u->got_bytes) {
 		kg_warn("upstream fell silent in the middle of the response to %.*s %.*s", (int)c->req.method.n,
-		        c->req.method.p, (int)c->req.path.n, c->req.path.p);
+		        c->req.method.p, (int)c->req.facts.path.n, c->req.facts.path.p);
 		fail(c, 504, "upstream timed out in the middle of its response");
 	} else if (!c->req.is_complete) {
 		kg_warn("upstream stopped taking the body of %.*s %.*s", (int)c->req.method.n, c->req.method.p,
-		        (int)c->req.path.n, c->req.path.p);
+		        (int)c->req.facts.path.n, c->req.facts.path.p);
 		fail(c, 504, "upstream timed out: it stopped reading the request body");
 	} else {
 		kg_warn("upstream did not answer %.*s %.*s in time", (int)c->req.method.n, c->req.method.p,
-		        (int)c->req.path.n, c->req.path.p);
+		        (int)c->req.facts.path.n, c->req.facts.path.p);
 		fail(c, 504, "upstream timed out: no response within proxy.upstream_timeout");
 	}
 }

@@ -18,6 +18,7 @@
 
 #include "keygate/cache.h"
 #include "keygate/log.h"
+#include "keygate/path.h"
 #include "keygate/store.h"
 #include "keygate/url.h"
 #include "keygate/users.h"
@@ -182,34 +183,6 @@ static kg_err parse_upstream(struct kg_runtime *rt, const char *url, kg_buf *why
 	return KG_OK;
 }
 
-static kg_err parse_cidr(const char *s, struct kg_cidr *out)
-{
-	char addr[64];
-	const char *slash = strchr(s, '/');
-	size_t n = slash ? (size_t)(slash - s) : strlen(s);
-	if (n >= sizeof(addr))
-		return KG_EINVAL;
-	memcpy(addr, s, n);
-	addr[n] = '\0';
-	memset(out, 0, sizeof(*out));
-	if (inet_pton(AF_INET, addr, out->addr) == 1) {
-		out->family = AF_INET;
-		out->prefix = 32;
-	} else if (inet_pton(AF_INET6, addr, out->addr) == 1) {
-		out->family = AF_INET6;
-		out->prefix = 128;
-	} else {
-		return KG_EINVAL;
-	}
-	if (slash) {
-		unsigned long long v;
-		if (kg_str_to_u64(kg_str_c(slash + 1), (unsigned long long)out->prefix, &v) != KG_OK)
-			return KG_EINVAL;
-		out->prefix = (int)v;
-	}
-	return KG_OK;
-}
-
 /* The scheme that owns a route answers a missing credential there: with
  * several schemes on, AvalancheGo's /ext/ routes and the routes the Bee
  * policy names. */
@@ -275,7 +248,7 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		if (!rt->trusted)
 			goto fail;
 		for (size_t i = 0; i < cfg->trusted_proxies.n; i++) {
-			if (parse_cidr(cfg->trusted_proxies.v[i], &rt->trusted[i]) != KG_OK) {
+			if (kg_cidr_parse(cfg->trusted_proxies.v[i], &rt->trusted[i]) != KG_OK) {
 				kg_buf_printf(why, "trusted_proxies: %s: not an address or CIDR", cfg->trusted_proxies.v[i]);
 				err = KG_ECONFIG;
 				goto fail;
@@ -283,6 +256,18 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		}
 		rt->ntrusted = cfg->trusted_proxies.n;
 	}
+	rt->head_rules = (kg_head_rules){
+		.path_flags = strcmp(cfg->escaped_slashes, "keep") == 0 ? KG_PATH_KEEP_ESCAPED_SLASHES : 0,
+		.upgrades = cfg->upgrades,
+		.trusted = rt->trusted,
+		.ntrusted = rt->ntrusted,
+		.underscores_in_headers = cfg->underscores_in_headers,
+		.forwarded_headers = cfg->forwarded_headers,
+		.forward_credentials = cfg->forward_credentials,
+		.preserve_host = cfg->preserve_host,
+		.up_base = kg_str_c(rt->up_base),
+		.up_hostport = kg_str_c(rt->up_hostport),
+	};
 
 	if (cfg->restricted) {
 		if ((err = kg__bee_new(cfg, rt->policy, g_store, g_cache, &rt->bee, why)))

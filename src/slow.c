@@ -200,7 +200,7 @@ static void settle(const struct kg_auth_job *j, struct kg_conn *c, kg_str method
 	if (status != 0) {
 		refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
 	} else if (j->err == KG_OK) {
-		kg_auth_decide(&c->rt->auth, method, path, c->req.authorization, (int64_t)time(NULL), &c->arena, d);
+		kg_auth_decide(&c->rt->auth, method, path, c->req.facts.authorization, (int64_t)time(NULL), &c->arena, d);
 		if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
 			refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
 	} else {
@@ -238,7 +238,7 @@ static void auth_job_done(struct kg_password_check *pc, struct kg_conn *c, int s
 /* The check in flight on c's worker for exactly c's credential, if any. */
 static struct kg_auth_job *auth_job_find(const struct kg_conn *c)
 {
-	kg_str a = c->req.authorization;
+	kg_str a = c->req.facts.authorization;
 	for (struct kg_auth_job *j = c->w->auth_jobs; j; j = j->next)
 		if (j->ac == &c->rt->auth && j->authorization.n == a.n && CRYPTO_memcmp(j->authorization.p, a.p, a.n) == 0)
 			return j;
@@ -270,7 +270,7 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 	}
 	j->w = c->w;
 	j->ac = &c->rt->auth;
-	j->authorization = c->req.authorization; /* in c's head, which the job holds */
+	j->authorization = c->req.facts.authorization; /* in c's head, which the job holds */
 	j->method = method;
 	j->path = path;
 	j->now = (int64_t)time(NULL);

@@ -85,3 +85,26 @@ def test_http_versions_other_than_1_0_and_1_1_get_505_and_garbage_400():
             c.send(b"GET /x HTTP/1.Z\r\nHost: a\r\n\r\n")
             expect_error(c.read_response(), 400)
         check(up.requests() == [], "the upstream saw %r" % up.requests())
+
+
+def test_names_listed_in_a_second_connection_header_are_not_forwarded():
+    # found by tests/fuzz/fuzz_head.c: only the last Connection header was read
+    with Upstream() as up, proxy(up) as kg, Client(kg.port, timeout=10) as c:
+        c.send(b"GET /conn HTTP/1.1\r\nHost: a\r\nConnection: X-Hop-A\r\nConnection: keep-alive, X-Hop-B\r\n"
+               b"X-Hop-A: 1\r\nX-Hop-B: 2\r\nX-End: 3\r\n\r\n")
+        r = c.read_response()
+        check(r.status == 200, "GET /conn: %d %r" % (r.status, r.body[:200]))
+        h = headers_of(r)
+        check("x-hop-a" not in h and "x-hop-b" not in h, "hop-by-hop headers reached the upstream: %r" % h)
+        check(h.get("x-end") == "3", "the end-to-end header is missing upstream: %r" % h)
+
+
+def test_invalid_header_field_names_are_refused_and_the_upstream_gets_nothing():
+    # found by tests/fuzz/fuzz_head.c: llhttp lets ": v" and "A B: v" through,
+    # and keygate forwarded them
+    with Upstream() as up, proxy(up) as kg:
+        for line in (b": v", b"X-A Authorization: Basic eDp5"):
+            with Client(kg.port, timeout=10) as c:
+                c.send(b"GET /bad-name HTTP/1.1\r\nHost: a\r\n" + line + b"\r\nConnection: close\r\n\r\n")
+                expect_error(c.read_response(), 400, "invalid header field name")
+        check(up.requests() == [], "the upstream received %r" % up.requests())

@@ -1,0 +1,132 @@
+/* head.h - what keygate decides from a request head, and the head it writes
+ * upstream: pure functions over plain data (no sockets, no event loop, no
+ * globals), so the rules most exposed to the network are unit-tested and
+ * fuzzed in one place (docs/security.md explains each rule).
+ *
+ * The daemon collects a head with llhttp (src/http.c), describes it as a
+ * kg_head, has kg_head_judge turn it into kg_head_facts (or a refusal), and,
+ * once the request is authorized, kg_head_write_upstream writes what the
+ * upstream gets (src/proxy.c). */
+#ifndef KEYGATE_HEAD_H
+#define KEYGATE_HEAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "keygate/arena.h"
+#include "keygate/auth.h"
+#include "keygate/config.h"
+#include "keygate/err.h"
+#include "keygate/str.h"
+
+/* An address or a CIDR block of trusted_proxies. */
+struct kg_cidr {
+	int family; /* AF_INET or AF_INET6 */
+	unsigned char addr[16];
+	int prefix;
+};
+
+/* Parses "ADDR" or "ADDR/BITS" (IPv4 or IPv6; BITS up to 32 or 128).
+ * KG_EINVAL on anything else. */
+kg_err kg_cidr_parse(const char *s, struct kg_cidr *out) KG_MUST_CHECK;
+
+/* One header field as received: name raw, value without surrounding OWS.
+ * Both borrowed. */
+typedef struct kg_head_field {
+	kg_str name, value;
+} kg_head_field;
+
+/* A request head as the parser saw it. Everything is borrowed. */
+typedef struct kg_head {
+	kg_str method;                /* "GET", as llhttp names it */
+	kg_str url;                   /* the request target, as sent */
+	int version_major, version_minor;
+	const kg_head_field *fields;
+	size_t nfields;
+	bool is_chunked;              /* llhttp: Transfer-Encoding ends in chunked */
+	bool has_content_length;      /* llhttp: a Content-Length header */
+	uint64_t content_length;
+	bool is_upgrade_requested;    /* llhttp: Upgrade with Connection: upgrade */
+	kg_str peer;                  /* the socket peer's address as text */
+} kg_head;
+
+enum kg_body_kind { KG_BODY_NONE, KG_BODY_LENGTH, KG_BODY_CHUNKED };
+
+#define KG_HEAD_ADDR_MAX 64
+
+/* What kg_head_judge found. Strings borrow from the kg_head's bytes or the
+ * arena passed to it. */
+typedef struct kg_head_facts {
+	kg_str host;          /* Host, or the absolute-form target's authority; empty: none (HTTP/1.0) */
+	kg_str authorization, connection, upgrade;
+	kg_str xff;           /* every X-Forwarded-For header, joined with ", " */
+	enum kg_body_kind body;
+	uint64_t content_length; /* KG_BODY_LENGTH */
+	bool is_upgrade;      /* a tunnel: every protocol Upgrade asks for is in rules->upgrades */
+	kg_str path;          /* normalised: the path judged, seen by the schemes and sent upstream
+	                       * (the target as sent when the target itself is refused: for the log) */
+	kg_str target;        /* path + the query exactly as sent */
+	bool is_peer_trusted; /* the socket peer is in rules->trusted */
+	char client[KG_HEAD_ADDR_MAX]; /* the client: the peer, or from X-Forwarded-For (see kg_head_judge) */
+	/* a refusal: the status (400, 500, 505) and a static message */
+	int status;
+	const char *message;
+} kg_head_facts;
+
+/* The settings a head is judged and rewritten under; one per runtime, every
+ * pointer borrowed from the configuration for the runtime's life. */
+typedef struct kg_head_rules {
+	unsigned path_flags;          /* KG_PATH_KEEP_ESCAPED_SLASHES: proxy.escaped_slashes keep */
+	kg_strlist upgrades;          /* proxy.upgrades */
+	const struct kg_cidr *trusted; /* trusted_proxies */
+	size_t ntrusted;
+	bool underscores_in_headers;  /* proxy.underscores_in_headers */
+	bool forwarded_headers;       /* proxy.forwarded_headers */
+	bool forward_credentials;     /* proxy.forward_credentials */
+	bool preserve_host;           /* proxy.preserve_host */
+	kg_str up_base;               /* the upstream URL's path prefix, "" when none */
+	kg_str up_hostport;           /* the Host header when not preserving the client's */
+} kg_head_rules;
+
+/* Judges h under rules into *out (overwritten). Refuses ambiguity: a second
+ * Host or Authorization, Content-Length with Transfer-Encoding, an HTTP
+ * version other than 1.0/1.1 (505), HTTP/1.1 without Host, an invalid Host,
+ * a target that is not origin or absolute http(s) form, holds a control
+ * byte or '#', or whose path kg_path_normalize refuses. The client is the
+ * peer unless the peer is trusted: then the right-most X-Forwarded-For entry
+ * that is not itself trusted, a non-address entry ending the walk. Several
+ * X-Forwarded-For headers are joined in arena; the normalised path and
+ * target are written there too.
+ * Returns KG_OK; KG_EINVAL when refused (out->status, out->message say how
+ * to answer); KG_ENOMEM (status 500). */
+kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *arena, kg_head_facts *out);
+
+/* Appends to out the head sent upstream for h as judged in f: the method,
+ * rules->up_base + f->target, HTTP/1.1; the client's fields except the
+ * hop-by-hop ones (and any its Connection names), X-Keygate-* in any
+ * '_'/'-' spelling, names with '_' (unless rules->underscores_in_headers),
+ * Host and the framing headers (written once, from f->body), Forwarded and
+ * X-Forwarded-Proto/-Host from an untrusted peer, X-Forwarded-For (rewritten
+ * with the peer appended when rules->forwarded_headers), Authorization when
+ * is_cred_consumed and not rules->forward_credentials; then Host,
+ * X-Forwarded-*, the framing, Connection/Upgrade for a tunnel, and the
+ * identity headers of who (borrowed; NULL: none). Of h it reads the method,
+ * the fields and the peer; the body and upgrade facts come from f.
+ * KG_ENOMEM when out cannot grow. */
+kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
+                              const struct kg_principal *who, bool is_cred_consumed, kg_buf *out) KG_MUST_CHECK;
+
+/* True for a hop-by-hop header (RFC 9110 section 7.6.1: Connection,
+ * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) or one the
+ * Connection header value (may be empty) lists. */
+bool kg_head_is_hop_by_hop(kg_str name, kg_str connection);
+
+/* True when name starts with prefix, ASCII case-insensitive, '_' in name
+ * read as '-' (CGI and friends see both as the same header). */
+bool kg_head_has_prefix_dashed(kg_str name, kg_str prefix);
+
+/* True when h is a valid Host value (RFC 9110 section 7.2): a reg-name or
+ * an IP literal, then an optional port. */
+bool kg_head_is_valid_host(kg_str h);
+
+#endif

@@ -1,0 +1,365 @@
+/* test_head.c - lib/head.c: heads judged (facts or refusals) and the exact
+ * upstream heads written for them. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+
+#include "keygate/head.h"
+#include "keygate/path.h"
+#include "kgtest.h"
+
+#define MAXF 32
+
+/* A head parsed from "METHOD TARGET HTTP/x.y\r\nName: value\r\n..." (no
+ * body; the framing facts are set by the case). */
+struct test_head {
+	kg_head h;
+	kg_head_field f[MAXF];
+};
+
+static kg_str trim(const char *p, size_t n)
+{
+	return kg_str_trim((kg_str){ p, n });
+}
+
+static void head_parse(struct test_head *t, const char *raw, const char *peer)
+{
+	memset(t, 0, sizeof(*t));
+	const char *end = raw + strlen(raw);
+	const char *eol = strstr(raw, "\r\n");
+	const char *sp1 = memchr(raw, ' ', (size_t)(eol - raw));
+	const char *sp2 = memchr(sp1 + 1, ' ', (size_t)(eol - sp1 - 1));
+	t->h.method = (kg_str){ raw, (size_t)(sp1 - raw) };
+	t->h.url = (kg_str){ sp1 + 1, (size_t)(sp2 - sp1 - 1) };
+	t->h.version_major = sp2[6] - '0';
+	t->h.version_minor = sp2[8] - '0';
+	for (const char *p = eol + 2; p < end;) {
+		const char *e = strstr(p, "\r\n");
+		const char *colon = memchr(p, ':', (size_t)(e - p));
+		t->f[t->h.nfields++] = (kg_head_field){ { p, (size_t)(colon - p) }, trim(colon + 1, (size_t)(e - colon - 1)) };
+		p = e + 2;
+	}
+	t->h.fields = t->f;
+	t->h.peer = kg_str_c(peer);
+}
+
+static struct kg_cidr trusted[2];
+static char *upgrade_names[] = { "websocket" };
+
+static kg_head_rules rules(void)
+{
+	KG_CHECK(kg_cidr_parse("10.0.0.0/8", &trusted[0]) == KG_OK, "10.0.0.0/8 does not parse");
+	KG_CHECK(kg_cidr_parse("::1", &trusted[1]) == KG_OK, "::1 does not parse");
+	return (kg_head_rules){
+		.upgrades = { upgrade_names, 1 },
+		.trusted = trusted,
+		.ntrusted = 2,
+		.forwarded_headers = true,
+		.up_base = KG_STR("/base"),
+		.up_hostport = KG_STR("up:8080"),
+	};
+}
+
+#define STR(s) (int)(s).n, (s).p
+
+struct judge_case {
+	const char *raw;
+	const char *peer;
+	const char *want_path;   /* NULL: refused */
+	int want_status;         /* refused */
+	const char *want_why;    /* refused: part of the message */
+};
+
+static const struct judge_case judge_cases[] = {
+	{ "GET /a HTTP/1.1\r\nHost: x\r\nHost: y\r\n", "192.0.2.1", NULL, 400, "duplicate Host" },
+	{ "GET /a HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nauthorization: b\r\n", "192.0.2.1", NULL, 400,
+	  "duplicate Authorization" },
+	{ "POST /a HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n", "192.0.2.1", NULL, 400,
+	  "both Content-Length and Transfer-Encoding" },
+	{ "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\nHost: x\r\ncontent-length: 3\r\n", "192.0.2.1", NULL, 400,
+	  "both Content-Length and Transfer-Encoding" },
+	{ "GET /a HTTP/1.1\r\nHost: x\r\n: v\r\n", "192.0.2.1", NULL, 400, "invalid header field name" },
+	{ "GET /a HTTP/1.1\r\nHost: x\r\nX-A Authorization: v\r\n", "192.0.2.1", NULL, 400,
+	  "invalid header field name" },
+	{ "GET /a HTTP/2.0\r\nHost: x\r\n", "192.0.2.1", NULL, 505, "HTTP version" },
+	{ "GET /a HTTP/1.2\r\nHost: x\r\n", "192.0.2.1", NULL, 505, "HTTP version" },
+	{ "GET /a HTTP/1.1\r\nAccept: */*\r\n", "192.0.2.1", NULL, 400, "without a Host" },
+	{ "GET /a HTTP/1.0\r\n", "192.0.2.1", "/a", 0, NULL },
+	{ "GET /a HTTP/1.1\r\nHost: a b\r\n", "192.0.2.1", NULL, 400, "invalid Host" },
+	{ "GET /a HTTP/1.1\r\nHost: x/y\r\n", "192.0.2.1", NULL, 400, "invalid Host" },
+	{ "GET /a HTTP/1.1\r\nHost: x:8x\r\n", "192.0.2.1", NULL, 400, "invalid Host" },
+	{ "GET /a HTTP/1.1\r\nHost: []\r\n", "192.0.2.1", NULL, 400, "invalid Host" },
+	{ "GET /a HTTP/1.1\r\nHost: \r\n", "192.0.2.1", NULL, 400, "invalid Host" },
+	{ "GET /a HTTP/1.1\r\nHost: [::1]:8080\r\n", "192.0.2.1", "/a", 0, NULL },
+	{ "GET http://example.com:80/a/../b?q=1 HTTP/1.1\r\nHost: other\r\n", "192.0.2.1", "/b", 0, NULL },
+	{ "GET HTTPS://example.com?q HTTP/1.1\r\nHost: other\r\n", "192.0.2.1", "/", 0, NULL },
+	{ "GET http://user@example.com/a HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "invalid authority" },
+	{ "GET ftp://example.com/a HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "must be a path" },
+	{ "OPTIONS * HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "asterisk" },
+	{ "GET /a#b HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "'#'" },
+	{ "GET /a\x01 HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "control character" },
+	{ "GET /public/%2e%2e/admin HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", "/admin", 0, NULL },
+	{ "GET //a/./b//c HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", "/a/b/c", 0, NULL },
+	{ "GET /a%2Fb HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "" },
+	{ "GET /a/..;/b HTTP/1.1\r\nHost: x\r\n", "192.0.2.1", NULL, 400, "" },
+};
+
+KG_TEST(test_judge_refuses_ambiguous_heads_and_normalises_the_target)
+{
+	kg_head_rules r = rules();
+	for (size_t i = 0; i < sizeof(judge_cases) / sizeof(judge_cases[0]); i++) {
+		const struct judge_case *c = &judge_cases[i];
+		struct test_head t;
+		kg_arena arena;
+		kg_head_facts f;
+		kg_arena_init(&arena, 1024);
+		head_parse(&t, c->raw, c->peer);
+		kg_err err = kg_head_judge(&t.h, &r, &arena, &f);
+		if (c->want_path) {
+			KG_CHECK(err == KG_OK, "case %zu (%.*s): refused %d '%s', want path %s", i, STR(t.h.url), f.status,
+			         f.message ? f.message : "", c->want_path);
+			if (err == KG_OK)
+				KG_CHECK(kg_str_eq(f.path, kg_str_c(c->want_path)), "case %zu: path '%.*s', want '%s'", i,
+				         STR(f.path), c->want_path);
+		} else {
+			KG_CHECK(err == KG_EINVAL && f.status == c->want_status && f.message &&
+			                 strstr(f.message, c->want_why),
+			         "case %zu (%.*s): got %s %d '%s', want %d '%s'", i, STR(t.h.url), kg_errname(err), f.status,
+			         f.message ? f.message : "", c->want_status, c->want_why);
+		}
+		kg_arena_destroy(&arena);
+	}
+}
+
+KG_TEST(test_absolute_form_authority_replaces_host_and_target_keeps_the_query)
+{
+	kg_head_rules r = rules();
+	struct test_head t;
+	kg_arena arena;
+	kg_head_facts f;
+	kg_arena_init(&arena, 1024);
+	head_parse(&t, "GET http://example.com:81/a/%2e%2e/b?x=%2e%2e HTTP/1.1\r\nHost: other\r\n", "192.0.2.1");
+	KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "refused: %s", f.message);
+	KG_CHECK(kg_str_eq(f.host, KG_STR("example.com:81")), "host '%.*s'", STR(f.host));
+	KG_CHECK(kg_str_eq(f.target, KG_STR("/b?x=%2e%2e")), "target '%.*s'", STR(f.target));
+	kg_arena_destroy(&arena);
+}
+
+KG_TEST(test_escaped_slashes_kept_only_when_configured)
+{
+	kg_head_rules r = rules();
+	r.path_flags = KG_PATH_KEEP_ESCAPED_SLASHES;
+	struct test_head t;
+	kg_arena arena;
+	kg_head_facts f;
+	kg_arena_init(&arena, 1024);
+	head_parse(&t, "GET /a%2fb HTTP/1.1\r\nHost: x\r\n", "192.0.2.1");
+	KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "refused: %s", f.message);
+	KG_CHECK(kg_str_eq(f.path, KG_STR("/a%2Fb")), "path '%.*s'", STR(f.path));
+	kg_arena_destroy(&arena);
+}
+
+struct client_case {
+	const char *peer;
+	const char *xff_headers; /* header lines */
+	const char *want_client;
+	bool want_trusted;
+};
+
+static const struct client_case client_cases[] = {
+	/* an untrusted peer's X-Forwarded-For says nothing */
+	{ "192.0.2.1", "X-Forwarded-For: 1.2.3.4\r\n", "192.0.2.1", false },
+	{ "10.0.0.1", "X-Forwarded-For: 1.2.3.4, 10.0.0.2\r\n", "1.2.3.4", true },
+	{ "10.0.0.1", "X-Forwarded-For: 5.5.5.5, 1.2.3.4\r\n", "1.2.3.4", true },
+	/* several headers are one list */
+	{ "10.0.0.1", "X-Forwarded-For: 1.2.3.4\r\nx-forwarded-for: 10.9.9.9\r\n", "1.2.3.4", true },
+	/* a non-address entry ends the walk at the last real hop */
+	{ "10.0.0.1", "X-Forwarded-For: 1.2.3.4, garbage, 10.0.0.2\r\n", "10.0.0.2", true },
+	{ "10.0.0.1", "X-Forwarded-For: 1.2.3.4, \r\n", "10.0.0.1", true },
+	{ "10.0.0.1", "X-Forwarded-For: 1.2.3.4:80\r\n", "10.0.0.1", true },
+	{ "10.0.0.1", "X-Forwarded-For: 10.0.0.3\r\n", "10.0.0.3", true },
+	{ "::1", "X-Forwarded-For: 2001:db8::1\r\n", "2001:db8::1", true },
+	{ "10.0.0.1", "", "10.0.0.1", true },
+	{ "unknown", "X-Forwarded-For: 1.2.3.4\r\n", "unknown", false },
+};
+
+KG_TEST(test_client_address_walks_x_forwarded_for_only_through_trusted_proxies)
+{
+	kg_head_rules r = rules();
+	for (size_t i = 0; i < sizeof(client_cases) / sizeof(client_cases[0]); i++) {
+		const struct client_case *c = &client_cases[i];
+		char raw[512];
+		snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: x\r\n%s", c->xff_headers);
+		struct test_head t;
+		kg_arena arena;
+		kg_head_facts f;
+		kg_arena_init(&arena, 1024);
+		head_parse(&t, raw, c->peer);
+		KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "case %zu refused: %s", i, f.message);
+		KG_CHECK(strcmp(f.client, c->want_client) == 0 && f.is_peer_trusted == c->want_trusted,
+		         "case %zu: client %s trusted %d, want %s %d", i, f.client, f.is_peer_trusted, c->want_client,
+		         c->want_trusted);
+		kg_arena_destroy(&arena);
+	}
+}
+
+struct upgrade_case {
+	const char *upgrade;
+	bool is_requested;
+	const char *method;
+	bool want;
+};
+
+static const struct upgrade_case upgrade_cases[] = {
+	{ "websocket", true, "GET", true },
+	{ "WebSocket/13", true, "GET", true },
+	{ "websocket, h2c", true, "GET", false },
+	{ "h2c", true, "GET", false },
+	{ " , ", true, "GET", false },
+	{ "h2c\r\nUpgrade: websocket", true, "GET", false }, /* every Upgrade header counts */
+	{ "websocket", false, "GET", false }, /* no Connection: upgrade */
+	{ "websocket", true, "CONNECT", false },
+};
+
+KG_TEST(test_only_listed_upgrades_are_tunnels)
+{
+	kg_head_rules r = rules();
+	for (size_t i = 0; i < sizeof(upgrade_cases) / sizeof(upgrade_cases[0]); i++) {
+		const struct upgrade_case *c = &upgrade_cases[i];
+		char raw[256];
+		snprintf(raw, sizeof(raw), "%s /ws HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nUpgrade: %s\r\n", c->method,
+		         c->upgrade);
+		struct test_head t;
+		kg_arena arena;
+		kg_head_facts f;
+		kg_arena_init(&arena, 1024);
+		head_parse(&t, raw, "192.0.2.1");
+		t.h.is_upgrade_requested = c->is_requested;
+		KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "case %zu refused: %s", i, f.message);
+		KG_CHECK(f.is_upgrade == c->want, "case %zu (%s): is_upgrade %d, want %d", i, c->upgrade, f.is_upgrade,
+		         c->want);
+		kg_arena_destroy(&arena);
+	}
+}
+
+/* ---- upstream heads, exact bytes ---- */
+
+struct write_case {
+	const char *name;
+	const char *raw;
+	const char *peer;
+	bool is_chunked, has_length;
+	uint64_t length;
+	bool is_upgrade_requested;
+	bool underscores, forwarded, forward_credentials, preserve_host;
+	bool is_authenticated, is_cred_consumed;
+	const char *want;
+};
+
+static const struct write_case write_cases[] = {
+	{ "hop-by-hop, identity and underscore headers from an untrusted client are dropped",
+	  "GET /x/../y?q=1 HTTP/1.1\r\nHost: public\r\nConnection: keep-alive, X-Secret\r\nX-Secret: s\r\n"
+	  "Keep-Alive: 5\r\nTE: trailers\r\nTrailer: X-T\r\nProxy-Authorization: p\r\nProxy-Connection: x\r\n"
+	  "X-Keygate-Role: admin\r\nX_Keygate_Principal: bob\r\nx-keygate_scheme: s\r\nX_Role: admin\r\n"
+	  "Forwarded: for=1.2.3.4\r\nX-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\n"
+	  "X-Forwarded-Host: evil\r\nAuthorization: Bearer k\r\nAccept: */*\r\n",
+	  "192.0.2.1", false, false, 0, false, false, true, false, false, true, true,
+	  "GET /base/y?q=1 HTTP/1.1\r\nAccept: */*\r\nHost: up:8080\r\n"
+	  "X-Forwarded-For: 1.2.3.4, 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: public\r\n"
+	  "X-Keygate-Scheme: apikey\r\nX-Keygate-Principal: k1\r\nX-Keygate-Role: admin\r\n\r\n" },
+	{ "a trusted proxy's Forwarded and X-Forwarded-Proto/-Host stand; Content-Length written once",
+	  "POST /x HTTP/1.1\r\nHost: public\r\nContent-Length: 5\r\nForwarded: for=1.2.3.4\r\n"
+	  "X-Forwarded-For: 1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: site\r\n",
+	  "10.0.0.1", false, true, 5, false, false, true, false, false, false, false,
+	  "POST /base/x HTTP/1.1\r\nForwarded: for=1.2.3.4\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: site\r\n"
+	  "Host: up:8080\r\nX-Forwarded-For: 1.2.3.4, 10.0.0.1\r\nContent-Length: 5\r\n\r\n" },
+	{ "names listed in any of several Connection headers are hop-by-hop",
+	  "GET /x HTTP/1.1\r\nHost: h\r\nConnection: X-A\r\nX-A: 1\r\nConnection: keep-alive, X-B\r\nX-B: 2\r\n"
+	  "X-C: 3\r\n",
+	  "192.0.2.1", false, false, 0, false, false, false, false, false, false, false,
+	  "GET /base/x HTTP/1.1\r\nX-C: 3\r\nHost: up:8080\r\n\r\n" },
+	{ "Transfer-Encoding written once, as chunked",
+	  "PUT /x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n",
+	  "192.0.2.1", true, false, 0, false, false, false, false, true, false, false,
+	  "PUT /base/x HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" },
+	{ "a listed upgrade is a tunnel: Connection and Upgrade written by keygate, h2 settings kept",
+	  "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket\r\n"
+	  "HTTP2-Settings: AAA\r\nSec-WebSocket-Key: k\r\n",
+	  "192.0.2.1", false, false, 0, true, false, false, false, false, false, false,
+	  "GET /base/ws HTTP/1.1\r\nHTTP2-Settings: AAA\r\nSec-WebSocket-Key: k\r\nHost: up:8080\r\n"
+	  "Connection: upgrade, HTTP2-Settings\r\nUpgrade: websocket\r\n\r\n" },
+	{ "an upgrade not listed goes as a plain request",
+	  "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAA\r\n",
+	  "192.0.2.1", false, false, 0, true, false, false, false, false, false, false,
+	  "GET /base/ws HTTP/1.1\r\nHost: up:8080\r\n\r\n" },
+	{ "underscores allowed: X_Role kept, X_Keygate_ still dropped; a credential not consumed is forwarded",
+	  "GET / HTTP/1.1\r\nHost: h\r\nX_Role: r\r\nX_KEYGATE_ROLE: admin\r\nAuthorization: Basic x\r\n",
+	  "192.0.2.1", false, false, 0, false, true, false, false, false, false, false,
+	  "GET /base/ HTTP/1.1\r\nX_Role: r\r\nAuthorization: Basic x\r\nHost: up:8080\r\n\r\n" },
+	{ "forward_credentials keeps a consumed credential",
+	  "GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic x\r\n",
+	  "192.0.2.1", false, false, 0, false, false, false, true, false, true, true,
+	  "GET /base/ HTTP/1.1\r\nAuthorization: Basic x\r\nHost: up:8080\r\nX-Keygate-Scheme: apikey\r\n"
+	  "X-Keygate-Principal: k1\r\nX-Keygate-Role: admin\r\n\r\n" },
+	{ "HTTP/1.0 without Host gets the upstream's; X-Forwarded-Host only when there was one",
+	  "GET /a HTTP/1.0\r\n",
+	  "192.0.2.1", false, false, 0, false, false, true, false, true, false, false,
+	  "GET /base/a HTTP/1.1\r\nHost: up:8080\r\nX-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\n\r\n" },
+};
+
+KG_TEST(test_upstream_head_exact_bytes)
+{
+	struct kg_principal who = { .scheme = "apikey", .id = KG_STR("k1"), .role = KG_STR("admin") };
+	for (size_t i = 0; i < sizeof(write_cases) / sizeof(write_cases[0]); i++) {
+		const struct write_case *c = &write_cases[i];
+		kg_head_rules r = rules();
+		r.underscores_in_headers = c->underscores;
+		r.forwarded_headers = c->forwarded;
+		r.forward_credentials = c->forward_credentials;
+		r.preserve_host = c->preserve_host;
+		struct test_head t;
+		kg_arena arena;
+		kg_head_facts f;
+		kg_buf out = { 0 };
+		kg_arena_init(&arena, 1024);
+		head_parse(&t, c->raw, c->peer);
+		t.h.is_chunked = c->is_chunked;
+		t.h.has_content_length = c->has_length;
+		t.h.content_length = c->length;
+		t.h.is_upgrade_requested = c->is_upgrade_requested;
+		KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "%s: refused: %s", c->name, f.message);
+		KG_CHECK(kg_head_write_upstream(&t.h, &f, &r, c->is_authenticated ? &who : NULL, c->is_cred_consumed,
+		                                &out) == KG_OK,
+		         "%s: write failed", c->name);
+		KG_CHECK(out.n == strlen(c->want) && memcmp(out.p, c->want, out.n) == 0, "%s:\n got: %.*s\nwant: %s",
+		         c->name, (int)out.n, out.p ? out.p : "", c->want);
+		kg_buf_free(&out, false);
+		kg_arena_destroy(&arena);
+	}
+}
+
+KG_TEST(test_hop_by_hop_names)
+{
+	static const char *hop[] = { "connection", "KEEP-ALIVE", "te", "Trailer", "transfer-encoding",
+		                     "Upgrade", "Proxy-Authorization", "proxy-anything" };
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		KG_CHECK(kg_head_is_hop_by_hop(kg_str_c(hop[i]), KG_STR_NULL), "%s is not hop-by-hop", hop[i]);
+	KG_CHECK(!kg_head_is_hop_by_hop(KG_STR("Accept"), KG_STR("close")), "Accept is hop-by-hop");
+	KG_CHECK(kg_head_is_hop_by_hop(KG_STR("x-a"), KG_STR("close ,  X-A ,b")), "a Connection-listed name is kept");
+	KG_CHECK(!kg_head_is_hop_by_hop(KG_STR("X-A"), KG_STR("X-AB")), "a prefix of a listed name is hop-by-hop");
+}
+
+KG_TEST(test_cidr_parse)
+{
+	struct kg_cidr c;
+	KG_CHECK(kg_cidr_parse("192.168.0.0/16", &c) == KG_OK && c.family == AF_INET && c.prefix == 16, "v4 /16");
+	KG_CHECK(kg_cidr_parse("2001:db8::/32", &c) == KG_OK && c.family == AF_INET6 && c.prefix == 32, "v6 /32");
+	KG_CHECK(kg_cidr_parse("10.0.0.1", &c) == KG_OK && c.prefix == 32, "bare v4");
+	KG_CHECK(kg_cidr_parse("10.0.0.0/33", &c) == KG_EINVAL, "/33 accepted");
+	KG_CHECK(kg_cidr_parse("10.0.0.0/", &c) == KG_EINVAL, "empty prefix accepted");
+	KG_CHECK(kg_cidr_parse("example.com", &c) == KG_EINVAL, "a name accepted");
+}
+
+int main(void)
+{
+	return kg_test_main();
+}
