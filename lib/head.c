@@ -248,9 +248,7 @@ static void resolve_client(const kg_head *h, const kg_head_rules *rules, kg_head
 	char tmp[KG_HEAD_ADDR_MAX];
 	unsigned char addr[16];
 	int family;
-	size_t pn = h->peer.n < sizeof(f->client) ? h->peer.n : sizeof(f->client) - 1;
-	memcpy(f->client, h->peer.p, pn);
-	f->client[pn] = '\0';
+	f->client = h->peer;
 	f->is_peer_trusted = rules->ntrusted && parse_ip(h->peer, tmp, sizeof(tmp), &family, addr) &&
 	                     is_trusted(rules, family, addr);
 	if (!f->is_peer_trusted || !xff.n)
@@ -263,7 +261,7 @@ static void resolve_client(const kg_head *h, const kg_head_rules *rules, kg_head
 		kg_str ip = kg_str_trim((kg_str){ xff.p + start, end - start });
 		if (!parse_ip(ip, tmp, sizeof(tmp), &family, addr))
 			return;
-		memcpy(f->client, tmp, ip.n + 1);
+		f->client = ip;
 		if (!is_trusted(rules, family, addr))
 			return;
 		end = start ? start - 1 : 0;
@@ -392,6 +390,8 @@ static bool skip_field(const kg_head_facts *f, const kg_head_rules *rules, kg_st
 		return true; /* X_Role would reach a CGI upstream as HTTP_X_ROLE, like X-Role */
 	if (kg_str_eq_ci(name, KG_STR("Host")) || kg_str_eq_ci(name, KG_STR("Content-Length")))
 		return true;
+	if (kg_str_eq_ci(name, KG_STR("Proxy")))
+		return true; /* httpoxy: no such header exists, and a CGI upstream reads it as HTTP_PROXY */
 	if (kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
 		return true; /* an h2c upgrade keygate does not tunnel goes as a plain request */
 	if (kg_str_eq_ci(name, KG_STR("Forwarded")) && !f->is_peer_trusted)

@@ -652,8 +652,9 @@ static int dispatch_head(struct kg_conn *c)
 		conn_set_error(c, r->facts.status, r->facts.message);
 		return -1;
 	}
-	_Static_assert(sizeof(c->client) == sizeof(r->facts.client), "client address buffers differ");
-	memcpy(c->client, r->facts.client, sizeof(c->client));
+	size_t cn = r->facts.client.n < sizeof(c->client) ? r->facts.client.n : sizeof(c->client) - 1;
+	memcpy(c->client, r->facts.client.p, cn); /* an IP address (a peer's fits too) */
+	c->client[cn] = '\0';
 	uv_timer_stop(&c->timer);
 	r->is_head_done = true;
 

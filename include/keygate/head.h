@@ -67,7 +67,9 @@ typedef struct kg_head_facts {
 	                       * (the target as sent when the target itself is refused: for the log) */
 	kg_str target;        /* path + the query exactly as sent */
 	bool is_peer_trusted; /* the socket peer is in rules->trusted */
-	char client[KG_HEAD_ADDR_MAX]; /* the client: the peer, or from X-Forwarded-For (see kg_head_judge) */
+	kg_str client;        /* the client: the peer, or an X-Forwarded-For entry (see kg_head_judge);
+	                       * a view of h's peer or fields, an IP address under KG_HEAD_ADDR_MAX bytes
+	                       * unless it is the peer as given */
 	/* a refusal: the status (400, 500, 505) and a static message */
 	int status;
 	const char *message;
