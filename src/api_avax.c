@@ -6,17 +6,19 @@
  * revocations live in the store, so tokens, revocations and password changes
  * survive restarts; a password change draws a new signing key, which ends
  * every earlier token at once (on other instances within a second); password
- * checks run on the thread pool and are throttled per client address. */
+ * checks run on the thread pool and are throttled per client address.
+ * Reading a request and writing its answer are lib/avax_rpc.c's; this file
+ * moves the bytes and runs the call behind the password check. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include "keygate/avax_rpc.h"
 #include "keygate/cache.h"
 #include "keygate/jwt.h"
 #include "keygate/log.h"
@@ -25,7 +27,6 @@
 #include "kg.h"
 
 #define KG_AVAX_NS KG_STR("avax")
-#define KG_AVAX_MAX_PASSWORD 1024
 #define KG_AVAX_REVOKED_PREFIX "avax:"
 
 struct kg_avax {
@@ -254,15 +255,9 @@ out:
 
 /* ---- JSON-RPC ---- */
 
-enum method { NEW_TOKEN, REVOKE_TOKEN, CHANGE_PASSWORD };
-
 struct rpc_work {
 	struct kg_password_check pc; /* first */
-	enum method method;
-	json_t *id;
-	kg_buf password, new_password, token;
-	char **endpoints;
-	size_t nendpoints;
+	struct kg_avax_call call;    /* lib/avax_rpc.c's reading of the request */
 	int64_t lifetime_ms;
 	struct kg_avax *x; /* the runtime's, which the password check holds */
 	/* outcome */
@@ -270,41 +265,26 @@ struct rpc_work {
 	kg_buf result;     /* the token for newToken */
 };
 
-static void rpc_send(struct kg_conn *c, json_t *id, json_t *result, int code, const char *message, int status,
-                     const char *extra)
+static void rpc_send(struct kg_conn *c, kg_err written, kg_buf *body, int status, const char *extra)
 {
-	json_t *o = json_object();
-	json_object_set_new(o, "jsonrpc", json_string("2.0"));
-	if (result) {
-		json_object_set_new(o, "result", result);
-	} else {
-		json_t *e = json_object();
-		json_object_set_new(e, "code", json_integer(code));
-		json_object_set_new(e, "message", json_string(message));
-		json_object_set_new(e, "data", json_null());
-		json_object_set_new(o, "error", e);
-	}
-	json_object_set(o, "id", id ? id : json_null());
-	char *body = json_dumps(o, JSON_COMPACT);
-	json_decref(o);
-	if (!body) {
+	if (written == KG_OK)
+		kg__conn_respond(c, status, "application/json", kg_buf_str(body), extra);
+	else
 		kg__conn_respond_error(c, 500, "out of memory");
-		return;
-	}
-	kg__conn_respond(c, status, "application/json", kg_str_c(body), extra);
-	free(body);
+	kg_buf_free(body, false);
+}
+
+static void rpc_send_error(struct kg_conn *c, kg_str id, const char *message, int status, const char *extra)
+{
+	kg_buf body = { 0 };
+	kg_err err = kg_avax_rpc_error(id, KG_AVAX_RPC_SERVER_ERROR, message, &body);
+	rpc_send(c, err, &body, status, extra);
 }
 
 static void work_free(struct rpc_work *w)
 {
-	kg_buf_free(&w->password, true);
-	kg_buf_free(&w->new_password, true);
-	kg_buf_free(&w->token, true);
+	kg_avax_call_free(&w->call);
 	kg_buf_free(&w->result, true);
-	for (size_t i = 0; i < w->nendpoints; i++)
-		free(w->endpoints[i]);
-	free(w->endpoints);
-	json_decref(w->id);
 	free(w);
 }
 
@@ -318,27 +298,27 @@ static void rpc_work(struct kg_password_check *pc)
 
 	w->error = "incorrect password";
 	if (!store || kg_store_kv_get(store, KG_AVAX_NS, KG_STR("password_hash"), &hash) != KG_OK ||
-	    kg_bcrypt_verify(kg_buf_str(&w->password), hash.p, &ok) != KG_OK || !ok)
+	    kg_bcrypt_verify(kg_buf_str(&w->call.password), hash.p, &ok) != KG_OK || !ok)
 		goto out;
 	pc->is_ok = true; /* the password was right, whatever follows */
 	w->error = NULL;
-	if (w->method == NEW_TOKEN) {
+	if (w->call.method == KG_AVAX_NEW_TOKEN) {
 		unsigned char key[32];
 		struct timespec ts;
 		clock_gettime(CLOCK_REALTIME, &ts);
 		key_get(w->x, key);
-		if (kg_jwt_sign(key, (int64_t)ts.tv_sec + w->lifetime_ms / 1000, (const char *const *)w->endpoints,
-		                w->nendpoints, &w->result, NULL) != KG_OK)
+		if (kg_jwt_sign(key, (int64_t)ts.tv_sec + w->lifetime_ms / 1000, (const char *const *)w->call.endpoints,
+		                w->call.nendpoints, &w->result, NULL) != KG_OK)
 			w->error = "couldn't create the token";
 		OPENSSL_cleanse(key, sizeof(key));
-	} else if (w->method == REVOKE_TOKEN) {
+	} else if (w->call.method == KG_AVAX_REVOKE_TOKEN) {
 		unsigned char key[32];
 		kg_arena arena;
 		struct kg_jwt_claims cl;
 		const char *msg = NULL;
 		kg_arena_init(&arena, 1024);
 		key_get(w->x, key);
-		if (kg_jwt_verify(key, kg_buf_str(&w->token), (int64_t)time(NULL), &arena, &cl, &msg) != KG_JWT_OK) {
+		if (kg_jwt_verify(key, kg_buf_str(&w->call.token), (int64_t)time(NULL), &arena, &cl, &msg) != KG_JWT_OK) {
 			w->error = msg;
 		} else {
 			char id[128];
@@ -350,15 +330,12 @@ static void rpc_work(struct kg_password_check *pc)
 		OPENSSL_cleanse(key, sizeof(key));
 		kg_arena_destroy(&arena);
 	} else {
-		kg_str np = kg_buf_str(&w->new_password);
+		kg_str np = kg_buf_str(&w->call.new_password);
 		kg_buf nh = { 0 }, nk = { 0 };
-		if (np.n == 0)
-			w->error = "empty password";
-		else if (np.n > KG_AVAX_MAX_PASSWORD)
-			w->error = "password exceeds maximum length of 1024 chars";
-		else if (kg_password_is_weak(np))
-			w->error = "password is too weak";
-		else if (kg_bcrypt_hash(np, KG_BCRYPT_DEFAULT_COST, &nh) != KG_OK || new_key_hex(&nk) != KG_OK ||
+		w->error = kg_avax_new_password_problem(np);
+		if (w->error)
+			goto out;
+		if (kg_bcrypt_hash(np, KG_BCRYPT_DEFAULT_COST, &nh) != KG_OK || new_key_hex(&nk) != KG_OK ||
 		         kg_store_kv_put(store, KG_AVAX_NS, KG_STR("password_hash"), kg_buf_str(&nh), true) != KG_OK ||
 		         kg_cache_kv_put(w->x->cache, KG_AVAX_NS, KG_STR("signing_key"), kg_buf_str(&nk), true) != KG_OK)
 			w->error = "couldn't store the new password";
@@ -374,159 +351,48 @@ out:
 static void rpc_done(struct kg_password_check *pc, struct kg_conn *c, int status)
 {
 	struct rpc_work *w = (struct rpc_work *)pc;
+	kg_str id = kg_buf_str(&w->call.id);
 	if (c) {
+		kg_buf body = { 0 };
 		if (status != 0)
-			rpc_send(c, w->id, NULL, -32000, "request cancelled", 200, NULL);
+			rpc_send_error(c, id, "request cancelled", 200, NULL);
 		else if (w->error)
-			rpc_send(c, w->id, NULL, -32000, w->error, 200, NULL);
-		else if (w->method == NEW_TOKEN)
-			rpc_send(c, w->id, json_pack("{s:s}", "token", w->result.p), 0, NULL, 200, NULL);
+			rpc_send_error(c, id, w->error, 200, NULL);
+		else if (w->call.method == KG_AVAX_NEW_TOKEN)
+			rpc_send(c, kg_avax_rpc_token(id, kg_buf_str(&w->result), &body), &body, 200, NULL);
 		else
-			rpc_send(c, w->id, json_pack("{s:b}", "success", 1), 0, NULL, 200, NULL);
-		if (!status && !w->error && w->method == CHANGE_PASSWORD)
+			rpc_send(c, kg_avax_rpc_success(id, &body), &body, 200, NULL);
+		if (!status && !w->error && w->call.method == KG_AVAX_CHANGE_PASSWORD)
 			kg_info("avalanche: password changed by %s; earlier tokens are void", c->client);
 	}
 	work_free(w);
 }
 
-static bool copy_string(json_t *params, const char *name, kg_buf *out, bool *bad_type)
-{
-	json_t *v = params ? json_object_get(params, name) : NULL;
-	if (!v || json_is_null(v))
-		return true;
-	if (!json_is_string(v)) {
-		*bad_type = true;
-		return false;
-	}
-	return kg_buf_append(out, json_string_value(v), json_string_length(v)) == KG_OK;
-}
-
-static bool is_json_content_type(kg_str ct)
-{
-	const char *semi = memchr(ct.p, ';', ct.n);
-	kg_str media = kg_str_trim(semi ? (kg_str){ ct.p, (size_t)(semi - ct.p) } : ct);
-	return kg_str_eq_ci(media, KG_STR("application/json"));
-}
-
 static void api_avax(struct kg_conn *c)
 {
 	const struct kg_avax *x = c->rt->avax;
-	json_error_t jerr;
 	char msg[256];
-
-	if (!kg_str_eq(c->req.method, KG_STR("POST"))) {
-		snprintf(msg, sizeof(msg), "rpc: POST method required, received %.*s", (int)c->req.method.n, c->req.method.p);
-		kg__conn_respond(c, 405, "text/plain; charset=utf-8", kg_str_c(msg), "Allow: POST\r\n");
+	int status = kg_avax_rpc_check_http(c->req.method, kg__req_find(c, KG_STR("Content-Type")), msg, sizeof(msg));
+	if (status) {
+		kg__conn_respond(c, status, "text/plain; charset=utf-8", kg_str_c(msg),
+		                 status == 405 ? "Allow: POST\r\n" : NULL);
 		return;
 	}
-	kg_str ct = kg__req_find(c, KG_STR("Content-Type"));
-	if (!is_json_content_type(ct)) {
-		snprintf(msg, sizeof(msg), "rpc: unrecognized Content-Type: %.*s", (int)(ct.n > 100 ? 100 : ct.n), ct.p ? ct.p : "");
-		kg__conn_respond(c, 415, "text/plain; charset=utf-8", kg_str_c(msg), NULL);
-		return;
-	}
-	kg_str body = kg_buf_str(&c->req.own_body);
-	json_t *req = json_loadb(body.p ? body.p : "", body.n, JSON_REJECT_DUPLICATES, &jerr);
-	if (!req) {
-		rpc_send(c, NULL, NULL, -32700, "parse error: the body is not JSON", 200, NULL);
-		return;
-	}
-	json_t *id = json_object_get(req, "id");
-	json_t *ver = json_object_get(req, "jsonrpc"), *m = json_object_get(req, "method");
-	if (!json_is_object(req) || !json_is_string(ver) || strcmp(json_string_value(ver), "2.0") != 0 ||
-	    !json_is_string(m)) {
-		rpc_send(c, id, NULL, -32600, "invalid request: expected {\"jsonrpc\":\"2.0\",\"method\":...}", 200, NULL);
-		json_decref(req);
-		return;
-	}
-	const char *method = json_string_value(m);
-	enum method which;
-	if (strcmp(method, "auth.newToken") == 0)
-		which = NEW_TOKEN;
-	else if (strcmp(method, "auth.revokeToken") == 0)
-		which = REVOKE_TOKEN;
-	else if (strcmp(method, "auth.changePassword") == 0)
-		which = CHANGE_PASSWORD;
-	else {
-		snprintf(msg, sizeof(msg), "rpc: can't find method \"%.100s\"", method);
-		rpc_send(c, id, NULL, -32601, msg, 200, NULL);
-		json_decref(req);
-		return;
-	}
-	json_t *params = json_object_get(req, "params");
-	if (json_is_array(params) && json_array_size(params) == 1)
-		params = json_array_get(params, 0); /* gorilla/rpc's json2 takes [ {params} ] too */
-	if (params && !json_is_object(params)) {
-		rpc_send(c, id, NULL, -32602, "invalid params: expected an object", 200, NULL);
-		json_decref(req);
-		return;
-	}
-
 	struct rpc_work *w = calloc(1, sizeof(*w));
-	bool bad_type = false;
-	const char *fail = NULL;
 	if (!w) {
-		json_decref(req);
 		kg__conn_respond_error(c, 500, "out of memory");
 		return;
 	}
-	w->method = which;
-	w->id = json_incref(id);
-	w->lifetime_ms = x->lifetime_ms;
-	w->x = c->rt->avax;
-	bool copied = true;
-	if (which == CHANGE_PASSWORD) {
-		copied = copy_string(params, "oldPassword", &w->password, &bad_type) &&
-		         copy_string(params, "newPassword", &w->new_password, &bad_type);
-	} else {
-		copied = copy_string(params, "password", &w->password, &bad_type) &&
-		         (which != REVOKE_TOKEN || copy_string(params, "token", &w->token, &bad_type));
-	}
-	json_t *eps = params ? json_object_get(params, "endpoints") : NULL;
-	/* AvalancheGo's checks, in AvalancheGo's order */
-	if (!copied) {
-		fail = bad_type ? "invalid params: a password or token is not a string" : "out of memory";
-	} else if (which == NEW_TOKEN) {
-		size_t n = json_is_array(eps) ? json_array_size(eps) : 0;
-		if (w->password.n == 0)
-			fail = "no password";
-		else if (n == 0)
-			fail = "must name at least one endpoint";
-		else if (n > KG_JWT_MAX_ENDPOINTS)
-			fail = "can only name at most 128 endpoints";
-		else if (!(w->endpoints = calloc(n, sizeof(char *))))
-			fail = "out of memory";
-		for (size_t i = 0; !fail && i < n; i++) {
-			json_t *e = json_array_get(eps, i);
-			if (!json_is_string(e)) {
-				fail = "invalid params: endpoints must be strings";
-				break;
-			}
-			/* every path ends with "": the token would open every route,
-			 * which is what "*" says openly */
-			if (json_string_length(e) == 0) {
-				fail = "an endpoint can't be empty; name \"*\" to allow every endpoint";
-				break;
-			}
-			if (!(w->endpoints[w->nendpoints++] = strdup(json_string_value(e))))
-				fail = "out of memory";
-		}
-	} else if (which == REVOKE_TOKEN) {
-		if (w->token.n == 0)
-			fail = "auth token not provided";
-		else if (w->password.n == 0)
-			fail = "no password";
-	} else {
-		if (kg_str_eq(kg_buf_str(&w->password), kg_buf_str(&w->new_password)))
-			fail = "new password can't be same as old password";
-	}
-	json_decref(req);
-	if (fail) {
-		rpc_send(c, w->id, NULL, -32000, fail, 200, NULL);
+	if (kg_avax_rpc_parse(kg_buf_str(&c->req.own_body), &w->call) != KG_OK) {
+		kg_buf body = { 0 };
+		kg_err err = kg_avax_rpc_error(kg_buf_str(&w->call.id), w->call.error_code, w->call.error, &body);
+		rpc_send(c, err, &body, 200, NULL);
 		work_free(w);
 		return;
 	}
 	int64_t wait;
+	w->lifetime_ms = x->lifetime_ms;
+	w->x = c->rt->avax;
 	w->pc.work = rpc_work;
 	w->pc.done = rpc_done;
 	kg_err err = kg__password_check(c, &w->pc, &wait);
@@ -534,10 +400,10 @@ static void api_avax(struct kg_conn *c)
 		char extra[64];
 		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
 		snprintf(msg, sizeof(msg), "too many failed password attempts; retry in %lld seconds", (long long)wait);
-		rpc_send(c, w->id, NULL, -32000, msg, 429, extra);
+		rpc_send_error(c, kg_buf_str(&w->call.id), msg, 429, extra);
 	} else if (err) {
-		rpc_send(c, w->id, NULL, -32000, "too many password checks in progress; retry later", 503,
-		         "Retry-After: 1\r\n");
+		rpc_send_error(c, kg_buf_str(&w->call.id), "too many password checks in progress; retry later", 503,
+		               "Retry-After: 1\r\n");
 	}
 	if (err)
 		work_free(w);

@@ -2,17 +2,18 @@
  *   POST /auth      HTTP Basic (admin password, bcrypt off the event loop) → {"key"}
  *   POST /refresh   Bearer token → a new token, never of a higher role
  * and the authenticator that checks Bee/keygate role tokens on every
- * proxied request. Errors are Bee's {"code","message"}. */
+ * proxied request. Errors are Bee's {"code","message"}. What a request says
+ * and what the answer's body is are lib/bee.c's; this file moves the bytes. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "keygate/b64.h"
+#include "keygate/bee.h"
 #include "keygate/cache.h"
 #include "keygate/log.h"
 #include "keygate/password.h"
@@ -20,7 +21,6 @@
 #include "keygate/token.h"
 #include "kg.h"
 
-#define KG_BEE_MAX_BODY 512
 #define KG_BEE_NS KG_STR("bee")
 
 struct kg_bee {
@@ -262,55 +262,15 @@ static void unauthorized(struct kg_conn *c)
 	kg__conn_respond_error_with(c, 401, "Unauthorized", kg_dialect_challenge(KG_DIALECT_BEE, true, true, false));
 }
 
-/* Parses {"role": "...", "expiry": N}. role may be absent when allowed. */
-static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool role_optional, char *role, size_t role_cap,
-                          int64_t *expiry_s)
+/* Reads the body of a /auth or /refresh (lib/bee.c); answers Bee's 400 when
+ * it is refused. */
+static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool is_role_optional, struct kg_bee_request *r)
 {
-	json_error_t jerr;
-	kg_str body = kg_buf_str(&c->req.own_body);
-	json_t *j = json_loadb(body.p ? body.p : "", body.n, JSON_REJECT_DUPLICATES, &jerr);
-	bool ok = false;
-	char msg[512];
-
-	if (!j || !json_is_object(j)) {
-		kg__conn_respond_error(c, 400, "Unmarshal json body");
-		goto out;
-	}
-	json_t *r = json_object_get(j, "role"), *e = json_object_get(j, "expiry");
-	if (!e || !json_is_integer(e) || json_integer_value(e) <= 0) {
-		kg__conn_respond_error(c, 400, "Expiry duration must be a positive number");
-		goto out;
-	}
-	if (json_integer_value(e) > b->max_expiry_ms / 1000) {
-		snprintf(msg, sizeof(msg), "Expiry duration exceeds the maximum of %lld seconds",
-		         (long long)(b->max_expiry_ms / 1000));
-		kg__conn_respond_error(c, 400, msg);
-		goto out;
-	}
-	*expiry_s = json_integer_value(e);
-	role[0] = '\0';
-	if (r && !json_is_null(r)) {
-		const char *rs = json_is_string(r) ? json_string_value(r) : NULL;
-		if (rs && kg_policy_role(b->policy, kg_str_c(rs)) && strlen(rs) < role_cap) {
-			snprintf(role, role_cap, "%s", rs);
-		} else {
-			kg_buf roles = { 0 };
-			for (size_t i = 0; i < kg_policy_role_count(b->policy); i++)
-				kg_buf_printf(&roles, "%s%s", i ? ", " : "", kg_policy_role_name(b->policy, i));
-			snprintf(msg, sizeof(msg), "Unknown role '%.64s'; valid roles: %s", rs ? rs : "(not a string)",
-			         roles.p ? roles.p : "(none)");
-			kg_buf_free(&roles, false);
-			kg__conn_respond_error(c, 400, msg);
-			goto out;
-		}
-	} else if (!role_optional) {
-		kg__conn_respond_error(c, 400, "A role is required");
-		goto out;
-	}
-	ok = true;
-out:
-	json_decref(j);
-	return ok;
+	if (kg_bee_parse_request(kg_buf_str(&c->req.own_body), b->policy, b->max_expiry_ms / 1000, is_role_optional, r) ==
+	    KG_OK)
+		return true;
+	kg__conn_respond_error(c, r->status, r->message);
+	return false;
 }
 
 static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, int64_t expiry_s)
@@ -320,8 +280,7 @@ static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, i
 	snprintf(cl.role, sizeof(cl.role), "%s", role);
 	cl.issued_ms = now_ms();
 	cl.expires_ms = cl.issued_ms + expiry_s * 1000;
-	if (kg_token_mint(b->keys, b->format, &cl, &tok) != KG_OK || kg_buf_appends(&body, KG_STR("{\"key\":")) ||
-	    kg_buf_append_json_string(&body, kg_buf_str(&tok)) || kg_buf_appends(&body, KG_STR("}"))) {
+	if (kg_token_mint(b->keys, b->format, &cl, &tok) != KG_OK || kg_bee_key_json(kg_buf_str(&tok), &body) != KG_OK) {
 		kg__conn_respond_error(c, 500, "Internal Server Error");
 	} else {
 		kg_info("bee: issued token %s role %s for %llds to %s", cl.id, role, (long long)expiry_s, c->client);
@@ -363,10 +322,9 @@ static void auth_done(struct kg_password_check *pc, struct kg_conn *c, int statu
 		kg_warn("bee: /auth: wrong password from %s", c->client);
 		unauthorized(c);
 	} else {
-		char role[64];
-		int64_t expiry;
-		if (parse_request(c, b, false, role, sizeof(role), &expiry))
-			issue(c, b, role, expiry);
+		struct kg_bee_request r;
+		if (parse_request(c, b, false, &r))
+			issue(c, b, r.role, r.expiry_s);
 	}
 }
 
@@ -380,13 +338,12 @@ static void too_many(struct kg_conn *c, int64_t wait)
 
 static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 {
-	struct kg_cred cred = kg_cred_parse(c->req.facts.authorization);
-	kg_buf dec = { 0 };
+	kg_buf password = { 0 };
 	struct auth_work *w = NULL;
 	int64_t wait;
 
-	if (cred.kind != KG_CRED_BASIC || kg_b64_decode(KG_B64_STD, cred.value, 2048, &dec) != KG_OK ||
-	    !memchr(dec.p, ':', dec.n) || !b->admin_hash[0]) {
+	kg_err err = kg_bee_basic_password(c->req.facts.authorization, &password);
+	if (err == KG_EBADCRED || (!err && !b->admin_hash[0])) {
 		/* a malformed credential is a failed attempt too, throttled alike */
 		if (!kg__throttle_begin(c->client, b->throttle_max, b->throttle_window_ms, &wait)) {
 			too_many(c, wait);
@@ -396,20 +353,16 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 		}
 		goto out;
 	}
-	if (!(w = calloc(1, sizeof(*w)))) {
+	if (err || !(w = calloc(1, sizeof(*w)))) {
 		kg__conn_respond_error(c, 500, "Internal Server Error");
 		goto out;
 	}
-	const char *colon = memchr(dec.p, ':', dec.n);
-	size_t off = (size_t)(colon - dec.p) + 1; /* the user name is ignored, as Bee did */
-	if (kg_buf_append(&w->password, dec.p + off, dec.n - off) != KG_OK) {
-		kg__conn_respond_error(c, 500, "Internal Server Error");
-		goto out;
-	}
+	w->password = password; /* moved */
+	password = (kg_buf){ 0 };
 	snprintf(w->hash, sizeof(w->hash), "%s", b->admin_hash);
 	w->pc.work = auth_work;
 	w->pc.done = auth_done;
-	kg_err err = kg__password_check(c, &w->pc, &wait);
+	err = kg__password_check(c, &w->pc, &wait);
 	if (err == KG_ETHROTTLED)
 		too_many(c, wait);
 	else if (err)
@@ -418,7 +371,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	if (err == KG_OK)
 		w = NULL; /* auth_done frees it */
 out:
-	kg_buf_free(&dec, true);
+	kg_buf_free(&password, true);
 	if (w)
 		auth_work_free(w);
 }
@@ -427,8 +380,8 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 {
 	struct kg_cred cred = kg_cred_parse(c->req.facts.authorization);
 	struct kg_token_claims cl;
-	char role[64];
-	int64_t expiry;
+	struct kg_bee_request r;
+	char role[KG_BEE_MAX_ROLE + 1];
 
 	if (cred.kind != KG_CRED_BEARER_BEE && cred.kind != KG_CRED_BEARER_KG) {
 		kg__conn_respond_error(c, 401, "Missing bearer token");
@@ -439,19 +392,13 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 		kg__conn_respond_error(c, 401, why);
 		return;
 	}
-	if (!parse_request(c, b, true, role, sizeof(role), &expiry))
+	if (!parse_request(c, b, true, &r))
 		return;
-	if (!role[0]) {
-		snprintf(role, sizeof(role), "%s", cl.role);
-	} else {
-		kg_rolemask held = kg_policy_role_closure(b->policy, kg_policy_role(b->policy, kg_str_c(cl.role)));
-		kg_rolemask want = kg_policy_role(b->policy, kg_str_c(role));
-		if (!held || (want & held) != want) {
-			kg__conn_respond_error(c, 403, "A refreshed token cannot have a higher role than the presented one");
-			return;
-		}
+	if (kg_bee_refresh_role(b->policy, cl.role, r.role, role, &why) != KG_OK) {
+		kg__conn_respond_error(c, 403, why);
+		return;
 	}
-	issue(c, b, role, expiry);
+	issue(c, b, role, r.expiry_s);
 }
 
 static bool is_post(struct kg_conn *c)
