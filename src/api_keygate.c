@@ -113,7 +113,7 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bo
 	char *out = kg_arena_alloc(&c->arena, raw.n + 1);
 	const char *why = NULL;
 	size_t n = 0;
-	unsigned flags = strcmp(c->rt->cfg->escaped_slashes, "keep") == 0 ? KG_PATH_KEEP_ESCAPED_SLASHES : 0;
+	unsigned flags = c->rt->head_rules.path_flags; /* proxy.escaped_slashes, as for a proxied target */
 	if (!out) {
 		kg__conn_respond_error(c, 500, "out of memory");
 		return false;
