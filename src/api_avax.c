@@ -24,6 +24,7 @@
 #include "keygate/log.h"
 #include "keygate/password.h"
 #include "keygate/store.h"
+#include "avax.h"
 #include "kg.h"
 
 #define KG_AVAX_NS KG_STR("avax")

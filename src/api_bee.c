@@ -19,6 +19,7 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "keygate/token.h"
+#include "bee.h"
 #include "kg.h"
 
 #define KG_BEE_NS KG_STR("bee")

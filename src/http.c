@@ -13,6 +13,7 @@
 
 #include "keygate/log.h"
 #include "kg.h"
+#include "proxy.h"
 
 static llhttp_settings_t req_settings;
 
@@ -214,6 +215,10 @@ void kg__conn_log(struct kg_conn *c)
 	kg__access_log(c);
 }
 
+static void conn_proxy_start(struct kg_conn *c);
+static void conn_proxy_cancel(struct kg_conn *c);
+static void conn_tunnel_data(struct kg_conn *c, const char *data, size_t len);
+
 void kg__conn_close(struct kg_conn *c)
 {
 	if (c->is_closing)
@@ -223,8 +228,8 @@ void kg__conn_close(struct kg_conn *c)
 	c->is_closing = true;
 	c->state = KG_CONN_CLOSING;
 	conn_unpark(c);
-	if (c->up)
-		kg__proxy_detach(c);
+	if (c->px)
+		conn_proxy_cancel(c);
 	request_release(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -344,15 +349,15 @@ static void on_write(uv_write_t *req, int status)
 		kg__conn_close(c);
 		return;
 	}
-	if (c->up && c->write_queued < KG_HIGH_WATER)
-		kg__upconn_write_drained(c);
+	if (c->px && c->write_queued < KG_HIGH_WATER)
+		kg__proxy_proceed(c->px);
 	if (c->write_queued == 0 && c->is_response_done)
 		finish_exchange(c);
 	else
 		conn_watch(c, true); /* the client took bytes */
 }
 
-void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
+static void conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (c->is_closing || c->state == KG_CONN_CLOSING)
 		return;
@@ -367,7 +372,7 @@ void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 	}
 }
 
-void kg__conn_response_done(struct kg_conn *c)
+static void conn_response_done(struct kg_conn *c)
 {
 	c->is_response_done = true;
 	if (c->write_queued == 0)
@@ -393,9 +398,9 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
 	uv_buf_t bufs[2] = { uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body.p, (unsigned)body.n) };
 	c->req.status = status;
 	c->is_response_started = true;
-	kg__conn_write(c, bufs, c->req.is_head ? 1 : 2);
+	conn_write(c, bufs, c->req.is_head ? 1 : 2);
 	if (!c->is_closing)
-		kg__conn_response_done(c);
+		conn_response_done(c);
 }
 
 void kg__conn_respond_error_with(struct kg_conn *c, int status, const char *message, const char *extra_headers)
@@ -471,7 +476,7 @@ static void finish_exchange(struct kg_conn *c)
 	if (c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL)
 		return;
 	kg__conn_log(c);
-	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->up;
+	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->px;
 	request_release(c);
 	if (!keep) {
 		conn_close_gracefully(c);
@@ -505,8 +510,8 @@ static void on_timer(uv_timer_t *t)
 				kg__conn_close(c);
 				return;
 			}
-			if (c->up)
-				kg__proxy_detach(c);
+			if (c->px)
+				conn_proxy_cancel(c);
 			c->state = KG_CONN_RESPONSE;
 			kg__conn_respond_error(c, 408, "timed out reading the request body");
 		}
@@ -711,7 +716,7 @@ static void auth_done(struct kg_conn *c)
 	}
 	r->cred_consumed = r->decision.is_authenticated;
 	c->state = KG_CONN_WAIT;
-	kg__proxy_start(c);
+	conn_proxy_start(c);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -735,8 +740,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 			return -1;
 		return 0;
 	}
-	if (c->state == KG_CONN_BODY)
-		kg__proxy_body(c, at, len);
+	if (c->state == KG_CONN_BODY && c->px)
+		kg__proxy_body(c->px, at, len);
 	return 0;
 }
 
@@ -754,7 +759,8 @@ static int on_message_complete(llhttp_t *p)
 		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_decision(c);
 	} else if (c->state == KG_CONN_BODY) {
-		kg__proxy_body_end(c);
+		if (c->px)
+			kg__proxy_body_end(c->px);
 		if (c->state == KG_CONN_BODY)
 			c->state = KG_CONN_RESPONSE;
 	}
@@ -810,8 +816,8 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 			kg__conn_close(c); /* mid-response: nothing sensible can be answered */
 			return;
 		}
-		if (c->up)
-			kg__proxy_detach(c); /* a body broke off mid-stream (a bad chunk size): the upstream gets nothing more */
+		if (c->px)
+			conn_proxy_cancel(c); /* a body broke off mid-stream (a bad chunk size): the upstream gets nothing more */
 		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_error(c, status, msg);
 		return;
@@ -835,8 +841,8 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 	}
 	if (c->pending_off == c->pending_len)
 		c->pending_off = c->pending_len = 0;
-	if (c->state == KG_CONN_WAIT && !c->up && !c->is_response_started)
-		kg__proxy_start(c);
+	if (c->state == KG_CONN_WAIT && !c->px && !c->is_response_started)
+		conn_proxy_start(c);
 }
 
 static bool can_parse(const struct kg_conn *c)
@@ -859,7 +865,7 @@ static void conn_pump(struct kg_conn *c)
 			break; /* paused without progress: wait for the exchange to move */
 	}
 	if (c->state == KG_CONN_TUNNEL && c->pending_len > c->pending_off) {
-		kg__proxy_tunnel_data(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+		conn_tunnel_data(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
 		c->pending_off = c->pending_len = 0;
 	}
 	conn_update_reading(c);
@@ -920,7 +926,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->state == KG_CONN_TUNNEL) {
-		kg__proxy_tunnel_data(c, buf->base, (size_t)nread);
+		conn_tunnel_data(c, buf->base, (size_t)nread);
 		return;
 	}
 	if (is_read_ahead) {
@@ -963,22 +969,27 @@ static void conn_update_reading(struct kg_conn *c)
 	}
 }
 
-void kg__conn_pause_reading(struct kg_conn *c)
+/* ---- the upstream exchange (proxy.h): the sink proxy.c writes into ---- */
+
+static void sink_pause_reading(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	c->is_read_paused = true;
 	conn_update_reading(c);
 	conn_watch(c, true); /* waiting for the upstream now, not the client */
 }
 
-void kg__conn_resume_reading(struct kg_conn *c)
+static void sink_resume_reading(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	c->is_read_paused = false;
 	conn_watch(c, true);
 	conn_pump(c);
 }
 
-void kg__conn_upstream_ready(struct kg_conn *c)
+static void sink_ready(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	if (c->is_closing)
 		return;
 	if (c->req.is_complete) {
@@ -990,6 +1001,111 @@ void kg__conn_upstream_ready(struct kg_conn *c)
 	c->state = KG_CONN_BODY;
 	conn_watch(c, true);
 	conn_pump(c);
+}
+
+static bool sink_head(void *ctx, int status, bool is_close_delimited)
+{
+	struct kg_conn *c = ctx;
+	if (is_close_delimited)
+		c->keep_alive = false; /* an HTTP/1.0 client reads to the close */
+	c->is_response_started = true;
+	c->req.status = status;
+	return !c->keep_alive || c->w->draining;
+}
+
+static bool sink_write(void *ctx, uv_buf_t *bufs, unsigned nbufs)
+{
+	struct kg_conn *c = ctx;
+	conn_write(c, bufs, nbufs);
+	return !c->is_closing && c->write_queued >= KG_HIGH_WATER;
+}
+
+static void sink_tunnel(void *ctx)
+{
+	struct kg_conn *c = ctx;
+	c->state = KG_CONN_TUNNEL;
+	kg__conn_log(c);
+}
+
+static void sink_done(void *ctx)
+{
+	struct kg_conn *c = ctx;
+	c->px = NULL;
+	if (!c->is_closing)
+		conn_response_done(c);
+}
+
+static void sink_error(void *ctx, int status, const char *message, bool is_head_unsent)
+{
+	struct kg_conn *c = ctx;
+	c->px = NULL;
+	if (is_head_unsent)
+		c->is_response_started = false;
+	if (c->is_response_started) {
+		kg__conn_close(c); /* mid-response: the client sees a truncated message (and it is logged) */
+		return;
+	}
+	c->keep_alive = c->keep_alive && c->req.is_complete;
+	kg__conn_respond_error(c, status, message);
+}
+
+static const struct kg_proxy_sink sink_proto = {
+	.ready = sink_ready,
+	.head = sink_head,
+	.write = sink_write,
+	.tunnel = sink_tunnel,
+	.done = sink_done,
+	.error = sink_error,
+	.pause_reading = sink_pause_reading,
+	.resume_reading = sink_resume_reading,
+};
+
+/* The head the upstream gets (lib/head.c), kept in c->req.up_head for one
+ * retry, and the exchange that sends it. */
+static void conn_proxy_start(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
+	kg_head h;
+	kg__req_head(c, &h);
+	kg_buf_clear(&r->up_head);
+	struct kg_proxy_sink sink = sink_proto;
+	sink.ctx = c;
+	if (kg_head_write_upstream(&h, &r->facts, &c->rt->head_rules,
+	                           r->decision.is_authenticated ? &r->decision.principal : NULL, r->cred_consumed,
+	                           &r->up_head) != KG_OK) {
+		sink_error(c, 500, "out of memory", true);
+		return;
+	}
+	struct kg_proxy_request req = {
+		.w = c->w,
+		.rt = c->rt,
+		.arena = &c->arena,
+		.head = kg_buf_str(&r->up_head),
+		.method = r->method,
+		.path = r->facts.path,
+		.body = r->facts.body,
+		.is_complete = r->is_complete,
+		.is_head = r->is_head,
+		.is_upgrade = r->facts.is_upgrade,
+		.is_http11 = r->version_major == 1 && r->version_minor >= 1,
+	};
+	kg__proxy_start(&req, &sink, &c->px);
+}
+
+static void conn_proxy_cancel(struct kg_conn *c)
+{
+	struct kg_proxy *p = c->px;
+	c->px = NULL;
+	kg__proxy_cancel(p);
+}
+
+static void conn_tunnel_data(struct kg_conn *c, const char *data, size_t len)
+{
+	if (!c->px) {
+		kg__conn_close(c);
+		return;
+	}
+	kg__proxy_tunnel_data(c->px, data, len);
 }
 
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)

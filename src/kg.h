@@ -73,6 +73,7 @@ extern const char *const kg__version;
 
 struct kg_conn;
 struct kg_upconn;
+struct kg_proxy;
 struct kg_auth_job;
 
 struct kg_worker {
@@ -175,7 +176,7 @@ struct kg_conn {
 	const char *err_message;
 	struct kg_request req;
 	kg_arena arena;
-	struct kg_upconn *up;
+	struct kg_proxy *px;     /* the exchange with the upstream (proxy.h), NULL when none */
 	size_t write_queued;     /* bytes handed to libuv and not yet written */
 	bool is_reading;
 	bool is_read_paused;     /* backpressure from the upstream side */
@@ -263,11 +264,6 @@ void kg__conn_log(struct kg_conn *c);
  * false when the connection closed meanwhile (c must not be used then). */
 void kg__conn_hold(struct kg_conn *c);
 bool kg__conn_release(struct kg_conn *c);
-void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs);
-void kg__conn_response_done(struct kg_conn *c);
-void kg__conn_upstream_ready(struct kg_conn *c);
-void kg__conn_resume_reading(struct kg_conn *c);
-void kg__conn_pause_reading(struct kg_conn *c);
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value);
 kg_str kg__req_find(const struct kg_conn *c, kg_str name);
 /* c's request head as lib/head.c reads it (once c->req.fields is built). Its
@@ -276,15 +272,6 @@ kg_str kg__req_find(const struct kg_conn *c, kg_str name);
 void kg__req_head(const struct kg_conn *c, kg_head *out);
 void kg__worker_drain(struct kg_worker *w);
 const char *kg__reason(int status);
-
-/* proxy.c */
-void kg__proxy_start(struct kg_conn *c);
-void kg__proxy_body(struct kg_conn *c, const char *data, size_t len);
-void kg__proxy_body_end(struct kg_conn *c);
-void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len);
-void kg__proxy_detach(struct kg_conn *c);
-void kg__upconn_write_drained(struct kg_conn *c);
-void kg__pool_close_all(struct kg_worker *w);
 
 /* throttle.c: begin admits a password attempt from addr and counts it in
  * flight, unless addr already has max attempts in flight or failed within
@@ -319,24 +306,7 @@ struct kg_route_set {
 const struct kg_route *kg__route_find(const struct kg_runtime *rt, kg_str path);
 /* The enabled routes as a JSON array of {path, methods, owner} (health). */
 kg_err kg__routes_json(const struct kg_runtime *rt, kg_buf *out);
-extern const struct kg_route_set kg__keygate_routes, kg__bee_routes, kg__avax_routes, kg__fallback_routes;
-
-/* api_bee.c */
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
-                   struct kg_bee **out, kg_buf *why);
-void kg__bee_free(struct kg_bee **b);
-const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
-/* the dialect's view of the store's state, re-read (the maintenance timer
- * calls it for the current runtime) */
-void kg__bee_refresh(struct kg_bee *b);
-
-/* api_avax.c */
-kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cache *cache, struct kg_avax **out,
-                    kg_buf *why);
-void kg__avax_free(struct kg_avax **x);
-const struct kg_authenticator *kg__avax_authenticator(const struct kg_avax *x);
-void kg__avax_refresh(struct kg_avax *x);
-
+extern const struct kg_route_set kg__keygate_routes, kg__fallback_routes; /* each dialect's: its header */
 
 /* access_log.c */
 kg_err kg__access_log_open(const char *where);

@@ -22,7 +22,10 @@
 #include "keygate/store.h"
 #include "keygate/url.h"
 #include "keygate/users.h"
+#include "avax.h"
+#include "bee.h"
 #include "kg.h"
+#include "proxy.h"
 #include "server.h"
 
 const char *const kg__version = KG_VERSION;
