@@ -15,6 +15,59 @@
 #include "kg.h"
 #include "proxy.h"
 
+enum kg_conn_state {
+	KG_CONN_HEAD,      /* reading a request head */
+	KG_CONN_AUTH,      /* head read; a password check runs off the loop */
+	KG_CONN_WAIT,      /* head read; waiting for an upstream connection */
+	KG_CONN_BODY,      /* streaming the request body upstream */
+	KG_CONN_RESPONSE,  /* request read; the response is under way */
+	KG_CONN_TUNNEL,    /* upgraded: raw bytes both ways */
+	KG_CONN_CLOSING,
+};
+
+/* What an idle keep-alive connection costs is this struct (plus libuv's
+ * pointer per descriptor): its request buffers (head, arena, upstream head,
+ * pending) are given back once it has been idle while KG_PARKED_MAX more
+ * recently busy connections were parked after it (http.c). Keep it within
+ * the budget that http.c asserts. */
+struct kg_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct kg_worker *w;
+	struct kg_conn *prev, *next;
+	struct kg_conn *park_prev, *park_next; /* w->parked_* while is_parked */
+	struct kg_runtime *rt;   /* held for the current request */
+	llhttp_t parser;
+	enum kg_conn_state state;
+	int handles_open;
+	char peer[KG_ADDR_MAX];           /* socket peer address */
+	char client[KG_ADDR_MAX];         /* client address (peer or trusted X-Forwarded-For) */
+	/* bytes received but not yet parsed (after a pause) */
+	char *pending;
+	size_t pending_off, pending_len, pending_cap;
+	/* request head being collected */
+	char *head;
+	size_t head_len, head_cap;
+	size_t header_bytes;
+	int last_cb;             /* 1: field, 2: value */
+	int err_status;          /* set by a parser callback that refused the request */
+	const char *err_message;
+	struct kg_request req;
+	kg_arena arena;
+	struct kg_proxy *px;     /* the exchange with the upstream (proxy.h), NULL when none */
+	size_t write_queued;     /* bytes handed to libuv and not yet written */
+	bool is_reading;
+	bool is_read_paused;     /* backpressure from the upstream side */
+	bool is_response_started;
+	bool is_response_done;   /* the response's last byte was queued */
+	bool keep_alive;
+	bool is_closing;
+	bool is_idle;            /* between requests, nothing received yet */
+	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
+	bool is_half_closed;     /* the client sent EOF after a complete request */
+	bool is_parked;          /* idle, buffers kept, on w->parked_* */
+};
+
 static llhttp_settings_t req_settings;
 
 static uint64_t now_ns(void)
@@ -1106,6 +1159,52 @@ static void conn_tunnel_data(struct kg_conn *c, const char *data, size_t len)
 		return;
 	}
 	kg__proxy_tunnel_data(c->px, data, len);
+}
+
+struct kg_request *kg__conn_req(const struct kg_conn *c)
+{
+	return (struct kg_request *)&c->req; /* the callers answer the request c holds */
+}
+
+struct kg_runtime *kg__conn_rt(const struct kg_conn *c)
+{
+	return c->rt;
+}
+
+struct kg_worker *kg__conn_worker(const struct kg_conn *c)
+{
+	return c->w;
+}
+
+kg_arena *kg__conn_arena(struct kg_conn *c)
+{
+	return &c->arena;
+}
+
+const char *kg__conn_client(const struct kg_conn *c)
+{
+	return c->client;
+}
+
+const char *kg__conn_peer(const struct kg_conn *c)
+{
+	return c->peer;
+}
+
+bool kg__conn_is_closing(const struct kg_conn *c)
+{
+	return c->is_closing;
+}
+
+void kg__conn_close_idle(struct kg_worker *w)
+{
+	struct kg_conn *c = w->conns;
+	while (c) {
+		struct kg_conn *next = c->next;
+		if (c->state == KG_CONN_HEAD && c->is_idle)
+			kg__conn_close(c);
+		c = next;
+	}
 }
 
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)
