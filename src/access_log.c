@@ -153,32 +153,33 @@ static size_t put_clean(char *out, size_t cap, kg_str s)
 
 void kg__access_log(const struct kg_conn *c)
 {
+	const struct kg_request *r = kg__conn_req(c);
 	int fd = atomic_load(&log_fd);
-	char line[4096], method[64], path[2048], principal[256], client[sizeof(c->client) * 4];
+	char line[4096], method[64], path[2048], principal[256], client[KG_ADDR_MAX * 4];
 	struct timespec ts, mono;
 	struct tm tm;
 
-	if (fd < 0 || !c->req.method.n)
+	if (fd < 0 || !r->method.n)
 		return;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	gmtime_r(&ts.tv_sec, &tm);
 	uint64_t now = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
-	uint64_t us = c->req.start_ns && now > c->req.start_ns ? (now - c->req.start_ns) / 1000 : 0;
-	const struct kg_decision *d = &c->req.decision;
+	uint64_t us = r->start_ns && now > r->start_ns ? (now - r->start_ns) / 1000 : 0;
+	const struct kg_decision *d = &r->decision;
 	/* the client address is a checked IP today; escaped all the same, as
 	 * every field a client could influence is */
-	size_t cn = put_clean(client, sizeof(client), kg_str_c(c->client));
-	size_t mn = put_clean(method, sizeof(method), c->req.method);
-	size_t pn = put_clean(path, sizeof(path), c->req.facts.path);
+	size_t cn = put_clean(client, sizeof(client), kg_str_c(kg__conn_client(c)));
+	size_t mn = put_clean(method, sizeof(method), r->method);
+	size_t pn = put_clean(path, sizeof(path), r->facts.path);
 	size_t in = d->is_authenticated ? put_clean(principal, sizeof(principal), d->principal.id) : 0;
 	if (!in)
 		principal[in++] = '-';
 	int n = snprintf(line, sizeof(line),
 	                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %.*s \"%.*s %.*s\" %d %llu %lluus scheme=%s principal=%.*s\n",
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	                 ts.tv_nsec / 1000000, (int)cn, client, (int)mn, method, (int)pn, path, c->req.status,
-	                 (unsigned long long)c->req.bytes_out, (unsigned long long)us,
+	                 ts.tv_nsec / 1000000, (int)cn, client, (int)mn, method, (int)pn, path, r->status,
+	                 (unsigned long long)r->bytes_out, (unsigned long long)us,
 	                 d->is_authenticated ? d->principal.scheme : "-", (int)in, principal);
 	if (n < 0)
 		return;
@@ -186,5 +187,5 @@ void kg__access_log(const struct kg_conn *c)
 		n = (int)sizeof(line) - 1;
 		line[n - 1] = '\n';
 	}
-	emit(c->w, c->rt ? c->rt->cfg : NULL, fd, line, (size_t)n);
+	emit(kg__conn_worker(c), kg__conn_rt(c) ? kg__conn_rt(c)->cfg : NULL, fd, line, (size_t)n);
 }

@@ -24,6 +24,7 @@
 #include "keygate/log.h"
 #include "keygate/password.h"
 #include "keygate/store.h"
+#include "avax.h"
 #include "kg.h"
 
 #define KG_AVAX_NS KG_STR("avax")
@@ -363,16 +364,16 @@ static void rpc_done(struct kg_password_check *pc, struct kg_conn *c, int status
 		else
 			rpc_send(c, kg_avax_rpc_success(id, &body), &body, 200, NULL);
 		if (!status && !w->error && w->call.method == KG_AVAX_CHANGE_PASSWORD)
-			kg_info("avalanche: password changed by %s; earlier tokens are void", c->client);
+			kg_info("avalanche: password changed by %s; earlier tokens are void", kg__conn_client(c));
 	}
 	work_free(w);
 }
 
 static void api_avax(struct kg_conn *c)
 {
-	const struct kg_avax *x = c->rt->avax;
+	const struct kg_avax *x = kg__conn_rt(c)->avax;
 	char msg[256];
-	int status = kg_avax_rpc_check_http(c->req.method, kg__req_find(c, KG_STR("Content-Type")), msg, sizeof(msg));
+	int status = kg_avax_rpc_check_http(kg__conn_req(c)->method, kg__req_find(c, KG_STR("Content-Type")), msg, sizeof(msg));
 	if (status) {
 		kg__conn_respond(c, status, "text/plain; charset=utf-8", kg_str_c(msg),
 		                 status == 405 ? "Allow: POST\r\n" : NULL);
@@ -383,7 +384,7 @@ static void api_avax(struct kg_conn *c)
 		kg__conn_respond_error(c, 500, "out of memory");
 		return;
 	}
-	if (kg_avax_rpc_parse(kg_buf_str(&c->req.own_body), &w->call) != KG_OK) {
+	if (kg_avax_rpc_parse(kg_buf_str(&kg__conn_req(c)->own_body), &w->call) != KG_OK) {
 		kg_buf body = { 0 };
 		kg_err err = kg_avax_rpc_error(kg_buf_str(&w->call.id), w->call.error_code, w->call.error, &body);
 		rpc_send(c, err, &body, 200, NULL);
@@ -392,7 +393,7 @@ static void api_avax(struct kg_conn *c)
 	}
 	int64_t wait;
 	w->lifetime_ms = x->lifetime_ms;
-	w->x = c->rt->avax;
+	w->x = kg__conn_rt(c)->avax;
 	w->pc.work = rpc_work;
 	w->pc.done = rpc_done;
 	kg_err err = kg__password_check(c, &w->pc, &wait);

@@ -19,6 +19,7 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "keygate/token.h"
+#include "bee.h"
 #include "kg.h"
 
 #define KG_BEE_NS KG_STR("bee")
@@ -266,7 +267,7 @@ static void unauthorized(struct kg_conn *c)
  * it is refused. */
 static bool parse_request(struct kg_conn *c, const struct kg_bee *b, bool is_role_optional, struct kg_bee_request *r)
 {
-	if (kg_bee_parse_request(kg_buf_str(&c->req.own_body), b->policy, b->max_expiry_ms / 1000, is_role_optional, r) ==
+	if (kg_bee_parse_request(kg_buf_str(&kg__conn_req(c)->own_body), b->policy, b->max_expiry_ms / 1000, is_role_optional, r) ==
 	    KG_OK)
 		return true;
 	kg__conn_respond_error(c, r->status, r->message);
@@ -283,7 +284,7 @@ static void issue(struct kg_conn *c, const struct kg_bee *b, const char *role, i
 	if (kg_token_mint(b->keys, b->format, &cl, &tok) != KG_OK || kg_bee_key_json(kg_buf_str(&tok), &body) != KG_OK) {
 		kg__conn_respond_error(c, 500, "Internal Server Error");
 	} else {
-		kg_info("bee: issued token %s role %s for %llds to %s", cl.id, role, (long long)expiry_s, c->client);
+		kg_info("bee: issued token %s role %s for %llds to %s", cl.id, role, (long long)expiry_s, kg__conn_client(c));
 		kg__conn_respond(c, 201, "application/json", kg_buf_str(&body), NULL);
 	}
 	kg_buf_free(&tok, true);
@@ -317,9 +318,9 @@ static void auth_done(struct kg_password_check *pc, struct kg_conn *c, int statu
 	auth_work_free(w);
 	if (!c)
 		return;
-	const struct kg_bee *b = c->rt->bee;
+	const struct kg_bee *b = kg__conn_rt(c)->bee;
 	if (!ok) {
-		kg_warn("bee: /auth: wrong password from %s", c->client);
+		kg_warn("bee: /auth: wrong password from %s", kg__conn_client(c));
 		unauthorized(c);
 	} else {
 		struct kg_bee_request r;
@@ -342,13 +343,13 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	struct auth_work *w = NULL;
 	int64_t wait;
 
-	kg_err err = kg_bee_basic_password(c->req.facts.authorization, &password);
+	kg_err err = kg_bee_basic_password(kg__conn_req(c)->facts.authorization, &password);
 	if (err == KG_EBADCRED || (!err && !b->admin_hash[0])) {
 		/* a malformed credential is a failed attempt too, throttled alike */
-		if (!kg__throttle_begin(c->client, b->throttle_max, b->throttle_window_ms, &wait)) {
+		if (!kg__throttle_begin(kg__conn_client(c), b->throttle_max, b->throttle_window_ms, &wait)) {
 			too_many(c, wait);
 		} else {
-			kg__throttle_end(c->client, false, b->throttle_window_ms);
+			kg__throttle_end(kg__conn_client(c), false, b->throttle_window_ms);
 			unauthorized(c);
 		}
 		goto out;
@@ -378,7 +379,7 @@ out:
 
 static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 {
-	struct kg_cred cred = kg_cred_parse(c->req.facts.authorization);
+	struct kg_cred cred = kg_cred_parse(kg__conn_req(c)->facts.authorization);
 	struct kg_token_claims cl;
 	struct kg_bee_request r;
 	char role[KG_BEE_MAX_ROLE + 1];
@@ -403,7 +404,7 @@ static void do_refresh(struct kg_conn *c, const struct kg_bee *b)
 
 static bool is_post(struct kg_conn *c)
 {
-	if (kg_str_eq(c->req.method, KG_STR("POST")))
+	if (kg_str_eq(kg__conn_req(c)->method, KG_STR("POST")))
 		return true;
 	kg__conn_respond_error_with(c, 405, "Method Not Allowed", "Allow: POST\r\n");
 	return false;
@@ -412,13 +413,13 @@ static bool is_post(struct kg_conn *c)
 static void route_auth(struct kg_conn *c)
 {
 	if (is_post(c))
-		do_auth(c, c->rt->bee);
+		do_auth(c, kg__conn_rt(c)->bee);
 }
 
 static void route_refresh(struct kg_conn *c)
 {
 	if (is_post(c))
-		do_refresh(c, c->rt->bee);
+		do_refresh(c, kg__conn_rt(c)->bee);
 }
 
 static bool is_restricted(const struct kg_runtime *rt)

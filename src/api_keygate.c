@@ -23,14 +23,14 @@ static void health(struct kg_conn *c)
 	                           "\"workers\":%zu,\"mode\":\"%s\",\"password_jobs\":{\"running\":%zu,"
 	                           "\"waiting\":%zu,\"joined\":%zu,\"hashes\":%llu},\"store\":{\"backend\":\"%s\",\"status\":",
 	                           kg__version, uptime, kg__worker_count(),
-	                           c->rt->has_upstream ? "proxy" : "forward-auth", running, waiting, joined,
+	                           kg__conn_rt(c)->has_upstream ? "proxy" : "forward-auth", running, waiting, joined,
 	                           (unsigned long long)kg_bcrypt_count(), backend);
 	if (!err)
 		err = kg_buf_append_json_string(&b, kg_str_c(store));
 	if (!err)
 		err = kg_buf_appends(&b, KG_STR("},\"routes\":"));
 	if (!err)
-		err = kg__routes_json(c->rt, &b);
+		err = kg__routes_json(kg__conn_rt(c), &b);
 	if (!err)
 		err = kg_buf_appends(&b, KG_STR("}"));
 	if (err)
@@ -46,7 +46,7 @@ static kg_str find_one(const struct kg_conn *c, kg_str name, int *count)
 {
 	kg_str v = KG_STR_NULL;
 	*count = 0;
-	for (size_t i = 0; i < c->req.nheaders; i++)
+	for (size_t i = 0; i < kg__conn_req(c)->nheaders; i++)
 		if (kg_str_eq_ci(kg__req_header(c, i, false), name)) {
 			if (!*count)
 				v = kg__req_header(c, i, true);
@@ -66,7 +66,7 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bo
 		{ KG_STR("X-Original-Method"), KG_STR("X-Original-URI") },
 		{ KG_STR("X-Forwarded-Method"), KG_STR("X-Forwarded-Uri") },
 	};
-	const char *source = c->rt->cfg->forward_auth_source;
+	const char *source = kg__conn_rt(c)->cfg->forward_auth_source;
 	kg_str m[2], uri[2];
 	int mc[2], uc[2];
 	for (int k = 0; k < 2; k++) {
@@ -110,16 +110,16 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bo
 		}
 	const char *q = memchr(raw.p, '?', raw.n);
 	raw.n = q ? (size_t)(q - raw.p) : raw.n;
-	char *out = kg_arena_alloc(&c->arena, raw.n + 1);
+	char *out = kg_arena_alloc(kg__conn_arena(c), raw.n + 1);
 	const char *why = NULL;
 	size_t n = 0;
-	unsigned flags = c->rt->head_rules.path_flags; /* proxy.escaped_slashes, as for a proxied target */
+	unsigned flags = kg__conn_rt(c)->head_rules.path_flags; /* proxy.escaped_slashes, as for a proxied target */
 	if (!out) {
 		kg__conn_respond_error(c, 500, "out of memory");
 		return false;
 	}
 	if (kg_path_normalize(raw, flags, out, &n, is_restructured, &why) != KG_OK) {
-		char *msg = kg_arena_alloc(&c->arena, 160);
+		char *msg = kg_arena_alloc(kg__conn_arena(c), 160);
 		if (msg)
 			snprintf(msg, 160, "original URI: %s", why ? why : "invalid path");
 		kg__conn_respond_error(c, 400, msg ? msg : "invalid original URI");
@@ -134,10 +134,10 @@ static void check_answer(struct kg_conn *c);
 static void check(struct kg_conn *c)
 {
 	kg_str method, path;
-	struct kg_request *r = &c->req;
+	struct kg_request *r = kg__conn_req(c);
 	if (!original_request(c, &method, &path, &r->is_target_restructured))
 		return;
-	kg_auth_decide(&c->rt->auth, method, path, r->facts.authorization, (int64_t)time(NULL), &c->arena, &r->decision);
+	kg_auth_decide(&kg__conn_rt(c)->auth, method, path, r->facts.authorization, (int64_t)time(NULL), kg__conn_arena(c), &r->decision);
 	if (r->decision.err == KG_ESLOW && kg__auth_slow(c, method, path, check_answer))
 		return; /* a password check runs off the loop; check_answer follows */
 	check_answer(c);
@@ -146,7 +146,7 @@ static void check(struct kg_conn *c)
 /* Answers the forward-auth check from c's decision. */
 static void check_answer(struct kg_conn *c)
 {
-	struct kg_request *r = &c->req;
+	struct kg_request *r = kg__conn_req(c);
 	if (r->decision.status == 200 && r->is_target_restructured) {
 		/* The fronting proxy may forward the target as it was sent (nginx's
 		 * proxy_pass without a URI does) to an upstream that does not
@@ -180,7 +180,7 @@ static void check_answer(struct kg_conn *c)
 
 static void route_health(struct kg_conn *c)
 {
-	if (!kg_str_eq(c->req.method, KG_STR("GET")) && !c->req.is_head) {
+	if (!kg_str_eq(kg__conn_req(c)->method, KG_STR("GET")) && !kg__conn_req(c)->is_head) {
 		kg__conn_respond_error(c, 405, "health answers GET and HEAD only");
 		return;
 	}

@@ -13,6 +13,60 @@
 
 #include "keygate/log.h"
 #include "kg.h"
+#include "proxy.h"
+
+enum kg_conn_state {
+	KG_CONN_HEAD,      /* reading a request head */
+	KG_CONN_AUTH,      /* head read; a password check runs off the loop */
+	KG_CONN_WAIT,      /* head read; waiting for an upstream connection */
+	KG_CONN_BODY,      /* streaming the request body upstream */
+	KG_CONN_RESPONSE,  /* request read; the response is under way */
+	KG_CONN_TUNNEL,    /* upgraded: raw bytes both ways */
+	KG_CONN_CLOSING,
+};
+
+/* What an idle keep-alive connection costs is this struct (plus libuv's
+ * pointer per descriptor): its request buffers (head, arena, upstream head,
+ * pending) are given back once it has been idle while KG_PARKED_MAX more
+ * recently busy connections were parked after it (http.c). Keep it within
+ * the budget that http.c asserts. */
+struct kg_conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct kg_worker *w;
+	struct kg_conn *prev, *next;
+	struct kg_conn *park_prev, *park_next; /* w->parked_* while is_parked */
+	struct kg_runtime *rt;   /* held for the current request */
+	llhttp_t parser;
+	enum kg_conn_state state;
+	int handles_open;
+	char peer[KG_ADDR_MAX];           /* socket peer address */
+	char client[KG_ADDR_MAX];         /* client address (peer or trusted X-Forwarded-For) */
+	/* bytes received but not yet parsed (after a pause) */
+	char *pending;
+	size_t pending_off, pending_len, pending_cap;
+	/* request head being collected */
+	char *head;
+	size_t head_len, head_cap;
+	size_t header_bytes;
+	int last_cb;             /* 1: field, 2: value */
+	int err_status;          /* set by a parser callback that refused the request */
+	const char *err_message;
+	struct kg_request req;
+	kg_arena arena;
+	struct kg_proxy *px;     /* the exchange with the upstream (proxy.h), NULL when none */
+	size_t write_queued;     /* bytes handed to libuv and not yet written */
+	bool is_reading;
+	bool is_read_paused;     /* backpressure from the upstream side */
+	bool is_response_started;
+	bool is_response_done;   /* the response's last byte was queued */
+	bool keep_alive;
+	bool is_closing;
+	bool is_idle;            /* between requests, nothing received yet */
+	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
+	bool is_half_closed;     /* the client sent EOF after a complete request */
+	bool is_parked;          /* idle, buffers kept, on w->parked_* */
+};
 
 static llhttp_settings_t req_settings;
 
@@ -214,6 +268,10 @@ void kg__conn_log(struct kg_conn *c)
 	kg__access_log(c);
 }
 
+static void conn_proxy_start(struct kg_conn *c);
+static void conn_proxy_cancel(struct kg_conn *c);
+static void conn_tunnel_data(struct kg_conn *c, const char *data, size_t len);
+
 void kg__conn_close(struct kg_conn *c)
 {
 	if (c->is_closing)
@@ -223,8 +281,8 @@ void kg__conn_close(struct kg_conn *c)
 	c->is_closing = true;
 	c->state = KG_CONN_CLOSING;
 	conn_unpark(c);
-	if (c->up)
-		kg__proxy_detach(c);
+	if (c->px)
+		conn_proxy_cancel(c);
 	request_release(c);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -344,15 +402,15 @@ static void on_write(uv_write_t *req, int status)
 		kg__conn_close(c);
 		return;
 	}
-	if (c->up && c->write_queued < KG_HIGH_WATER)
-		kg__upconn_write_drained(c);
+	if (c->px && c->write_queued < KG_HIGH_WATER)
+		kg__proxy_proceed(c->px);
 	if (c->write_queued == 0 && c->is_response_done)
 		finish_exchange(c);
 	else
 		conn_watch(c, true); /* the client took bytes */
 }
 
-void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
+static void conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (c->is_closing || c->state == KG_CONN_CLOSING)
 		return;
@@ -367,7 +425,7 @@ void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 	}
 }
 
-void kg__conn_response_done(struct kg_conn *c)
+static void conn_response_done(struct kg_conn *c)
 {
 	c->is_response_done = true;
 	if (c->write_queued == 0)
@@ -393,9 +451,9 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
 	uv_buf_t bufs[2] = { uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body.p, (unsigned)body.n) };
 	c->req.status = status;
 	c->is_response_started = true;
-	kg__conn_write(c, bufs, c->req.is_head ? 1 : 2);
+	conn_write(c, bufs, c->req.is_head ? 1 : 2);
 	if (!c->is_closing)
-		kg__conn_response_done(c);
+		conn_response_done(c);
 }
 
 void kg__conn_respond_error_with(struct kg_conn *c, int status, const char *message, const char *extra_headers)
@@ -471,7 +529,7 @@ static void finish_exchange(struct kg_conn *c)
 	if (c->state == KG_CONN_CLOSING || c->state == KG_CONN_TUNNEL)
 		return;
 	kg__conn_log(c);
-	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->up;
+	bool keep = c->keep_alive && c->req.is_complete && !c->w->draining && !c->px;
 	request_release(c);
 	if (!keep) {
 		conn_close_gracefully(c);
@@ -505,8 +563,8 @@ static void on_timer(uv_timer_t *t)
 				kg__conn_close(c);
 				return;
 			}
-			if (c->up)
-				kg__proxy_detach(c);
+			if (c->px)
+				conn_proxy_cancel(c);
 			c->state = KG_CONN_RESPONSE;
 			kg__conn_respond_error(c, 408, "timed out reading the request body");
 		}
@@ -711,7 +769,7 @@ static void auth_done(struct kg_conn *c)
 	}
 	r->cred_consumed = r->decision.is_authenticated;
 	c->state = KG_CONN_WAIT;
-	kg__proxy_start(c);
+	conn_proxy_start(c);
 }
 
 static int on_headers_complete(llhttp_t *p)
@@ -735,8 +793,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 			return -1;
 		return 0;
 	}
-	if (c->state == KG_CONN_BODY)
-		kg__proxy_body(c, at, len);
+	if (c->state == KG_CONN_BODY && c->px)
+		kg__proxy_body(c->px, at, len);
 	return 0;
 }
 
@@ -754,7 +812,8 @@ static int on_message_complete(llhttp_t *p)
 		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_decision(c);
 	} else if (c->state == KG_CONN_BODY) {
-		kg__proxy_body_end(c);
+		if (c->px)
+			kg__proxy_body_end(c->px);
 		if (c->state == KG_CONN_BODY)
 			c->state = KG_CONN_RESPONSE;
 	}
@@ -810,8 +869,8 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 			kg__conn_close(c); /* mid-response: nothing sensible can be answered */
 			return;
 		}
-		if (c->up)
-			kg__proxy_detach(c); /* a body broke off mid-stream (a bad chunk size): the upstream gets nothing more */
+		if (c->px)
+			conn_proxy_cancel(c); /* a body broke off mid-stream (a bad chunk size): the upstream gets nothing more */
 		c->state = KG_CONN_RESPONSE;
 		kg__conn_respond_error(c, status, msg);
 		return;
@@ -835,8 +894,8 @@ static void conn_execute(struct kg_conn *c, const char *data, size_t len, bool f
 	}
 	if (c->pending_off == c->pending_len)
 		c->pending_off = c->pending_len = 0;
-	if (c->state == KG_CONN_WAIT && !c->up && !c->is_response_started)
-		kg__proxy_start(c);
+	if (c->state == KG_CONN_WAIT && !c->px && !c->is_response_started)
+		conn_proxy_start(c);
 }
 
 static bool can_parse(const struct kg_conn *c)
@@ -859,7 +918,7 @@ static void conn_pump(struct kg_conn *c)
 			break; /* paused without progress: wait for the exchange to move */
 	}
 	if (c->state == KG_CONN_TUNNEL && c->pending_len > c->pending_off) {
-		kg__proxy_tunnel_data(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
+		conn_tunnel_data(c, c->pending + c->pending_off, c->pending_len - c->pending_off);
 		c->pending_off = c->pending_len = 0;
 	}
 	conn_update_reading(c);
@@ -920,7 +979,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	if (c->state == KG_CONN_TUNNEL) {
-		kg__proxy_tunnel_data(c, buf->base, (size_t)nread);
+		conn_tunnel_data(c, buf->base, (size_t)nread);
 		return;
 	}
 	if (is_read_ahead) {
@@ -963,22 +1022,27 @@ static void conn_update_reading(struct kg_conn *c)
 	}
 }
 
-void kg__conn_pause_reading(struct kg_conn *c)
+/* ---- the upstream exchange (proxy.h): the sink proxy.c writes into ---- */
+
+static void sink_pause_reading(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	c->is_read_paused = true;
 	conn_update_reading(c);
 	conn_watch(c, true); /* waiting for the upstream now, not the client */
 }
 
-void kg__conn_resume_reading(struct kg_conn *c)
+static void sink_resume_reading(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	c->is_read_paused = false;
 	conn_watch(c, true);
 	conn_pump(c);
 }
 
-void kg__conn_upstream_ready(struct kg_conn *c)
+static void sink_ready(void *ctx)
 {
+	struct kg_conn *c = ctx;
 	if (c->is_closing)
 		return;
 	if (c->req.is_complete) {
@@ -990,6 +1054,157 @@ void kg__conn_upstream_ready(struct kg_conn *c)
 	c->state = KG_CONN_BODY;
 	conn_watch(c, true);
 	conn_pump(c);
+}
+
+static bool sink_head(void *ctx, int status, bool is_close_delimited)
+{
+	struct kg_conn *c = ctx;
+	if (is_close_delimited)
+		c->keep_alive = false; /* an HTTP/1.0 client reads to the close */
+	c->is_response_started = true;
+	c->req.status = status;
+	return !c->keep_alive || c->w->draining;
+}
+
+static bool sink_write(void *ctx, uv_buf_t *bufs, unsigned nbufs)
+{
+	struct kg_conn *c = ctx;
+	conn_write(c, bufs, nbufs);
+	return !c->is_closing && c->write_queued >= KG_HIGH_WATER;
+}
+
+static void sink_tunnel(void *ctx)
+{
+	struct kg_conn *c = ctx;
+	c->state = KG_CONN_TUNNEL;
+	kg__conn_log(c);
+}
+
+static void sink_done(void *ctx)
+{
+	struct kg_conn *c = ctx;
+	c->px = NULL;
+	if (!c->is_closing)
+		conn_response_done(c);
+}
+
+static void sink_error(void *ctx, int status, const char *message, bool is_head_unsent)
+{
+	struct kg_conn *c = ctx;
+	c->px = NULL;
+	if (is_head_unsent)
+		c->is_response_started = false;
+	if (c->is_response_started) {
+		kg__conn_close(c); /* mid-response: the client sees a truncated message (and it is logged) */
+		return;
+	}
+	c->keep_alive = c->keep_alive && c->req.is_complete;
+	kg__conn_respond_error(c, status, message);
+}
+
+static const struct kg_proxy_sink sink_proto = {
+	.ready = sink_ready,
+	.head = sink_head,
+	.write = sink_write,
+	.tunnel = sink_tunnel,
+	.done = sink_done,
+	.error = sink_error,
+	.pause_reading = sink_pause_reading,
+	.resume_reading = sink_resume_reading,
+};
+
+/* The head the upstream gets (lib/head.c), kept in c->req.up_head for one
+ * retry, and the exchange that sends it. */
+static void conn_proxy_start(struct kg_conn *c)
+{
+	struct kg_request *r = &c->req;
+	kg_head h;
+	kg__req_head(c, &h);
+	kg_buf_clear(&r->up_head);
+	struct kg_proxy_sink sink = sink_proto;
+	sink.ctx = c;
+	if (kg_head_write_upstream(&h, &r->facts, &c->rt->head_rules,
+	                           r->decision.is_authenticated ? &r->decision.principal : NULL, r->cred_consumed,
+	                           &r->up_head) != KG_OK) {
+		sink_error(c, 500, "out of memory", true);
+		return;
+	}
+	struct kg_proxy_request req = {
+		.w = c->w,
+		.rt = c->rt,
+		.arena = &c->arena,
+		.head = kg_buf_str(&r->up_head),
+		.method = r->method,
+		.path = r->facts.path,
+		.body = r->facts.body,
+		.is_complete = r->is_complete,
+		.is_head = r->is_head,
+		.is_upgrade = r->facts.is_upgrade,
+		.is_http11 = r->version_major == 1 && r->version_minor >= 1,
+	};
+	kg__proxy_start(&req, &sink, &c->px);
+}
+
+static void conn_proxy_cancel(struct kg_conn *c)
+{
+	struct kg_proxy *p = c->px;
+	c->px = NULL;
+	kg__proxy_cancel(p);
+}
+
+static void conn_tunnel_data(struct kg_conn *c, const char *data, size_t len)
+{
+	if (!c->px) {
+		kg__conn_close(c);
+		return;
+	}
+	kg__proxy_tunnel_data(c->px, data, len);
+}
+
+struct kg_request *kg__conn_req(const struct kg_conn *c)
+{
+	return (struct kg_request *)&c->req; /* the callers answer the request c holds */
+}
+
+struct kg_runtime *kg__conn_rt(const struct kg_conn *c)
+{
+	return c->rt;
+}
+
+struct kg_worker *kg__conn_worker(const struct kg_conn *c)
+{
+	return c->w;
+}
+
+kg_arena *kg__conn_arena(struct kg_conn *c)
+{
+	return &c->arena;
+}
+
+const char *kg__conn_client(const struct kg_conn *c)
+{
+	return c->client;
+}
+
+const char *kg__conn_peer(const struct kg_conn *c)
+{
+	return c->peer;
+}
+
+bool kg__conn_is_closing(const struct kg_conn *c)
+{
+	return c->is_closing;
+}
+
+void kg__conn_close_idle(struct kg_worker *w)
+{
+	struct kg_conn *c = w->conns;
+	while (c) {
+		struct kg_conn *next = c->next;
+		if (c->state == KG_CONN_HEAD && c->is_idle)
+			kg__conn_close(c);
+		c = next;
+	}
 }
 
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)

@@ -1,6 +1,10 @@
-/* kg.h - what the daemon's files share: the runtime snapshot, workers,
- * client connections and upstream connections. Everything here runs on one
- * worker's event loop unless it says otherwise. */
+/* kg.h - what the daemon's files share: the runtime snapshot, workers, the
+ * request being answered and the few calls every module needs. A client
+ * connection (struct kg_conn) is private to http.c, an upstream connection
+ * (struct kg_upconn) to proxy.c; the two meet only through proxy.h. The
+ * dialects' declarations are in their own headers (bee.h, avax.h), which
+ * http.c does not include. Everything here runs on one worker's event loop
+ * unless it says otherwise. */
 #ifndef KG_INTERNAL_H
 #define KG_INTERNAL_H
 
@@ -73,6 +77,7 @@ extern const char *const kg__version;
 
 struct kg_conn;
 struct kg_upconn;
+struct kg_proxy;
 struct kg_auth_job;
 
 struct kg_worker {
@@ -105,6 +110,9 @@ struct kg_worker {
 	char ubuf[KG_READ_BUF];     /* upstream reads */
 };
 
+/* room for a client address as text (and its NUL) */
+#define KG_ADDR_MAX 64
+
 /* A client request: all strings point into the connection's head buffer or
  * the request arena. */
 struct kg_header {
@@ -134,59 +142,6 @@ struct kg_request {
 	uint64_t start_ns;
 	int status;             /* for the access log */
 	uint64_t bytes_out;
-};
-
-enum kg_conn_state {
-	KG_CONN_HEAD,      /* reading a request head */
-	KG_CONN_AUTH,      /* head read; a password check runs off the loop */
-	KG_CONN_WAIT,      /* head read; waiting for an upstream connection */
-	KG_CONN_BODY,      /* streaming the request body upstream */
-	KG_CONN_RESPONSE,  /* request read; the response is under way */
-	KG_CONN_TUNNEL,    /* upgraded: raw bytes both ways */
-	KG_CONN_CLOSING,
-};
-
-/* What an idle keep-alive connection costs is this struct (plus libuv's
- * pointer per descriptor): its request buffers (head, arena, upstream head,
- * pending) are given back once it has been idle while KG_PARKED_MAX more
- * recently busy connections were parked after it (http.c). Keep it within
- * the budget that http.c asserts. */
-struct kg_conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	struct kg_worker *w;
-	struct kg_conn *prev, *next;
-	struct kg_conn *park_prev, *park_next; /* w->parked_* while is_parked */
-	struct kg_runtime *rt;   /* held for the current request */
-	llhttp_t parser;
-	enum kg_conn_state state;
-	int handles_open;
-	char peer[64];           /* socket peer address */
-	char client[64];         /* client address (peer or trusted X-Forwarded-For) */
-	/* bytes received but not yet parsed (after a pause) */
-	char *pending;
-	size_t pending_off, pending_len, pending_cap;
-	/* request head being collected */
-	char *head;
-	size_t head_len, head_cap;
-	size_t header_bytes;
-	int last_cb;             /* 1: field, 2: value */
-	int err_status;          /* set by a parser callback that refused the request */
-	const char *err_message;
-	struct kg_request req;
-	kg_arena arena;
-	struct kg_upconn *up;
-	size_t write_queued;     /* bytes handed to libuv and not yet written */
-	bool is_reading;
-	bool is_read_paused;     /* backpressure from the upstream side */
-	bool is_response_started;
-	bool is_response_done;   /* the response's last byte was queued */
-	bool keep_alive;
-	bool is_closing;
-	bool is_idle;            /* between requests, nothing received yet */
-	bool is_parsing;         /* inside llhttp_execute: do not re-enter it */
-	bool is_half_closed;     /* the client sent EOF after a complete request */
-	bool is_parked;          /* idle, buffers kept, on w->parked_* */
 };
 
 /* stream.c: a write that copies only what the kernel did not take at once.
@@ -247,8 +202,20 @@ kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64
  * the decision is already a refusal (429 throttled, 503 queue full). */
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c));
 
-/* http.c */
+/* http.c: struct kg_conn is private to it; the modules that answer or
+ * log a request see it through these (the request itself, struct
+ * kg_request above, is shared) */
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);
+struct kg_request *kg__conn_req(const struct kg_conn *c);
+struct kg_runtime *kg__conn_rt(const struct kg_conn *c); /* held for the current request */
+struct kg_worker *kg__conn_worker(const struct kg_conn *c);
+kg_arena *kg__conn_arena(struct kg_conn *c);               /* the request's memory */
+const char *kg__conn_client(const struct kg_conn *c);      /* client address (peer or trusted X-Forwarded-For) */
+const char *kg__conn_peer(const struct kg_conn *c);        /* socket peer address */
+bool kg__conn_is_closing(const struct kg_conn *c);
+/* Closes w's idle keep-alive connections (draining: the others finish
+ * their request). */
+void kg__conn_close_idle(struct kg_worker *w);
 /* {"code": status, "message": message}, keygate's and Bee's error body */
 void kg__conn_respond_error(struct kg_conn *c, int status, const char *message);
 void kg__conn_respond_error_with(struct kg_conn *c, int status, const char *message, const char *extra_headers);
@@ -263,11 +230,6 @@ void kg__conn_log(struct kg_conn *c);
  * false when the connection closed meanwhile (c must not be used then). */
 void kg__conn_hold(struct kg_conn *c);
 bool kg__conn_release(struct kg_conn *c);
-void kg__conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs);
-void kg__conn_response_done(struct kg_conn *c);
-void kg__conn_upstream_ready(struct kg_conn *c);
-void kg__conn_resume_reading(struct kg_conn *c);
-void kg__conn_pause_reading(struct kg_conn *c);
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value);
 kg_str kg__req_find(const struct kg_conn *c, kg_str name);
 /* c's request head as lib/head.c reads it (once c->req.fields is built). Its
@@ -276,15 +238,6 @@ kg_str kg__req_find(const struct kg_conn *c, kg_str name);
 void kg__req_head(const struct kg_conn *c, kg_head *out);
 void kg__worker_drain(struct kg_worker *w);
 const char *kg__reason(int status);
-
-/* proxy.c */
-void kg__proxy_start(struct kg_conn *c);
-void kg__proxy_body(struct kg_conn *c, const char *data, size_t len);
-void kg__proxy_body_end(struct kg_conn *c);
-void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len);
-void kg__proxy_detach(struct kg_conn *c);
-void kg__upconn_write_drained(struct kg_conn *c);
-void kg__pool_close_all(struct kg_worker *w);
 
 /* throttle.c: begin admits a password attempt from addr and counts it in
  * flight, unless addr already has max attempts in flight or failed within
@@ -319,24 +272,7 @@ struct kg_route_set {
 const struct kg_route *kg__route_find(const struct kg_runtime *rt, kg_str path);
 /* The enabled routes as a JSON array of {path, methods, owner} (health). */
 kg_err kg__routes_json(const struct kg_runtime *rt, kg_buf *out);
-extern const struct kg_route_set kg__keygate_routes, kg__bee_routes, kg__avax_routes, kg__fallback_routes;
-
-/* api_bee.c */
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
-                   struct kg_bee **out, kg_buf *why);
-void kg__bee_free(struct kg_bee **b);
-const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
-/* the dialect's view of the store's state, re-read (the maintenance timer
- * calls it for the current runtime) */
-void kg__bee_refresh(struct kg_bee *b);
-
-/* api_avax.c */
-kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cache *cache, struct kg_avax **out,
-                    kg_buf *why);
-void kg__avax_free(struct kg_avax **x);
-const struct kg_authenticator *kg__avax_authenticator(const struct kg_avax *x);
-void kg__avax_refresh(struct kg_avax *x);
-
+extern const struct kg_route_set kg__keygate_routes, kg__fallback_routes; /* each dialect's: its header */
 
 /* access_log.c */
 kg_err kg__access_log_open(const char *where);

@@ -9,6 +9,7 @@
 
 #include "keygate/log.h"
 #include "kg.h"
+#include "proxy.h"
 
 #define KG_MAX_RESP_HEAD (64 * 1024)
 #define KG_MAX_RESP_HEADERS 256
@@ -24,7 +25,7 @@ struct kg_upconn {
 	uv_timer_t timer;
 	uv_connect_t connect;
 	struct kg_worker *w;
-	struct kg_conn *c;       /* the client being served; NULL while pooled */
+	struct kg_proxy *p;      /* the exchange being served; NULL while pooled */
 	struct kg_upconn *next;  /* pool link */
 	llhttp_t parser;
 	unsigned gen;            /* runtime generation whose upstream this reaches */
@@ -50,11 +51,21 @@ struct kg_upconn {
 	bool has_head_pending;
 };
 
+/* One exchange: what to send, where the response goes, and the upstream
+ * connection serving it (a retry swaps it for a fresh one). */
+struct kg_proxy {
+	struct kg_proxy_request req;
+	struct kg_proxy_sink sink;
+	struct kg_upconn *u;
+	bool is_client_paused;   /* sink.pause_reading is in force */
+	bool is_head_sent;       /* the final response's head went into the sink */
+};
+
 static llhttp_settings_t resp_settings;
 
 static void up_close(struct kg_upconn *u);
 static void up_read_start(struct kg_upconn *u);
-static void start_exchange(struct kg_conn *c, struct kg_upconn *u);
+static void start_exchange(struct kg_proxy *p, struct kg_upconn *u);
 
 /* ---- building the request head ---- */
 
@@ -62,19 +73,6 @@ static bool is_idempotent(kg_str m)
 {
 	return kg_str_eq(m, KG_STR("GET")) || kg_str_eq(m, KG_STR("HEAD")) || kg_str_eq(m, KG_STR("OPTIONS")) ||
 	       kg_str_eq(m, KG_STR("PUT")) || kg_str_eq(m, KG_STR("DELETE")) || kg_str_eq(m, KG_STR("TRACE"));
-}
-
-/* The head the upstream gets (lib/head.c), kept in c->req.up_head for one
- * retry. */
-static kg_err build_head(struct kg_conn *c)
-{
-	struct kg_request *r = &c->req;
-	kg_head h;
-	kg__req_head(c, &h);
-	kg_buf_clear(&r->up_head);
-	return kg_head_write_upstream(&h, &r->facts, &c->rt->head_rules,
-	                              r->decision.is_authenticated ? &r->decision.principal : NULL, r->cred_consumed,
-	                              &r->up_head);
 }
 
 /* ---- upstream connection lifetime ---- */
@@ -109,9 +107,9 @@ static void up_close(struct kg_upconn *u)
 	u->is_closing = true;
 	if (u->is_pooled)
 		pool_remove(u);
-	if (u->c && u->c->up == u)
-		u->c->up = NULL;
-	u->c = NULL;
+	if (u->p && u->p->u == u)
+		u->p->u = NULL;
+	u->p = NULL;
 	uv_close((uv_handle_t *)&u->timer, on_up_closed);
 	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
 }
@@ -150,7 +148,7 @@ static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void pool_put(struct kg_upconn *u, int64_t pool_size)
 {
 	struct kg_worker *w = u->w;
-	u->c = NULL;
+	u->p = NULL;
 	if ((int64_t)w->npool >= pool_size || w->draining) {
 		up_close(u);
 		return;
@@ -193,40 +191,44 @@ void kg__pool_close_all(struct kg_worker *w)
 
 /* ---- failures ---- */
 
-static void fail(struct kg_conn *c, int status, const char *message)
+/* Ends the exchange: no callback follows. p's memory is the request
+ * arena's, which the client side resets with its next request. */
+static void exchange_end(struct kg_proxy *p)
 {
-	struct kg_upconn *u = c->up;
-	if (u && u->has_head_pending && !u->is_tunnel) {
-		/* the head was held back for the first body bytes: nothing reached
-		 * the client yet, so it can still get a proper error */
-		u->has_head_pending = false;
-		c->is_response_started = false;
+	if (p->u) {
+		p->u->p = NULL;
+		p->u = NULL;
 	}
-	if (u)
-		up_close(u);
-	c->up = NULL;
-	if (c->is_response_started) {
-		kg__conn_close(c); /* mid-response: the client sees a truncated message (and it is logged) */
-		return;
-	}
-	c->keep_alive = c->keep_alive && c->req.is_complete;
-	kg__conn_respond_error(c, status, message);
 }
 
-static bool try_retry(struct kg_conn *c, struct kg_upconn *u)
+static void fail(struct kg_proxy *p, int status, const char *message)
+{
+	struct kg_upconn *u = p->u;
+	/* the head is held back for the first body bytes: until they come,
+	 * nothing reached the client, which can still get a proper error */
+	bool is_head_unsent = !p->is_head_sent;
+	if (u) {
+		u->has_head_pending = false;
+		up_close(u);
+	}
+	struct kg_proxy_sink sink = p->sink;
+	exchange_end(p);
+	sink.error(sink.ctx, status, message, is_head_unsent);
+}
+
+static bool try_retry(struct kg_proxy *p, struct kg_upconn *u)
 {
 	/* a pooled connection that died before answering: the request never
 	 * reached the upstream's application, so an idempotent request without a
 	 * body can be sent again, once, on a fresh connection */
-	if (!u->is_reused || u->got_bytes || c->req.facts.body != KG_BODY_NONE || !is_idempotent(c->req.method))
+	if (!u->is_reused || u->got_bytes || p->req.body != KG_BODY_NONE || !is_idempotent(p->req.method))
 		return false;
 	kg_debug("upstream connection from the pool was stale; retrying on a fresh one");
 	up_close(u);
-	c->up = NULL;
-	struct kg_upconn *fresh = up_new(c->w, c->rt->gen);
+	struct kg_upconn *fresh = up_new(p->req.w, p->req.rt->gen);
 	if (!fresh)
 		return false;
-	start_exchange(c, fresh);
+	start_exchange(p, fresh);
 	return true;
 }
 
@@ -234,20 +236,20 @@ static bool try_retry(struct kg_conn *c, struct kg_upconn *u)
 
 static void up_write_failed(struct kg_upconn *u, int status)
 {
-	struct kg_conn *c = u->c;
+	struct kg_proxy *p = u->p;
 	kg_debug("upstream write failed: %s", uv_strerror(status));
-	if (c && !try_retry(c, u))
-		fail(c, 502, "upstream closed the connection while receiving the request");
-	else if (!c)
+	if (p && !try_retry(p, u))
+		fail(p, 502, "upstream closed the connection while receiving the request");
+	else if (!p)
 		up_close(u);
 }
 
 static void on_up_timeout(uv_timer_t *t);
 
 /* (Re)starts the upstream's proxy.upstream_timeout clock. */
-static void up_clock(struct kg_upconn *u, const struct kg_conn *c)
+static void up_clock(struct kg_upconn *u, const struct kg_proxy *p)
 {
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->upstream_timeout_ms, 0);
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)p->req.rt->cfg->upstream_timeout_ms, 0);
 }
 
 /* The upstream timer while the response has not begun: from the moment the
@@ -257,16 +259,16 @@ static void up_clock(struct kg_upconn *u, const struct kg_conn *c)
  * client is limits.body_timeout's business, not the upstream's. */
 static void up_watch_request(struct kg_upconn *u)
 {
-	struct kg_conn *c = u->c;
-	if (!c || u->got_bytes || u->is_tunnel || !u->is_connected)
+	struct kg_proxy *p = u->p;
+	if (!p || u->got_bytes || u->is_tunnel || !u->is_connected)
 		return;
-	if (c->req.is_complete) {
+	if (p->req.is_complete) {
 		if (!u->is_awaiting_response) {
 			u->is_awaiting_response = true;
-			up_clock(u, c);
+			up_clock(u, p);
 		}
 	} else if (u->write_queued > 0) {
-		up_clock(u, c);
+		up_clock(u, p);
 	} else {
 		uv_timer_stop(&u->timer);
 	}
@@ -280,109 +282,136 @@ static void on_up_write(uv_write_t *req, int status)
 	free(wr);
 	if (u->is_closing)
 		return;
-	struct kg_conn *c = u->c;
+	struct kg_proxy *p = u->p;
 	if (status < 0) {
 		up_write_failed(u, status);
 		return;
 	}
-	if (c && !u->is_awaiting_response)
+	if (p && !u->is_awaiting_response)
 		up_watch_request(u); /* the upstream took some of the body: progress */
-	if (c && c->is_read_paused && u->write_queued < KG_HIGH_WATER)
-		kg__conn_resume_reading(c);
+	if (p && p->is_client_paused && u->write_queued < KG_HIGH_WATER) {
+		p->is_client_paused = false;
+		p->sink.resume_reading(p->sink.ctx);
+	}
 }
 
-static void up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
+/* False when the write failed: the exchange was retried, or failed and its
+ * handle is gone (the caller must not touch it again). */
+static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (u->is_closing)
-		return;
+		return true;
 	bool was_queued = u->write_queued > 0;
 	int r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
-	if (r < 0)
+	if (r < 0) {
 		up_write_failed(u, r);
-	else if (!was_queued && u->write_queued > 0 && !u->is_awaiting_response)
+		return false;
+	}
+	if (!was_queued && u->write_queued > 0 && !u->is_awaiting_response)
 		up_watch_request(u);
+	return true;
 }
 
-void kg__proxy_body(struct kg_conn *c, const char *data, size_t len)
+/* The upstream has a queue's worth of the client's bytes: stop reading the
+ * client until on_up_write sees it drain. */
+static void client_pause_if_full(struct kg_proxy *p)
 {
-	struct kg_upconn *u = c->up;
+	if (p->u && p->u->write_queued >= KG_HIGH_WATER && !p->is_client_paused) {
+		p->is_client_paused = true;
+		p->sink.pause_reading(p->sink.ctx);
+	}
+}
+
+void kg__proxy_body(struct kg_proxy *p, const char *data, size_t len)
+{
+	struct kg_upconn *u = p->u;
 	if (!u || len == 0)
 		return;
-	if (c->req.facts.body == KG_BODY_CHUNKED) {
+	if (p->req.body == KG_BODY_CHUNKED) {
 		char hdr[24];
 		int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
 		uv_buf_t b[3] = { uv_buf_init(hdr, (unsigned)n), uv_buf_init((char *)data, (unsigned)len),
 			          uv_buf_init("\r\n", 2) };
-		up_write(u, b, 3);
+		if (!up_write(u, b, 3))
+			return;
 	} else {
 		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-		up_write(u, &b, 1);
+		if (!up_write(u, &b, 1))
+			return;
 	}
-	if (c->up && c->up->write_queued >= KG_HIGH_WATER)
-		kg__conn_pause_reading(c);
+	client_pause_if_full(p);
 }
 
-void kg__proxy_body_end(struct kg_conn *c)
+void kg__proxy_body_end(struct kg_proxy *p)
 {
-	if (c->up && c->req.facts.body == KG_BODY_CHUNKED) {
+	p->req.is_complete = true;
+	if (p->u && p->req.body == KG_BODY_CHUNKED) {
 		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-		up_write(c->up, &b, 1);
+		if (!up_write(p->u, &b, 1))
+			return;
 	}
-	if (c->up)
-		up_watch_request(c->up); /* the whole request is out: the response clock starts */
+	if (p->u)
+		up_watch_request(p->u); /* the whole request is out: the response clock starts */
 }
 
-void kg__proxy_tunnel_data(struct kg_conn *c, const char *data, size_t len)
+void kg__proxy_tunnel_data(struct kg_proxy *p, const char *data, size_t len)
 {
-	if (!c->up) {
-		kg__conn_close(c);
+	if (!p->u) {
+		fail(p, 502, "upstream closed the tunnel");
 		return;
 	}
 	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-	up_write(c->up, &b, 1);
-	if (c->up && c->up->write_queued >= KG_HIGH_WATER)
-		kg__conn_pause_reading(c);
+	if (up_write(p->u, &b, 1))
+		client_pause_if_full(p);
 }
 
-void kg__proxy_detach(struct kg_conn *c)
+void kg__proxy_cancel(struct kg_proxy *p)
 {
-	struct kg_upconn *u = c->up;
-	c->up = NULL;
+	struct kg_upconn *u = p->u;
+	exchange_end(p);
 	if (u)
 		up_close(u);
 }
 
-void kg__upconn_write_drained(struct kg_conn *c)
+void kg__proxy_proceed(struct kg_proxy *p)
 {
-	struct kg_upconn *u = c->up;
+	struct kg_upconn *u = p->u;
 	if (u && u->is_read_paused) {
 		u->is_read_paused = false;
 		up_read_start(u);
 		if (!u->is_tunnel)
-			up_clock(u, c);
+			up_clock(u, p);
 	}
 }
 
 /* ---- reading the response ---- */
 
-static void client_write(struct kg_conn *c, struct kg_upconn *u, uv_buf_t *b, unsigned n)
+/* Writes into the sink; false when that ended the exchange (the client
+ * went away and cancelled it: u is closing, p is gone). */
+static bool client_write(struct kg_proxy *p, struct kg_upconn *u, uv_buf_t *b, unsigned n)
 {
+	bool is_congested = false;
 	if (u->has_head_pending) {
+		if (!u->is_interim)
+			p->is_head_sent = true;
 		uv_buf_t all[4];
 		all[0] = uv_buf_init(u->head_out.p, (unsigned)u->head_out.n);
 		for (unsigned i = 0; i < n && i < 3; i++)
 			all[i + 1] = b[i];
 		u->has_head_pending = false;
-		kg__conn_write(c, all, n + 1); /* copies whatever it cannot send at once */
+		is_congested = p->sink.write(p->sink.ctx, all, n + 1); /* copies whatever it cannot send at once */
 	} else if (n) {
-		kg__conn_write(c, b, n);
+		is_congested = p->sink.write(p->sink.ctx, b, n);
 	}
-	if (!c->is_closing && c->write_queued >= KG_HIGH_WATER && !u->is_read_paused) {
+	if (u->p != p)
+		return false;
+	if (is_congested && !u->is_read_paused) {
 		u->is_read_paused = true;
 		uv_read_stop((uv_stream_t *)&u->tcp);
 		u->is_reading = false;
 		uv_timer_stop(&u->timer); /* waiting for the client now: limits.send_timeout */
 	}
+	return true;
 }
 
 static int r_message_begin(llhttp_t *p)
@@ -470,12 +499,12 @@ static bool is_framing(kg_str name)
 static int r_headers_complete(llhttp_t *p)
 {
 	struct kg_upconn *u = p->data;
-	struct kg_conn *c = u->c;
+	struct kg_proxy *x = u->p;
 	int status = p->status_code;
 	kg_str connection = KG_STR_NULL;
 	kg_buf *hb = &u->head_out;
 
-	if (!c)
+	if (!x)
 		return -1;
 	if (status < 100 || status > 599) {
 		u->bad_why = "upstream sent an invalid response: status code out of range";
@@ -491,11 +520,11 @@ static int r_headers_complete(llhttp_t *p)
 	}
 
 	bool is_switch = status == 101;
-	if (is_switch && !c->req.facts.is_upgrade) {
+	if (is_switch && !x->req.is_upgrade) {
 		u->bad_why = "upstream switched protocols without being asked";
 		return -1;
 	}
-	bool client11 = c->req.version_major == 1 && c->req.version_minor >= 1;
+	bool client11 = x->req.is_http11;
 	u->is_interim = status < 200 && !is_switch;
 	if (u->is_interim) {
 		if (++u->ninterim > KG_MAX_INTERIM) {
@@ -509,7 +538,7 @@ static int r_headers_complete(llhttp_t *p)
 	 * 204 or 304, or the answer to a HEAD. llhttp knows only the HEAD case
 	 * (returning 1 says it), so a 204 with Content-Length would otherwise
 	 * hand its next bytes to the client as a body. */
-	bool no_body = c->req.is_head || status == 204 || status == 304 || status < 200;
+	bool no_body = x->req.is_head || status == 204 || status == 304 || status < 200;
 	bool has_length = (p->flags & F_CONTENT_LENGTH) != 0 && !(p->flags & F_TRANSFER_ENCODING);
 	if ((status < 200 || status == 204) &&
 	    (((p->flags & F_CONTENT_LENGTH) && p->content_length > 0) || (p->flags & F_TRANSFER_ENCODING)))
@@ -520,13 +549,17 @@ static int r_headers_complete(llhttp_t *p)
 		u->framing = KG_FRAME_PLAIN;
 	else if (client11)
 		u->framing = KG_FRAME_CHUNKED; /* chunked or close-delimited upstream: we frame it */
-	else {
+	else
 		u->framing = KG_FRAME_PLAIN; /* an HTTP/1.0 client reads to the close */
-		c->keep_alive = false;
-	}
 	if (!u->is_interim && !is_switch && !(p->flags & (F_CONTENT_LENGTH | F_CHUNKED)) && !no_body)
 		u->keep_alive = false; /* close-delimited: the upstream connection ends with it */
 
+	/* the client side learns of the final response (or the 101) and says
+	 * whether its connection ends with it */
+	bool is_last = false;
+	if (!u->is_interim)
+		is_last = x->sink.head(x->sink.ctx, status,
+		                       !is_switch && !no_body && !has_length && !client11);
 	kg_buf_clear(hb);
 	kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
 	                              : kg_str_c(kg__reason(status));
@@ -574,19 +607,15 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	if (!err && u->framing == KG_FRAME_CHUNKED)
 		err = kg_buf_appends(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
-	if (!err && !u->is_interim && !is_switch && (!c->keep_alive || c->w->draining))
+	if (!err && !u->is_interim && !is_switch && is_last)
 		err = kg_buf_appends(hb, KG_STR("Connection: close\r\n"));
 	if (!err)
 		err = kg_buf_appends(hb, KG_STR("\r\n"));
 	if (err)
 		return -1;
-	if (!u->is_interim) {
-		c->is_response_started = true;
-		c->req.status = status;
-	}
 	u->has_head_pending = true;
-	if (u->is_interim)
-		client_write(c, u, NULL, 0); /* a 100 Continue goes at once */
+	if (u->is_interim && !client_write(x, u, NULL, 0)) /* a 100 Continue goes at once */
+		return -1;
 	if (is_switch)
 		return 2;
 	return no_body ? 1 : 0;
@@ -595,20 +624,18 @@ static int r_headers_complete(llhttp_t *p)
 static int r_body(llhttp_t *p, const char *at, size_t len)
 {
 	struct kg_upconn *u = p->data;
-	struct kg_conn *c = u->c;
-	if (!c || c->is_closing)
+	struct kg_proxy *x = u->p;
+	if (!x)
 		return -1;
 	if (u->framing == KG_FRAME_CHUNKED) {
 		char hdr[24];
 		int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
 		uv_buf_t b[3] = { uv_buf_init(hdr, (unsigned)n), uv_buf_init((char *)at, (unsigned)len),
 			          uv_buf_init("\r\n", 2) };
-		client_write(c, u, b, 3);
-	} else {
-		uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
-		client_write(c, u, &b, 1);
+		return client_write(x, u, b, 3) ? 0 : -1;
 	}
-	return 0;
+	uv_buf_t b = uv_buf_init((char *)at, (unsigned)len);
+	return client_write(x, u, &b, 1) ? 0 : -1;
 }
 
 static int r_message_complete(llhttp_t *p)
@@ -624,54 +651,55 @@ static int r_message_complete(llhttp_t *p)
 
 static void response_finished(struct kg_upconn *u)
 {
-	struct kg_conn *c = u->c;
-	bool reuse = u->keep_alive && llhttp_should_keep_alive(&u->parser) && c && c->req.is_complete &&
+	struct kg_proxy *p = u->p;
+	bool reuse = u->keep_alive && llhttp_should_keep_alive(&u->parser) && p && p->req.is_complete &&
 	             u->write_queued == 0;
-	int64_t pool_size = c && c->rt ? c->rt->cfg->pool_size : 0;
+	int64_t pool_size = p ? p->req.rt->cfg->pool_size : 0;
 
 	uv_timer_stop(&u->timer);
-	if (c) {
-		uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
-		client_write(c, u, &b, u->framing == KG_FRAME_CHUNKED ? 1 : 0);
-		c->up = NULL;
+	if (!p) {
+		up_close(u);
+		return;
 	}
-	u->c = NULL;
+	uv_buf_t b = uv_buf_init("0\r\n\r\n", 5);
+	if (!client_write(p, u, &b, u->framing == KG_FRAME_CHUNKED ? 1 : 0))
+		return; /* the client went away meanwhile */
+	struct kg_proxy_sink sink = p->sink;
+	exchange_end(p);
 	if (reuse)
 		pool_put(u, pool_size);
 	else
 		up_close(u);
-	if (c && !c->is_closing)
-		kg__conn_response_done(c);
+	sink.done(sink.ctx);
 }
 
 static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
 {
-	struct kg_conn *c = u->c;
+	struct kg_proxy *p = u->p;
 	u->is_tunnel = true;
 	uv_timer_stop(&u->timer);
-	c->state = KG_CONN_TUNNEL;
-	kg__conn_log(c);
+	p->sink.tunnel(p->sink.ctx);
 	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
-	client_write(c, u, &b, len ? 1 : 0); /* the 101 head, and what followed it */
-	if (!c->is_closing)
-		kg__conn_resume_reading(c);
+	if (!client_write(p, u, &b, len ? 1 : 0)) /* the 101 head, and what followed it */
+		return;
+	p->is_client_paused = false;
+	p->sink.resume_reading(p->sink.ctx);
 }
 
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct kg_upconn *u = s->data;
-	struct kg_conn *c = u->c;
+	struct kg_proxy *p = u->p;
 
 	if (nread == 0 || u->is_closing)
 		return;
-	if (!c) {
+	if (!p) {
 		up_close(u);
 		return;
 	}
 	if (nread < 0) {
 		if (u->is_tunnel) {
-			up_close(u);
-			kg__conn_close(c);
+			fail(p, 502, "upstream closed the tunnel"); /* the client's connection closes too */
 			return;
 		}
 		if (nread == UV_EOF && u->got_bytes && llhttp_message_needs_eof(&u->parser)) {
@@ -681,24 +709,24 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 				return;
 			}
 		}
-		if (!u->got_bytes && try_retry(c, u))
+		if (!u->got_bytes && try_retry(p, u))
 			return;
 		kg_debug("upstream read failed: %s", uv_strerror((int)nread));
-		fail(c, 502, "upstream closed the connection before the response was complete");
+		fail(p, 502, "upstream closed the connection before the response was complete");
 		return;
 	}
 	u->got_bytes = true;
 	uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
 	if (u->is_tunnel) {
-		client_write(c, u, &b, 1);
+		client_write(p, u, &b, 1);
 		return;
 	}
 	/* until the response is complete, the upstream may not fall silent for
 	 * longer than proxy.upstream_timeout while keygate is reading from it
 	 * (response_finished and start_tunnel stop the clock) */
-	up_clock(u, c);
+	up_clock(u, p);
 	llhttp_errno_t e = llhttp_execute(&u->parser, b.base, b.len);
-	if (u->is_closing || !u->c)
+	if (u->is_closing || !u->p)
 		return;
 	if (e == HPE_PAUSED_UPGRADE) {
 		size_t used = (size_t)(llhttp_get_error_pos(&u->parser) - b.base);
@@ -715,7 +743,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (e != HPE_OK) {
 		kg_warn("upstream sent an invalid response: %s",
 		        u->bad_why ? u->bad_why : llhttp_get_error_reason(&u->parser));
-		fail(c, 502, u->bad_why ? u->bad_why : "upstream sent an invalid response");
+		fail(p, 502, u->bad_why ? u->bad_why : "upstream sent an invalid response");
 	}
 }
 
@@ -730,32 +758,31 @@ static void up_read_start(struct kg_upconn *u)
 static void on_up_timeout(uv_timer_t *t)
 {
 	struct kg_upconn *u = t->data;
-	struct kg_conn *c = u->c;
-	if (!c) {
+	struct kg_proxy *p = u->p;
+	if (!p) {
 		up_close(u);
 		return;
 	}
+	kg_str m = p->req.method, path = p->req.path;
 	if (!u->is_connected) {
 		kg_warn("upstream connect timed out");
-		fail(c, 504, "upstream timed out: no connection within proxy.connect_timeout");
+		fail(p, 504, "upstream timed out: no connection within proxy.connect_timeout");
 	} else if (u->got_bytes) {
-		kg_warn("upstream fell silent in the middle of the response to %.*s %.*s", (int)c->req.method.n,
-		        c->req.method.p, (int)c->req.facts.path.n, c->req.facts.path.p);
-		fail(c, 504, "upstream timed out in the middle of its response");
-	} else if (!c->req.is_complete) {
-		kg_warn("upstream stopped taking the body of %.*s %.*s", (int)c->req.method.n, c->req.method.p,
-		        (int)c->req.facts.path.n, c->req.facts.path.p);
-		fail(c, 504, "upstream timed out: it stopped reading the request body");
+		kg_warn("upstream fell silent in the middle of the response to %.*s %.*s", (int)m.n, m.p, (int)path.n,
+		        path.p);
+		fail(p, 504, "upstream timed out in the middle of its response");
+	} else if (!p->req.is_complete) {
+		kg_warn("upstream stopped taking the body of %.*s %.*s", (int)m.n, m.p, (int)path.n, path.p);
+		fail(p, 504, "upstream timed out: it stopped reading the request body");
 	} else {
-		kg_warn("upstream did not answer %.*s %.*s in time", (int)c->req.method.n, c->req.method.p,
-		        (int)c->req.facts.path.n, c->req.facts.path.p);
-		fail(c, 504, "upstream timed out: no response within proxy.upstream_timeout");
+		kg_warn("upstream did not answer %.*s %.*s in time", (int)m.n, m.p, (int)path.n, path.p);
+		fail(p, 504, "upstream timed out: no response within proxy.upstream_timeout");
 	}
 }
 
-static void send_request(struct kg_conn *c, struct kg_upconn *u)
+static void send_request(struct kg_proxy *p, struct kg_upconn *u)
 {
-	uv_buf_t b = uv_buf_init(c->req.up_head.p, (unsigned)c->req.up_head.n);
+	uv_buf_t b = uv_buf_init((char *)p->req.head.p, (unsigned)p->req.head.n);
 	llhttp_init(&u->parser, HTTP_RESPONSE, &resp_settings);
 	u->parser.data = u;
 	u->got_bytes = u->is_done = u->is_interim = false;
@@ -765,68 +792,73 @@ static void send_request(struct kg_conn *c, struct kg_upconn *u)
 	u->is_read_paused = false;
 	u->is_awaiting_response = false;
 	up_read_start(u);
-	up_write(u, &b, 1);
+	if (!up_write(u, &b, 1))
+		return; /* retried on a fresh connection, or failed */
 	up_watch_request(u);
-	if (c->up == u && !c->is_closing)
-		kg__conn_upstream_ready(c);
+	if (p->u == u)
+		p->sink.ready(p->sink.ctx);
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
 	struct kg_upconn *u = req->data;
-	struct kg_conn *c = u->c;
+	struct kg_proxy *p = u->p;
 	if (u->is_closing)
 		return;
-	if (!c) {
+	if (!p) {
 		up_close(u);
 		return;
 	}
 	uv_timer_stop(&u->timer);
 	if (status < 0) {
-		kg_warn("upstream %s: connect failed: %s", c->rt->up_hostport, uv_strerror(status));
-		fail(c, 502, status == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
+		kg_warn("upstream %s: connect failed: %s", p->req.rt->up_hostport, uv_strerror(status));
+		fail(p, 502, status == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
 		                                       : "upstream unavailable: connect failed");
 		return;
 	}
 	u->is_connected = true;
 	uv_tcp_nodelay(&u->tcp, 1);
-	send_request(c, u);
+	send_request(p, u);
 }
 
-static void start_exchange(struct kg_conn *c, struct kg_upconn *u)
+static void start_exchange(struct kg_proxy *p, struct kg_upconn *u)
 {
-	u->c = c;
-	c->up = u;
+	u->p = p;
+	p->u = u;
 	if (u->is_connected) {
-		send_request(c, u);
+		send_request(p, u);
 		return;
 	}
+	const struct kg_runtime *rt = p->req.rt;
 	u->connect.data = u;
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)c->rt->cfg->connect_timeout_ms, 0);
-	int r = uv_tcp_connect(&u->connect, &u->tcp, (struct sockaddr *)&c->rt->up_addr, on_connect);
+	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)rt->cfg->connect_timeout_ms, 0);
+	int r = uv_tcp_connect(&u->connect, &u->tcp, (const struct sockaddr *)&rt->up_addr, on_connect);
 	if (r < 0) {
-		kg_warn("upstream %s: connect failed: %s", c->rt->up_hostport, uv_strerror(r));
-		fail(c, 502, "upstream unavailable: connect failed");
+		kg_warn("upstream %s: connect failed: %s", rt->up_hostport, uv_strerror(r));
+		fail(p, 502, "upstream unavailable: connect failed");
 	}
 }
 
-void kg__proxy_start(struct kg_conn *c)
+void kg__proxy_start(const struct kg_proxy_request *req, const struct kg_proxy_sink *sink, struct kg_proxy **out)
 {
-	if (build_head(c) != KG_OK) {
-		fail(c, 500, "out of memory");
+	struct kg_proxy *p = kg_arena_alloc(req->arena, sizeof(*p));
+	*out = p;
+	if (!p) {
+		sink->error(sink->ctx, 500, "out of memory", true);
 		return;
 	}
-	struct kg_upconn *u = pool_get(c->w, c->rt->gen);
+	*p = (struct kg_proxy){ .req = *req, .sink = *sink };
+	struct kg_upconn *u = pool_get(req->w, req->rt->gen);
 	if (u) {
 		u->is_reused = true;
 	} else {
-		u = up_new(c->w, c->rt->gen);
+		u = up_new(req->w, req->rt->gen);
 		if (!u) {
-			fail(c, 500, "out of memory");
+			fail(p, 500, "out of memory");
 			return;
 		}
 	}
-	start_exchange(c, u);
+	start_exchange(p, u);
 }
 
 __attribute__((constructor)) static void init_resp_settings(void)

@@ -6,6 +6,8 @@
  * the module that registers it. http.c asks kg__route_find and names no
  * dialect; anything no entry matches is proxied (or, without an upstream,
  * answered 404 by the last entry). */
+#include "avax.h"
+#include "bee.h"
 #include "kg.h"
 
 /* Each dialect module's entries, in matching order; the first match wins. */

@@ -22,7 +22,10 @@
 #include "keygate/store.h"
 #include "keygate/url.h"
 #include "keygate/users.h"
+#include "avax.h"
+#include "bee.h"
 #include "kg.h"
+#include "proxy.h"
 #include "server.h"
 
 const char *const kg__version = KG_VERSION;
@@ -576,13 +579,7 @@ static void on_wakeup(uv_async_t *a)
 	w->nlisteners = 0;
 	kg__pool_close_all(w);
 	/* idle keep-alive connections go at once; the others finish their request */
-	struct kg_conn *c = w->conns;
-	while (c) {
-		struct kg_conn *next = c->next;
-		if (c->state == KG_CONN_HEAD && c->is_idle)
-			kg__conn_close(c);
-		c = next;
-	}
+	kg__conn_close_idle(w);
 	struct kg_runtime *rt = kg__runtime_acquire();
 	uv_timer_start(&w->drain_timer, on_drain_timeout, (uint64_t)rt->cfg->shutdown_timeout_ms, 0);
 	kg__runtime_release(rt);

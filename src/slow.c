@@ -55,8 +55,8 @@ static void slow_pump(struct kg_worker *w)
 			w->slow_tail = NULL;
 		w->slow_queued--;
 		atomic_fetch_sub(&g_waiting, 1);
-		if (job->c->is_closing) {
-			kg_debug("client %s: password job skipped: the client left", job->c->peer);
+		if (kg__conn_is_closing(job->c)) {
+			kg_debug("client %s: password job skipped: the client left", kg__conn_peer(job->c));
 			job->after(&job->req, UV_ECANCELED);
 			continue;
 		}
@@ -72,17 +72,17 @@ static void slow_pump(struct kg_worker *w)
 
 kg_err kg__slow_submit(struct kg_conn *c, struct kg_slow_job *job, uv_work_cb work, uv_after_work_cb after)
 {
-	struct kg_worker *w = c->w;
-	if (w->slow_queued >= (size_t)c->rt->cfg->password_queue) {
+	struct kg_worker *w = kg__conn_worker(c);
+	if (w->slow_queued >= (size_t)kg__conn_rt(c)->cfg->password_queue) {
 		static _Thread_local time_t warned; /* once a second at most: this is a flood */
 		if (time(NULL) != warned) {
 			warned = time(NULL);
 			kg_warn("worker %d: %zu password checks waiting (limits.password_queue): refusing %s", w->id,
-			        w->slow_queued, c->client);
+			        w->slow_queued, kg__conn_client(c));
 		}
 		return KG_EUNAVAILABLE;
 	}
-	w->slow_cap = (size_t)c->rt->cfg->password_jobs;
+	w->slow_cap = (size_t)kg__conn_rt(c)->cfg->password_jobs;
 	job->w = w;
 	job->c = c;
 	job->work = work;
@@ -126,9 +126,9 @@ static void check_after(uv_work_t *req, int status)
 
 kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64_t *retry_after)
 {
-	const kg_config *cfg = c->rt->cfg;
+	const kg_config *cfg = kg__conn_rt(c)->cfg;
 	*retry_after = 0;
-	snprintf(pc->client, sizeof(pc->client), "%s", c->client);
+	snprintf(pc->client, sizeof(pc->client), "%s", kg__conn_client(c));
 	pc->window_ms = cfg->throttle_window_ms;
 	pc->is_ok = false;
 	if (!kg__throttle_begin(pc->client, cfg->throttle_max_failures, pc->window_ms, retry_after)) {
@@ -142,7 +142,7 @@ kg_err kg__password_check(struct kg_conn *c, struct kg_password_check *pc, int64
 	}
 	/* the job may outlive the request's reference to the runtime (the client
 	 * leaves, a reload swaps the snapshot): work() reads it, so it holds one */
-	pc->rt = c->rt;
+	pc->rt = kg__conn_rt(c);
 	kg__runtime_hold(pc->rt);
 	if (kg__slow_submit(c, &pc->job, check_work, check_after) != KG_OK) {
 		kg__runtime_release(pc->rt);
@@ -196,15 +196,15 @@ static void auth_job_work(struct kg_password_check *pc)
 /* c's request, decided again now that the check of its credential is over. */
 static void settle(const struct kg_auth_job *j, struct kg_conn *c, kg_str method, kg_str path, int status)
 {
-	struct kg_decision *d = &c->req.decision;
+	struct kg_decision *d = &kg__conn_req(c)->decision;
 	if (status != 0) {
 		refuse(d, 503, KG_EUNAVAILABLE, "the credential check was cancelled; retry", 1);
 	} else if (j->err == KG_OK) {
-		kg_auth_decide(&c->rt->auth, method, path, c->req.facts.authorization, (int64_t)time(NULL), &c->arena, d);
+		kg_auth_decide(&kg__conn_rt(c)->auth, method, path, kg__conn_req(c)->facts.authorization, (int64_t)time(NULL), kg__conn_arena(c), d);
 		if (d->err == KG_ESLOW) /* evicted at once: the cache is far too small for the load */
 			refuse(d, 503, KG_EUNAVAILABLE, "credential cache overrun; retry", 1);
 	} else {
-		kg_warn("client %s: %s: %s", c->client, d->scheme ? d->scheme->name : "password",
+		kg_warn("client %s: %s: %s", kg__conn_client(c), d->scheme ? d->scheme->name : "password",
 		        j->message ? j->message : kg_strerror(j->err));
 		refuse(d, 401, j->err, j->message, 0);
 	}
@@ -238,16 +238,16 @@ static void auth_job_done(struct kg_password_check *pc, struct kg_conn *c, int s
 /* The check in flight on c's worker for exactly c's credential, if any. */
 static struct kg_auth_job *auth_job_find(const struct kg_conn *c)
 {
-	kg_str a = c->req.facts.authorization;
-	for (struct kg_auth_job *j = c->w->auth_jobs; j; j = j->next)
-		if (j->ac == &c->rt->auth && j->authorization.n == a.n && CRYPTO_memcmp(j->authorization.p, a.p, a.n) == 0)
+	kg_str a = kg__conn_req(c)->facts.authorization;
+	for (struct kg_auth_job *j = kg__conn_worker(c)->auth_jobs; j; j = j->next)
+		if (j->ac == &kg__conn_rt(c)->auth && j->authorization.n == a.n && CRYPTO_memcmp(j->authorization.p, a.p, a.n) == 0)
 			return j;
 	return NULL;
 }
 
 bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(struct kg_conn *c))
 {
-	struct kg_decision *d = &c->req.decision;
+	struct kg_decision *d = &kg__conn_req(c)->decision;
 	struct kg_auth_job *leader = auth_job_find(c);
 	if (leader) {
 		struct auth_follower *f = malloc(sizeof(*f));
@@ -259,7 +259,7 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 		kg__conn_hold(c);
 		leader->followers = f;
 		atomic_fetch_add(&g_joined, 1);
-		kg_debug("client %s: joins a password check in flight for the same credential", c->client);
+		kg_debug("client %s: joins a password check in flight for the same credential", kg__conn_client(c));
 		return true;
 	}
 	struct kg_auth_job *j = calloc(1, sizeof(*j));
@@ -268,9 +268,9 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 		refuse(d, 503, KG_ENOMEM, "out of memory; retry", 1);
 		return false;
 	}
-	j->w = c->w;
-	j->ac = &c->rt->auth;
-	j->authorization = c->req.facts.authorization; /* in c's head, which the job holds */
+	j->w = kg__conn_worker(c);
+	j->ac = &kg__conn_rt(c)->auth;
+	j->authorization = kg__conn_req(c)->facts.authorization; /* in c's head, which the job holds */
 	j->method = method;
 	j->path = path;
 	j->now = (int64_t)time(NULL);
@@ -279,15 +279,15 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 	j->pc.done = auth_job_done;
 	/* listed before it is queued: auth_job_done, which unlists it, may run
 	 * before kg__password_check returns */
-	j->next = c->w->auth_jobs;
-	c->w->auth_jobs = j;
+	j->next = kg__conn_worker(c)->auth_jobs;
+	kg__conn_worker(c)->auth_jobs = j;
 	kg_err err = kg__password_check(c, &j->pc, &wait);
 	if (err)
-		c->w->auth_jobs = j->next; /* nothing ran: still at the head */
+		kg__conn_worker(c)->auth_jobs = j->next; /* nothing ran: still at the head */
 	if (err == KG_OK) {
-		kg_debug("client %s: %s: password check off the loop", c->client, d->scheme ? d->scheme->name : "?");
+		kg_debug("client %s: %s: password check off the loop", kg__conn_client(c), d->scheme ? d->scheme->name : "?");
 	} else if (err == KG_ETHROTTLED) {
-		char *msg = kg_arena_alloc(&c->arena, 96);
+		char *msg = kg_arena_alloc(kg__conn_arena(c), 96);
 		if (msg)
 			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
 		refuse(d, 429, KG_ETHROTTLED, msg, wait);
