@@ -1113,7 +1113,7 @@ static const struct kg_proxy_sink sink_proto = {
 	.resume_reading = sink_resume_reading,
 };
 
-/* The head the upstream gets (lib/head.c), kept in c->req.up_head for one
+/* The head the upstream receives (lib/head.c writes it), kept in c->req.up_head for one
  * retry, and the exchange that sends it. */
 static void conn_proxy_start(struct kg_conn *c)
 {

@@ -6,7 +6,7 @@
  * The daemon collects a head with llhttp (src/http.c), describes it as a
  * kg_head, has kg_head_judge turn it into kg_head_facts (or a refusal), and,
  * once the request is authorized, kg_head_write_upstream writes what the
- * upstream gets (src/proxy.c). */
+ * upstream receives (src/proxy.c sends it). */
 #ifndef KEYGATE_HEAD_H
 #define KEYGATE_HEAD_H
 
