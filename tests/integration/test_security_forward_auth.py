@@ -4,23 +4,10 @@ proxy forwards the URI as sent, so a check that cleaned "/pub/../secret"
 into something else would approve a request the API sees differently.
 forward_auth.source decides which header set describes the original
 request; under auto a check carrying both sets is refused (issue 11)."""
-import base64
-import json
-
 from harness import Client, Keygate, check, expect_error, request, run_cli, bcrypt_hash, BEE_KEY
+from test_bee import token
 
 KEY = BEE_KEY
-
-
-
-
-def token(port, role):
-    body = json.dumps({"role": role, "expiry": 3600}).encode()
-    auth = "Basic " + base64.b64encode(b":test").decode()
-    r = request(port, "POST", "/auth", headers=[("Authorization", auth), ("Content-Type", "application/json")],
-                body=body)
-    check(r.status == 201, "/auth %s: %d %r" % (role, r.status, r.body[:200]))
-    return r.json()["key"]
 
 
 def NGINX(m, uri):

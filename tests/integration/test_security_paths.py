@@ -7,28 +7,8 @@ Also the request line's HTTP version (505) and the Host header (400).
 Each case is sent byte for byte on a raw socket (no client library gets a
 chance to clean the target first), and the recording upstream says what,
 if anything, reached it."""
-from harness import (Client, ConnClosed, Failure, Keygate, Upstream, check, expect_error, request, run_cli,
-                     bcrypt_hash, BEE_KEY)
-
-KEY = BEE_KEY
-
-
-
-
-def bee(up, *extra, password="test"):
-    return Keygate("--restricted", "--admin-password", bcrypt_hash(password), "--token-encryption-key", KEY,
-                   "--upstream", up.url, *extra)
-
-
-def token(port, role):
-    import base64
-    import json
-    body = json.dumps({"role": role, "expiry": 3600}).encode()
-    auth = "Basic " + base64.b64encode(b":test").decode()
-    r = request(port, "POST", "/auth", headers=[("Authorization", auth), ("Content-Type", "application/json")],
-                body=body)
-    check(r.status == 201, "/auth %s: %d %r" % (role, r.status, r.body[:200]))
-    return r.json()["key"]
+from harness import Client, ConnClosed, Failure, Keygate, Upstream, check, expect_error, request
+from test_bee import bee, token
 
 
 def raw(port, target, tok=None, method=b"GET", version=b"HTTP/1.1", host=b"x.test", extra=b"", body=None):
