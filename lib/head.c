@@ -148,6 +148,37 @@ static bool is_allowed_upgrade(const kg_head_rules *rules, kg_str upgrade)
 	return n > 0;
 }
 
+size_t kg_head_forbidden_byte(kg_str target)
+{
+	for (size_t i = 0; i < target.n; i++) {
+		unsigned char ch = (unsigned char)target.p[i];
+		if (ch < 0x20 || ch == 0x7f || ch == '#')
+			return i;
+	}
+	return target.n;
+}
+
+kg_err kg_head_origin_target(kg_str rest, unsigned path_flags, kg_arena *arena, kg_str *path, kg_str *target,
+                             bool *is_restructured, const char **why)
+{
+	const char *q = memchr(rest.p, '?', rest.n);
+	kg_str p = { rest.p, q ? (size_t)(q - rest.p) : rest.n };
+	kg_str query = { p.p + p.n, rest.n - p.n };
+	if (p.n == 0)
+		p = KG_STR("/"); /* "http://host?q" */
+	char *out = kg_arena_alloc(arena, p.n + query.n + 1);
+	if (!out)
+		return KG_ENOMEM;
+	size_t n = 0;
+	kg_err err = kg_path_normalize(p, path_flags, out, &n, is_restructured, why);
+	if (err)
+		return err;
+	memcpy(out + n, query.p, query.n);
+	*path = (kg_str){ out, n };
+	*target = (kg_str){ out, n + query.n };
+	return KG_OK;
+}
+
 /* The target: f->path (normalised) and f->target (that path and the query
  * exactly as sent). Refuses a target that cannot be made unambiguous. */
 static kg_err judge_target(const kg_head *h, const kg_head_rules *rules, kg_arena *arena, kg_head_facts *f)
@@ -155,13 +186,10 @@ static kg_err judge_target(const kg_head *h, const kg_head_rules *rules, kg_aren
 	kg_str url = h->url, rest = url;
 
 	f->path = url; /* what the access log shows if the target is refused */
-	for (size_t i = 0; i < url.n; i++) {
-		unsigned char ch = (unsigned char)url.p[i];
-		if (ch < 0x20 || ch == 0x7f)
-			return refuse(f, 400, "control character in the request target");
-		if (ch == '#')
-			return refuse(f, 400, "'#' in the request target: a fragment is never sent to a server");
-	}
+	size_t bad = kg_head_forbidden_byte(url);
+	if (bad < url.n)
+		return refuse(f, 400, url.p[bad] == '#' ? "'#' in the request target: a fragment is never sent to a server"
+		                                        : "control character in the request target");
 	if (url.n == 0 || url.p[0] != '/') {
 		/* absolute form (RFC 9112 section 3.2.2): its authority replaces Host */
 		size_t skip = kg_str_has_prefix_ci(url, KG_STR("http://"))    ? 7
@@ -181,21 +209,15 @@ static kg_err judge_target(const kg_head *h, const kg_head_rules *rules, kg_aren
 		f->host = authority;
 		rest = (kg_str){ url.p + end, url.n - end };
 	}
-	const char *q = memchr(rest.p, '?', rest.n);
-	kg_str path = { rest.p, q ? (size_t)(q - rest.p) : rest.n };
-	kg_str query = { path.p + path.n, rest.n - path.n };
-	if (path.n == 0)
-		path = KG_STR("/"); /* "http://host?q" */
-	char *out = kg_arena_alloc(arena, path.n + query.n + 1);
-	if (!out)
-		return refuse(f, 500, "out of memory");
-	size_t n = 0;
+	kg_str path, target;
 	const char *why = NULL;
-	if (kg_path_normalize(path, rules->path_flags, out, &n, NULL, &why) != KG_OK)
+	kg_err err = kg_head_origin_target(rest, rules->path_flags, arena, &path, &target, NULL, &why);
+	if (err == KG_ENOMEM)
+		return refuse(f, 500, "out of memory");
+	if (err)
 		return refuse(f, 400, why ? why : "invalid request path");
-	memcpy(out + n, query.p, query.n);
-	f->path = (kg_str){ out, n };
-	f->target = (kg_str){ out, n + query.n };
+	f->path = path;
+	f->target = target;
 	return KG_OK;
 }
 

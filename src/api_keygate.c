@@ -7,7 +7,6 @@
 
 #include "keygate/log.h"
 #include "keygate/password.h"
-#include "keygate/path.h"
 #include "kg.h"
 
 static void health(struct kg_conn *c)
@@ -101,31 +100,28 @@ static bool original_request(struct kg_conn *c, kg_str *method, kg_str *path, bo
 		return false;
 	}
 	*method = m[k];
-	kg_str raw = uri[k];
-	for (size_t i = 0; i < raw.n; i++)
-		if ((unsigned char)raw.p[i] < 0x20 || raw.p[i] == 0x7f || raw.p[i] == '#') {
-			kg__conn_respond_error(c, 400, raw.p[i] == '#' ? "'#' in the original URI"
-			                                               : "control character in the original URI");
-			return false;
-		}
-	const char *q = memchr(raw.p, '?', raw.n);
-	raw.n = q ? (size_t)(q - raw.p) : raw.n;
-	char *out = kg_arena_alloc(kg__conn_arena(c), raw.n + 1);
+	kg_str raw = uri[k], target;
+	size_t bad = kg_head_forbidden_byte(raw);
+	if (bad < raw.n) {
+		kg__conn_respond_error(c, 400, raw.p[bad] == '#' ? "'#' in the original URI"
+		                                                 : "control character in the original URI");
+		return false;
+	}
+	/* judged as a proxied request's target is (proxy.escaped_slashes included) */
 	const char *why = NULL;
-	size_t n = 0;
-	unsigned flags = kg__conn_rt(c)->head_rules.path_flags; /* proxy.escaped_slashes, as for a proxied target */
-	if (!out) {
+	kg_err err = kg_head_origin_target(raw, kg__conn_rt(c)->head_rules.path_flags, kg__conn_arena(c), path, &target,
+	                                   is_restructured, &why);
+	if (err == KG_ENOMEM) {
 		kg__conn_respond_error(c, 500, "out of memory");
 		return false;
 	}
-	if (kg_path_normalize(raw, flags, out, &n, is_restructured, &why) != KG_OK) {
+	if (err) {
 		char *msg = kg_arena_alloc(kg__conn_arena(c), 160);
 		if (msg)
 			snprintf(msg, 160, "original URI: %s", why ? why : "invalid path");
 		kg__conn_respond_error(c, 400, msg ? msg : "invalid original URI");
 		return false;
 	}
-	*path = (kg_str){ out, n };
 	return true;
 }
 

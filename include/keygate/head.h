@@ -131,4 +131,18 @@ bool kg_head_has_prefix_dashed(kg_str name, kg_str prefix);
  * an IP literal, then an optional port. */
 bool kg_head_is_valid_host(kg_str h);
 
+/* The index of target's first byte that no normalisation can make
+ * unambiguous, a control byte or '#' (a fragment), or target.n. */
+size_t kg_head_forbidden_byte(kg_str target);
+
+/* The path and target of an origin-form target (rest is "/path?query", or
+ * "" or "?query" after an absolute form's authority, read as "/"): *path is
+ * the path normalised under path_flags (kg_path_normalize), *target that
+ * path and the query exactly as sent, both in arena. is_restructured may be
+ * NULL. KG_EINVAL: *why names the problem (static); KG_ENOMEM. The one
+ * place a proxied target and a forward-auth check's original URI are made
+ * into the path that is judged. */
+kg_err kg_head_origin_target(kg_str rest, unsigned path_flags, kg_arena *arena, kg_str *path, kg_str *target,
+                             bool *is_restructured, const char **why);
+
 #endif

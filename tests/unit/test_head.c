@@ -360,6 +360,46 @@ KG_TEST(test_cidr_parse)
 	KG_CHECK(kg_cidr_parse("example.com", &c) == KG_EINVAL, "a name accepted");
 }
 
+KG_TEST(test_forbidden_byte_and_origin_target)
+{
+	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a?b=%00")) == 8, "escapes are not forbidden bytes: none found");
+	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a#b")) == 2, "'#' at 2");
+	KG_CHECK(kg_head_forbidden_byte((kg_str){ "/a\tb", 4 }) == 2, "TAB at 2");
+	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a\x7f")) == 2, "DEL at 2");
+	static const struct {
+		const char *rest, *path, *target;
+		bool is_restructured;
+	} cases[] = {
+		{ "", "/", "/", false },
+		{ "?q=1", "/", "/?q=1", false },
+		{ "/a/../b?x=../y", "/b", "/b?x=../y", true },
+		{ "/%41b//c?%2e", "/Ab/c", "/Ab/c?%2e", true },
+		{ "/plain", "/plain", "/plain", false },
+	};
+	kg_arena a;
+	kg_arena_init(&a, 1024);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kg_str path, target;
+		bool re = !cases[i].is_restructured;
+		const char *why = NULL;
+		kg_err err = kg_head_origin_target(kg_str_c(cases[i].rest), 0, &a, &path, &target, &re, &why);
+		KG_CHECK(err == KG_OK && kg_str_eq(path, kg_str_c(cases[i].path)) &&
+		                 kg_str_eq(target, kg_str_c(cases[i].target)) && re == cases[i].is_restructured,
+		         "'%s': err %d path '%.*s' target '%.*s' restructured %d", cases[i].rest, (int)err, (int)path.n,
+		         path.p, (int)target.n, target.p, re);
+	}
+	kg_str path, target;
+	const char *why = NULL;
+	KG_CHECK(kg_head_origin_target(KG_STR("/a%2fb"), 0, &a, &path, &target, NULL, &why) == KG_EINVAL && why &&
+	                 strstr(why, "encoded '/'"),
+	         "an escaped slash is refused by default: %s", why ? why : "(no message)");
+	KG_CHECK(kg_head_origin_target(KG_STR("/a%2fb"), KG_PATH_KEEP_ESCAPED_SLASHES, &a, &path, &target, NULL, &why) ==
+	                         KG_OK &&
+	                 kg_str_eq(path, KG_STR("/a%2Fb")),
+	         "kept with KG_PATH_KEEP_ESCAPED_SLASHES");
+	kg_arena_destroy(&a);
+}
+
 int main(void)
 {
 	return kg_test_main();
