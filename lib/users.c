@@ -1,6 +1,5 @@
 /* users.c - HTTP Basic users (see users.h). */
 #include <errno.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <crypt.h>
 #include <stdio.h>
@@ -11,27 +10,9 @@
 
 #include "keygate/b64.h"
 #include "keygate/cache.h"
-#include "keygate/hmac.h"
+#include "keygate/credcache.h"
 #include "keygate/password.h"
 #include "keygate/users.h"
-
-/* The cache: KG_SHARDS independently locked tables, each probed over at most
- * KG_PROBE slots from the credential's home slot. A full window evicts the
- * entry that expires first. */
-#define KG_SHARDS 16
-#define KG_PROBE 8
-
-struct slot {
-	unsigned char digest[32];
-	int64_t expires; /* 0: empty */
-	uint32_t user;
-};
-
-struct shard {
-	pthread_mutex_t lock;
-	struct slot *slots;
-	size_t n;
-};
 
 struct kg_users {
 	char *text;          /* the file's contents; names, hashes and roles point into it */
@@ -44,11 +25,8 @@ struct kg_users {
 	 * one: a name's absence must not answer faster than its presence */
 	char dummy_hash[61];
 	int dummy_cost;
-	unsigned char key[32];       /* the credential cache's HMAC key */
 	unsigned char index_key[16]; /* SipHash key of the name index */
-	int64_t ttl;
-	struct shard shards[KG_SHARDS];
-	bool has_cache;
+	kg_credcache *cache;         /* verified credentials; value: the user's index */
 	struct kg_authenticator auth;
 };
 
@@ -221,7 +199,7 @@ kg_err kg_users_parse(const char *name, const char *text, size_t len, const kg_p
 	memcpy(u->text, text, len);
 	u->text[len] = '\0';
 	u->text_len = len;
-	if (RAND_bytes(u->key, sizeof(u->key)) != 1 || RAND_bytes(u->index_key, sizeof(u->index_key)) != 1) {
+	if (RAND_bytes(u->index_key, sizeof(u->index_key)) != 1) {
 		err = KG_EIO;
 		goto out;
 	}
@@ -278,18 +256,13 @@ void kg_users_free(kg_users **pu)
 	kg_users *u = *pu;
 	if (!u)
 		return;
-	for (int i = 0; u->has_cache && i < KG_SHARDS; i++) {
-		pthread_mutex_destroy(&u->shards[i].lock);
-		OPENSSL_cleanse(u->shards[i].slots, u->shards[i].n * sizeof(struct slot));
-		free(u->shards[i].slots);
-	}
+	kg_credcache_free(&u->cache);
 	if (u->text) {
 		OPENSSL_cleanse(u->text, u->text_len);
 		free(u->text);
 	}
 	free(u->v);
 	free(u->index);
-	OPENSSL_cleanse(u->key, sizeof(u->key));
 	free(u);
 	*pu = NULL;
 }
@@ -314,31 +287,14 @@ const struct kg_user *kg_users_find(const kg_users *u, kg_str name)
 
 kg_err kg_users_cache_init(kg_users *u, size_t capacity, int64_t ttl_s)
 {
-	if (u->has_cache || capacity == 0)
+	if (u->cache || capacity == 0)
 		return KG_OK;
-	/* a quarter more slots than entries: with a bounded probe window a
-	 * table near full would evict entries it still has room for */
-	size_t per = (capacity + capacity / 4 + KG_SHARDS - 1) / KG_SHARDS;
-	if (per < KG_PROBE)
-		per = KG_PROBE;
-	for (int i = 0; i < KG_SHARDS; i++) {
-		u->shards[i].slots = calloc(per, sizeof(struct slot));
-		if (!u->shards[i].slots) {
-			while (i-- > 0)
-				free(u->shards[i].slots);
-			return KG_ENOMEM;
-		}
-		u->shards[i].n = per;
-		pthread_mutex_init(&u->shards[i].lock, NULL);
-	}
-	u->ttl = ttl_s;
-	u->has_cache = true;
-	return KG_OK;
+	return kg_credcache_new(capacity, ttl_s, &u->cache);
 }
 
 size_t kg_users_cache_entry_size(void)
 {
-	return sizeof(struct slot);
+	return kg_credcache_entry_size();
 }
 
 kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str *password)
@@ -357,77 +313,18 @@ kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str
 	return KG_OK;
 }
 
-/* HMAC(key, len(user) || user || password): the length keeps "ab"+"c" and
- * "a"+"bc" apart. */
-static bool digest(const kg_users *u, kg_str user, kg_str password, unsigned char out[32])
-{
-	unsigned char head[1 + KG_USER_MAX_NAME];
-	head[0] = (unsigned char)user.n;
-	memcpy(head + 1, user.p, user.n);
-	bool ok = kg_hmac_sha256(u->key, head, 1 + user.n, password.p, password.n, out);
-	OPENSSL_cleanse(head, sizeof(head));
-	return ok;
-}
-
-static struct shard *home(kg_users *u, const unsigned char d[32], size_t *start)
-{
-	uint64_t h;
-	memcpy(&h, d, sizeof(h));
-	struct shard *s = &u->shards[d[31] % KG_SHARDS];
-	*start = (size_t)(h % s->n);
-	return s;
-}
-
 const struct kg_user *kg_users_cached(kg_users *u, kg_str user, kg_str password, int64_t now)
 {
-	unsigned char d[32];
-	const struct kg_user *found = NULL;
-	size_t start;
-	if (!u->has_cache || user.n > KG_USER_MAX_NAME || !digest(u, user, password, d))
+	uint64_t idx;
+	if (!kg_credcache_get(u->cache, user, password, now, &idx) || idx >= u->n)
 		return NULL;
-	struct shard *s = home(u, d, &start);
-	pthread_mutex_lock(&s->lock);
-	for (size_t i = 0; i < KG_PROBE; i++) {
-		struct slot *sl = &s->slots[(start + i) % s->n];
-		if (sl->expires > now && CRYPTO_memcmp(sl->digest, d, 32) == 0 && sl->user < u->n) {
-			found = &u->v[sl->user];
-			break;
-		}
-	}
-	pthread_mutex_unlock(&s->lock);
-	OPENSSL_cleanse(d, sizeof(d));
-	return found;
-}
-
-static void cache_put(kg_users *u, kg_str user, kg_str password, uint32_t idx, int64_t now)
-{
-	unsigned char d[32];
-	size_t start;
-	if (!u->has_cache || !digest(u, user, password, d))
-		return;
-	struct shard *s = home(u, d, &start);
-	pthread_mutex_lock(&s->lock);
-	struct slot *victim = NULL;
-	for (size_t i = 0; i < KG_PROBE; i++) {
-		struct slot *sl = &s->slots[(start + i) % s->n];
-		if (CRYPTO_memcmp(sl->digest, d, 32) == 0 || sl->expires <= now) {
-			victim = sl; /* the same credential again, or a free slot */
-			break;
-		}
-		if (!victim || sl->expires < victim->expires)
-			victim = sl;
-	}
-	memcpy(victim->digest, d, 32);
-	victim->expires = now + u->ttl;
-	victim->user = idx;
-	pthread_mutex_unlock(&s->lock);
-	OPENSSL_cleanse(d, sizeof(d));
+	return &u->v[idx];
 }
 
 void kg_users__remember(kg_users *u, kg_str user, kg_str password, size_t idx, int64_t now)
 {
 	if (idx < u->n)
-		cache_put(u, user, password, (uint32_t)idx, now);
+		kg_credcache_put(u->cache, user, password, idx, now);
 }
 
 kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, const struct kg_user **out)
@@ -439,7 +336,7 @@ kg_err kg_users_verify(kg_users *u, kg_str user, kg_str password, int64_t now, c
 		return KG_EBADCRED; /* no users at all */
 	if (kg_bcrypt_verify(password, hash, &ok) != KG_OK || !ok || !found)
 		return KG_EBADCRED;
-	cache_put(u, user, password, (uint32_t)(found - u->v), now);
+	kg_credcache_put(u->cache, user, password, (uint64_t)(found - u->v), now);
 	*out = found;
 	return KG_OK;
 }
