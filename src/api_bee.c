@@ -19,6 +19,7 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "keygate/token.h"
+#include "admin.h"
 #include "bee.h"
 #include "kg.h"
 
@@ -91,30 +92,6 @@ const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee)
 
 /* ---- set-up ---- */
 
-static kg_err stored_secret(struct kg_store *store, const char *key, kg_buf *out, bool *is_new,
-                            kg_err (*make)(kg_buf *fresh, void *arg), void *arg)
-{
-	kg_str k = kg_str_c(key);
-	kg_err err = kg_store_kv_get(store, KG_BEE_NS, k, out);
-	*is_new = false;
-	if (err != KG_ENOENT)
-		return err;
-	kg_buf fresh = { 0 };
-	if ((err = make(&fresh, arg)) == KG_OK) {
-		/* several instances may start at once: the first to store wins */
-		err = kg_store_kv_add(store, KG_BEE_NS, k, kg_buf_str(&fresh));
-		if (err == KG_OK) {
-			*is_new = true;
-			kg_buf_clear(out);
-			err = kg_buf_appends(out, kg_buf_str(&fresh));
-		} else if (err == KG_EEXIST) {
-			err = kg_store_kv_get(store, KG_BEE_NS, k, out);
-		}
-	}
-	kg_buf_free(&fresh, true);
-	return err;
-}
-
 static kg_err make_random_hex(kg_buf *out, void *arg)
 {
 	unsigned char raw[32];
@@ -124,27 +101,6 @@ static kg_err make_random_hex(kg_buf *out, void *arg)
 	kg_err err = kg_buf_append(out, hex, kg_hex_encode(raw, sizeof(raw), hex, false));
 	OPENSSL_cleanse(raw, sizeof(raw));
 	OPENSSL_cleanse(hex, sizeof(hex));
-	return err;
-}
-
-/* A generated admin password: 24 characters of base64url (144 bits). Printed
- * once, to the terminal that started keygate; only its bcrypt hash is kept. */
-static kg_err make_admin_hash(kg_buf *out, void *arg)
-{
-	unsigned char raw[18];
-	kg_buf plain = { 0 };
-	kg_err err = RAND_bytes(raw, sizeof(raw)) == 1 ? KG_OK : KG_EIO;
-	if (!err)
-		err = kg_b64_encode(KG_B64_URL_RAW, raw, sizeof(raw), &plain);
-	if (!err)
-		err = kg_bcrypt_hash(kg_buf_str(&plain), 10, out);
-	if (!err)
-		fprintf(stderr,
-		        "keygate: restricted mode has no admin password; generated one (shown once, only its hash is "
-		        "stored):\n\n    %s\n\nUse it with POST /auth (HTTP Basic, any user name).\n\n",
-		        plain.p);
-	OPENSSL_cleanse(raw, sizeof(raw));
-	kg_buf_free(&plain, true);
 	return err;
 }
 
@@ -159,11 +115,11 @@ void kg__bee_free(struct kg_bee **pb)
 	*pb = NULL;
 }
 
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
-                   struct kg_bee **out, kg_buf *why)
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, const char *admin_hash, struct kg_store *store,
+                   struct kg_cache *cache, struct kg_bee **out, kg_buf *why)
 {
 	struct kg_bee *b = calloc(1, sizeof(*b));
-	kg_buf key = { 0 }, hash = { 0 };
+	kg_buf key = { 0 };
 	kg_err err = KG_ENOMEM;
 	bool is_new;
 
@@ -183,21 +139,7 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_stor
 		.authenticate = bee_authenticate,
 	};
 
-	if (cfg->admin_password[0]) {
-		if (!kg_bcrypt_is_valid_hash(cfg->admin_password)) {
-			kg_buf_printf(why, "admin_password: not a bcrypt hash ($2a$, $2b$ or $2y$ and 53 characters); "
-			                   "make one with `keygate bcrypt PASSWORD`");
-			err = KG_ECONFIG;
-			goto fail;
-		}
-		snprintf(b->admin_hash, sizeof(b->admin_hash), "%s", cfg->admin_password);
-	} else if (store) {
-		if ((err = stored_secret(store, "admin_password_hash", &hash, &is_new, make_admin_hash, NULL))) {
-			kg_buf_printf(why, "admin password: cannot store or read it: %s", kg_strerror(err));
-			goto fail;
-		}
-		snprintf(b->admin_hash, sizeof(b->admin_hash), "%s", hash.p);
-	}
+	snprintf(b->admin_hash, sizeof(b->admin_hash), "%s", admin_hash);
 
 	const char *const *keys = (const char *const *)cfg->token_encryption_keys.v;
 	size_t nkeys = cfg->token_encryption_keys.n;
@@ -210,7 +152,7 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_stor
 		}
 	}
 	if (nkeys == 0 && store) {
-		if ((err = stored_secret(store, "token_encryption_key", &key, &is_new, make_random_hex, NULL))) {
+		if ((err = kg__stored_secret(store, KG_BEE_NS, "token_encryption_key", &key, &is_new, make_random_hex, NULL))) {
 			kg_buf_printf(why, "token encryption key: cannot store or read it: %s", kg_strerror(err));
 			goto fail;
 		}
@@ -233,13 +175,11 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_stor
 		goto fail;
 	}
 	kg_buf_free(&key, true);
-	kg_buf_free(&hash, true);
 	kg__bee_refresh(b);
 	*out = b;
 	return KG_OK;
 fail:
 	kg_buf_free(&key, true);
-	kg_buf_free(&hash, true);
 	kg__bee_free(&b);
 	return err ? err : KG_ENOMEM;
 }

@@ -6,8 +6,9 @@
 
 #include "kg.h"
 
-kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
-                   struct kg_bee **out, kg_buf *why);
+/* admin_hash: the admin password's bcrypt hash (admin.h), "" for none */
+kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, const char *admin_hash, struct kg_store *store,
+                   struct kg_cache *cache, struct kg_bee **out, kg_buf *why);
 void kg__bee_free(struct kg_bee **b);
 const struct kg_authenticator *kg__bee_authenticator(const struct kg_bee *bee);
 /* the dialect's view of the store's state, re-read (the maintenance timer

@@ -56,6 +56,7 @@ struct kg_runtime {
 	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
 	struct kg_avax *avax;   /* AvalancheGo Auth API, NULL when off */
 	struct kg_users *users; /* HTTP Basic users, NULL when off */
+	char admin_hash[128];   /* the admin password's bcrypt hash (admin.h), "" when no dialect uses one */
 };
 
 /* server.c */

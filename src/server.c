@@ -16,12 +16,15 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "keygate/cache.h"
 #include "keygate/log.h"
 #include "keygate/path.h"
 #include "keygate/store.h"
 #include "keygate/url.h"
 #include "keygate/users.h"
+#include "admin.h"
 #include "avax.h"
 #include "bee.h"
 #include "kg.h"
@@ -92,6 +95,7 @@ static void runtime_free(struct kg_runtime *rt)
 	kg_policy_free(&rt->policy);
 	kg_config_free(&rt->cfg);
 	free(rt->trusted);
+	OPENSSL_cleanse(rt->admin_hash, sizeof(rt->admin_hash));
 	free(rt);
 }
 
@@ -273,7 +277,10 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	};
 
 	if (cfg->restricted) {
-		if ((err = kg__bee_new(cfg, rt->policy, g_store, g_cache, &rt->bee, why)))
+		if ((err = kg__admin_hash(cfg, g_store, "Use it with POST /auth (HTTP Basic, any user name).", rt->admin_hash,
+		                          sizeof(rt->admin_hash), why)))
+			goto fail;
+		if ((err = kg__bee_new(cfg, rt->policy, rt->admin_hash, g_store, g_cache, &rt->bee, why)))
 			goto fail;
 		const struct kg_authenticator *a = kg__bee_authenticator(rt->bee);
 		rt->auth.by_kind[KG_CRED_BEARER_BEE] = a;
