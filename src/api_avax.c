@@ -25,7 +25,10 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "avax.h"
+#include "conn.h"
 #include "kg.h"
+#include "routes.h"
+#include "slow.h"
 
 #define KG_AVAX_NS KG_STR("avax")
 #define KG_AVAX_REVOKED_PREFIX "avax:"

@@ -20,7 +20,11 @@
 #include "keygate/store.h"
 #include "keygate/token.h"
 #include "bee.h"
+#include "conn.h"
 #include "kg.h"
+#include "routes.h"
+#include "slow.h"
+#include "throttle.h"
 
 #define KG_BEE_NS KG_STR("bee")
 

@@ -5,6 +5,7 @@
 #define KG_BEE_H
 
 #include "kg.h"
+#include "routes.h"
 
 kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, struct kg_store *store, struct kg_cache *cache,
                    struct kg_bee **out, kg_buf *why);

@@ -11,9 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <llhttp.h>
+#include <uv.h>
+
 #include "keygate/log.h"
+#include "access_log.h"
+#include "conn.h"
 #include "kg.h"
 #include "proxy.h"
+#include "routes.h"
+#include "slow.h"
+#include "stream.h"
 
 enum kg_conn_state {
 	KG_CONN_HEAD,      /* reading a request head */
@@ -75,35 +83,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-const char *kg__reason(int status)
-{
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
 }
 
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value)

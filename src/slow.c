@@ -14,7 +14,10 @@
 #include <openssl/crypto.h>
 
 #include "keygate/log.h"
+#include "conn.h"
 #include "kg.h"
+#include "slow.h"
+#include "throttle.h"
 
 /* process-wide totals, for /_keygate/health */
 static atomic_size_t g_running, g_waiting, g_joined;
