@@ -458,14 +458,13 @@ void kg__conn_respond_decision(struct kg_conn *c)
 	const char *extra = NULL;
 	int status = d->status;
 
-	char retry[64];
+	char retry[KG_RETRY_AFTER_MAX];
 	if (status == 401) {
 		bool is_basic = d->scheme ? (d->scheme->kinds & (1u << KG_CRED_BASIC)) != 0
 		                          : c->rt && c->rt->auth.by_kind[KG_CRED_BASIC] != NULL;
 		bool is_bearer = !d->scheme && c->rt && c->rt->auth.has_bearer;
 		extra = kg_dialect_challenge(d->dialect, false, is_basic, is_bearer);
-	} else if (d->retry_after > 0) {
-		snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", (long long)d->retry_after);
+	} else if (d->retry_after > 0 && kg_retry_after_header(d->retry_after, retry, sizeof(retry)) == KG_OK) {
 		extra = retry;
 	}
 	if (kg_dialect_render(d->dialect, status, d->err, d->message, &body, &ctype) == KG_OK)
