@@ -257,6 +257,37 @@ const char *kg_dialect_challenge(enum kg_dialect d, bool is_login, bool is_basic
 	                             : "WWW-Authenticate: Bearer realm=\"keygate\"\r\n";
 }
 
+kg_err kg_throttle_message(enum kg_dialect d, kg_err err, int64_t retry_after, int *status, char *buf, size_t cap)
+{
+	/* Each dialect keeps the wording its clients have always seen: Bee's
+	 * /auth capitalises like Bee's own messages, AvalancheGo's says
+	 * "password"; Elasticsearch has no such refusal of its own and reads
+	 * keygate's. */
+	const char *failed = d == KG_DIALECT_BEE       ? "Too many failed attempts"
+	                     : d == KG_DIALECT_AVALANCHE ? "too many failed password attempts"
+	                                                 : "too many failed attempts";
+	const char *busy = d == KG_DIALECT_BEE ? "Too many password checks in progress; retry later"
+	                                       : "too many password checks in progress; retry later";
+	int n;
+	if (err == KG_ETHROTTLED) {
+		*status = 429;
+		n = snprintf(buf, cap, "%s; retry in %lld seconds", failed, (long long)retry_after);
+	} else if (err == KG_EUNAVAILABLE) {
+		*status = 503;
+		n = snprintf(buf, cap, "%s", busy);
+	} else {
+		return KG_EINVAL;
+	}
+	return n < 0 || (size_t)n >= cap ? KG_ETOOBIG : KG_OK;
+}
+
+kg_err kg_retry_after_header(int64_t seconds, char *buf, size_t cap)
+{
+	/* a client told to retry in 0 seconds retries at once: never less than 1 */
+	int n = snprintf(buf, cap, "Retry-After: %lld\r\n", (long long)(seconds > 0 ? seconds : 1));
+	return n < 0 || (size_t)n >= cap ? KG_ETOOBIG : KG_OK;
+}
+
 int kg_dialect_parse(const char *name)
 {
 	static const char *const names[] = { "keygate", "bee", "avalanche", "elasticsearch" };

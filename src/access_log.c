@@ -19,7 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "keygate/log.h"
+#include "access_log.h"
+#include "conn.h"
 #include "kg.h"
 
 static atomic_int log_fd = -1; /* -1: off; STDERR_FILENO or own_fd */

@@ -25,7 +25,10 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "avax.h"
+#include "conn.h"
 #include "kg.h"
+#include "routes.h"
+#include "slow.h"
 
 #define KG_AVAX_NS KG_STR("avax")
 #define KG_AVAX_REVOKED_PREFIX "avax:"
@@ -397,17 +400,18 @@ static void api_avax(struct kg_conn *c)
 	w->pc.work = rpc_work;
 	w->pc.done = rpc_done;
 	kg_err err = kg__password_check(c, &w->pc, &wait);
-	if (err == KG_ETHROTTLED) {
-		char extra[64];
-		snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
-		snprintf(msg, sizeof(msg), "too many failed password attempts; retry in %lld seconds", (long long)wait);
-		rpc_send_error(c, kg_buf_str(&w->call.id), msg, 429, extra);
-	} else if (err) {
-		rpc_send_error(c, kg_buf_str(&w->call.id), "too many password checks in progress; retry later", 503,
-		               "Retry-After: 1\r\n");
-	}
-	if (err)
+	if (err) {
+		/* throttled (429) or the queue full (503), in AvalancheGo's words */
+		char extra[KG_RETRY_AFTER_MAX], why[KG_THROTTLE_MESSAGE_MAX];
+		int refused;
+		if (kg_throttle_message(KG_DIALECT_AVALANCHE, err == KG_ETHROTTLED ? err : KG_EUNAVAILABLE, wait,
+		                        &refused, why, sizeof(why)) == KG_OK &&
+		    kg_retry_after_header(wait, extra, sizeof(extra)) == KG_OK)
+			rpc_send_error(c, kg_buf_str(&w->call.id), why, refused, extra);
+		else
+			kg__conn_respond_error(c, 500, "out of memory");
 		work_free(w);
+	}
 }
 
 static bool is_auth_api_on(const struct kg_runtime *rt)

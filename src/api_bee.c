@@ -21,7 +21,11 @@
 #include "keygate/token.h"
 #include "admin.h"
 #include "bee.h"
+#include "conn.h"
 #include "kg.h"
+#include "routes.h"
+#include "slow.h"
+#include "throttle.h"
 
 #define KG_BEE_NS KG_STR("bee")
 
@@ -269,12 +273,19 @@ static void auth_done(struct kg_password_check *pc, struct kg_conn *c, int statu
 	}
 }
 
-static void too_many(struct kg_conn *c, int64_t wait)
+/* A password check not run: err KG_ETHROTTLED (429) or KG_EUNAVAILABLE (503),
+ * in Bee's words, with Retry-After: wait. */
+static void refuse_check(struct kg_conn *c, kg_err err, int64_t wait)
 {
-	char extra[64], msg[128];
-	snprintf(extra, sizeof(extra), "Retry-After: %lld\r\n", (long long)wait);
-	snprintf(msg, sizeof(msg), "Too many failed attempts; retry in %lld seconds", (long long)wait);
-	kg__conn_respond_error_with(c, 429, msg, extra);
+	char extra[KG_RETRY_AFTER_MAX], msg[KG_THROTTLE_MESSAGE_MAX];
+	int status;
+	if (kg_throttle_message(KG_DIALECT_BEE, err == KG_ETHROTTLED ? err : KG_EUNAVAILABLE, wait, &status, msg,
+	                        sizeof(msg)) != KG_OK ||
+	    kg_retry_after_header(wait, extra, sizeof(extra)) != KG_OK) {
+		kg__conn_respond_error(c, 500, "Internal Server Error");
+		return;
+	}
+	kg__conn_respond_error_with(c, status, msg, extra);
 }
 
 static void do_auth(struct kg_conn *c, const struct kg_bee *b)
@@ -287,7 +298,7 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	if (err == KG_EBADCRED || (!err && !b->admin_hash[0])) {
 		/* a malformed credential is a failed attempt too, throttled alike */
 		if (!kg__throttle_begin(kg__conn_client(c), b->throttle_max, b->throttle_window_ms, &wait)) {
-			too_many(c, wait);
+			refuse_check(c, KG_ETHROTTLED, wait);
 		} else {
 			kg__throttle_end(kg__conn_client(c), false, b->throttle_window_ms);
 			unauthorized(c);
@@ -304,11 +315,8 @@ static void do_auth(struct kg_conn *c, const struct kg_bee *b)
 	w->pc.work = auth_work;
 	w->pc.done = auth_done;
 	err = kg__password_check(c, &w->pc, &wait);
-	if (err == KG_ETHROTTLED)
-		too_many(c, wait);
-	else if (err)
-		kg__conn_respond_error_with(c, 503, "Too many password checks in progress; retry later",
-		                            "Retry-After: 1\r\n");
+	if (err)
+		refuse_check(c, err, wait);
 	if (err == KG_OK)
 		w = NULL; /* auth_done frees it */
 out:

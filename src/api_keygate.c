@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <time.h>
 
-#include "keygate/log.h"
 #include "keygate/password.h"
+#include "conn.h"
 #include "kg.h"
+#include "routes.h"
+#include "slow.h"
 
 static void health(struct kg_conn *c)
 {

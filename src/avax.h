@@ -5,6 +5,7 @@
 #define KG_AVAX_H
 
 #include "kg.h"
+#include "routes.h"
 
 kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cache *cache, struct kg_avax **out,
                     kg_buf *why);

@@ -5,6 +5,7 @@
 #define KG_BEE_H
 
 #include "kg.h"
+#include "routes.h"
 
 /* admin_hash: the admin password's bcrypt hash (admin.h), "" for none */
 kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, const char *admin_hash, struct kg_store *store,

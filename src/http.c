@@ -11,9 +11,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <llhttp.h>
+#include <uv.h>
+
 #include "keygate/log.h"
+#include "access_log.h"
+#include "conn.h"
 #include "kg.h"
 #include "proxy.h"
+#include "routes.h"
+#include "slow.h"
+#include "stream.h"
 
 enum kg_conn_state {
 	KG_CONN_HEAD,      /* reading a request head */
@@ -75,35 +83,6 @@ static uint64_t now_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-const char *kg__reason(int status)
-{
-	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
-	}
 }
 
 kg_str kg__req_header(const struct kg_conn *c, size_t i, bool value)
@@ -479,14 +458,13 @@ void kg__conn_respond_decision(struct kg_conn *c)
 	const char *extra = NULL;
 	int status = d->status;
 
-	char retry[64];
+	char retry[KG_RETRY_AFTER_MAX];
 	if (status == 401) {
 		bool is_basic = d->scheme ? (d->scheme->kinds & (1u << KG_CRED_BASIC)) != 0
 		                          : c->rt && c->rt->auth.by_kind[KG_CRED_BASIC] != NULL;
 		bool is_bearer = !d->scheme && c->rt && c->rt->auth.has_bearer;
 		extra = kg_dialect_challenge(d->dialect, false, is_basic, is_bearer);
-	} else if (d->retry_after > 0) {
-		snprintf(retry, sizeof(retry), "Retry-After: %lld\r\n", (long long)d->retry_after);
+	} else if (d->retry_after > 0 && kg_retry_after_header(d->retry_after, retry, sizeof(retry)) == KG_OK) {
 		extra = retry;
 	}
 	if (kg_dialect_render(d->dialect, status, d->err, d->message, &body, &ctype) == KG_OK)

@@ -7,9 +7,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <llhttp.h>
+#include <uv.h>
+
 #include "keygate/log.h"
 #include "kg.h"
 #include "proxy.h"
+#include "stream.h"
 
 #define KG_MAX_RESP_HEAD (64 * 1024)
 #define KG_MAX_RESP_HEADERS 256

@@ -9,6 +9,7 @@
 #include "avax.h"
 #include "bee.h"
 #include "kg.h"
+#include "routes.h"
 
 /* Each dialect module's entries, in matching order; the first match wins. */
 static const struct kg_route_set *const sets[] = {

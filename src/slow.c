@@ -14,7 +14,10 @@
 #include <openssl/crypto.h>
 
 #include "keygate/log.h"
+#include "conn.h"
 #include "kg.h"
+#include "slow.h"
+#include "throttle.h"
 
 /* process-wide totals, for /_keygate/health */
 static atomic_size_t g_running, g_waiting, g_joined;
@@ -286,13 +289,16 @@ bool kg__auth_slow(struct kg_conn *c, kg_str method, kg_str path, void (*done)(s
 		kg__conn_worker(c)->auth_jobs = j->next; /* nothing ran: still at the head */
 	if (err == KG_OK) {
 		kg_debug("client %s: %s: password check off the loop", kg__conn_client(c), d->scheme ? d->scheme->name : "?");
-	} else if (err == KG_ETHROTTLED) {
-		char *msg = kg_arena_alloc(kg__conn_arena(c), 96);
-		if (msg)
-			snprintf(msg, 96, "too many failed attempts; retry in %lld seconds", (long long)wait);
-		refuse(d, 429, KG_ETHROTTLED, msg, wait);
 	} else {
-		refuse(d, 503, KG_EUNAVAILABLE, "too many password checks in progress; retry later", wait);
+		/* throttled (429) or the queue full (503), worded in the scheme's
+		 * dialect; the decision renders it (Retry-After: wait) */
+		kg_err why = err == KG_ETHROTTLED ? KG_ETHROTTLED : KG_EUNAVAILABLE;
+		int status = why == KG_ETHROTTLED ? 429 : 503;
+		char *msg = kg_arena_alloc(kg__conn_arena(c), KG_THROTTLE_MESSAGE_MAX);
+		if (msg && kg_throttle_message(d->scheme ? d->scheme->dialect : d->dialect, why, wait, &status, msg,
+		                               KG_THROTTLE_MESSAGE_MAX) != KG_OK)
+			msg = NULL; /* the dialect's default message */
+		refuse(d, status, why, msg, wait);
 	}
 	if (err)
 		free(j);

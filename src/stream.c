@@ -3,8 +3,9 @@
  * pending), and only what the kernel did not take is copied into one write
  * request. The caller counts the queued bytes for its backpressure. */
 #include <stdlib.h>
+#include <string.h>
 
-#include "kg.h"
+#include "stream.h"
 
 int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb)
 {
@@ -46,4 +47,33 @@ int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner
 		free(wr);
 	}
 	return r;
+}
+
+const char *kg__reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 304: return "Not Modified";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
 }

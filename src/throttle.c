@@ -13,7 +13,7 @@
 #include <openssl/rand.h>
 
 #include "keygate/cache.h"
-#include "kg.h"
+#include "throttle.h"
 
 #define KG_THROTTLE_SLOTS 4096
 #define KG_THROTTLE_PROBE 8

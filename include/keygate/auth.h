@@ -142,6 +142,24 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
  * one place each dialect's challenge is written. */
 const char *kg_dialect_challenge(enum kg_dialect d, bool is_login, bool is_basic, bool is_bearer);
 
+/* Room for any kg_throttle_message and for kg_retry_after_header's line. */
+#define KG_THROTTLE_MESSAGE_MAX 96
+#define KG_RETRY_AFTER_MAX 48
+
+/* The refusal of a password check that was not run, worded as dialect d
+ * words it: err KG_ETHROTTLED (429: too many failed attempts from the
+ * client's address; retry in retry_after seconds) or KG_EUNAVAILABLE (503:
+ * too many password checks queued). Sets *status and writes the message,
+ * NUL-terminated, into buf (cap bytes, KG_THROTTLE_MESSAGE_MAX is enough);
+ * the caller renders it in its dialect's body. KG_EINVAL for another err,
+ * KG_ETOOBIG when cap is too small. The one place these are worded. */
+kg_err kg_throttle_message(enum kg_dialect d, kg_err err, int64_t retry_after, int *status, char *buf, size_t cap);
+
+/* Writes the header line "Retry-After: N\r\n" (N = seconds, at least 1),
+ * NUL-terminated, into buf (cap bytes, KG_RETRY_AFTER_MAX is enough);
+ * KG_ETOOBIG when it does not fit. */
+kg_err kg_retry_after_header(int64_t seconds, char *buf, size_t cap);
+
 /* The keygate dialect's body {"code": status, "message": message}. */
 kg_err kg_error_json(int status, const char *message, kg_buf *out);
 

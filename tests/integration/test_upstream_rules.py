@@ -449,3 +449,32 @@ def test_an_upstream_101_to_a_request_keygate_did_not_tunnel_is_502():
         heads = [h for _, _, _, h in up.requests()]
         check(heads and not re.search(rb"(?im)^upgrade:", heads[0]),
               "the upstream was asked to upgrade: %r" % heads)
+
+
+def test_an_upstream_that_answers_before_the_chunked_body_ended_is_not_pooled():
+    # The upstream answers 413 on the head alone while keygate is still
+    # forwarding a chunked body. That upstream connection is mid-request (the
+    # upstream reads on for the rest of the body), so keygate must close it
+    # rather than pool it: pooled, the next request's bytes would be read as
+    # that body's chunks and the two sides would be desynchronised.
+    with Upstream() as up, proxy(up) as kg:
+        with Client(kg.port, timeout=WAIT) as c:
+            c.send(c.build("POST", "/early?status=413", [("Transfer-Encoding", "chunked")]) + b"5\r\nhello\r\n")
+            r = c.read_response("POST")
+            check(r.status == 413, "the upstream's early answer: %d %r" % (r.status, r.body[:200]))
+            early_conn = r.json()["conn"]
+            try:  # the rest of the body, after the answer (keygate may have closed by now)
+                c.send(b"5\r\nworld\r\n0\r\n\r\n")
+            except OSError:
+                pass
+        r = request(kg.port, "POST", "/after-early", body=b"ping", timeout=WAIT)
+        line = up.wait_log(lambda l: l.startswith("EARLY %d " % early_conn), timeout=WAIT)
+        check(line is not None and " desync " not in line,
+              "the upstream connection that answered early got another request's bytes as its body: %r" % line)
+        check(r.status == 200, "the next request (a POST, never retried) after an early answer: %d %r"
+              % (r.status, r.body[:200]))
+        info = r.json()
+        check(info["path"] == "/after-early" and info["body_len"] == 4,
+              "the next request got another answer: %r" % info)
+        check(info["conn"] != early_conn,
+              "the next request went to the upstream connection that answered early (port %d)" % early_conn)

@@ -28,6 +28,13 @@ Routes (any method unless noted):
                      closing the socket without a response (a stale pooled
                      keep-alive connection, as seen by the proxy).
   /echo-chunked      echoes the request body back, chunked.
+  /early?status=N    answers N (default 413, a keep-alive JSON response) as
+                     soon as it has the head, before reading the body; then
+                     reads and discards the body as a server that keeps the
+                     connection would, logging "EARLY <conn> drained N",
+                     "EARLY <conn> eof" (the proxy closed the connection) or
+                     "EARLY <conn> desync <bytes>" (what came was not the rest
+                     of the body: another request written into it).
 """
 import argparse
 import base64
@@ -171,6 +178,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.websocket()
         if path == "/echo-chunked":
             return self.echo_chunked()
+        if path == "/early":
+            return self.early(int(q.get("status", "413")))
 
         h = hashlib.sha256()
         count = [0]
@@ -250,6 +259,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.read_body(sink)
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def early(self, status):
+        self.send_json(status, self.describe(0, ""))
+        self.wfile.flush()
+        conn, n = self.client_address[1], [0]
+
+        def sink(data):
+            n[0] += len(data)
+
+        try:
+            self.read_body(sink)
+            log("EARLY %d drained %d" % (conn, n[0]))
+        except (ConnectionError, OSError):
+            log("EARLY %d eof" % conn)
+            self.close_connection = True
+        except ValueError as e:  # a chunk-size line that is not one
+            log("EARLY %d desync %r" % (conn, str(e)[:80]))
+            self.close_connection = True
 
     # ---- WebSocket echo ----
     def websocket(self):

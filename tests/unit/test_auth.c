@@ -176,6 +176,62 @@ KG_TEST(test_dialect_challenges_known_answers)
 	}
 }
 
+/* The wording each dialect's clients have always seen for a password check
+ * not run (tests/integration/test_throttle.py, test_bee.py, test_basic.py
+ * check them on the wire). */
+KG_TEST(test_throttle_refusals_known_answers)
+{
+	static const struct {
+		enum kg_dialect d;
+		kg_err err;
+		int64_t wait;
+		int status;
+		const char *want;
+	} cases[] = {
+		{ KG_DIALECT_KEYGATE, KG_ETHROTTLED, 42, 429, "too many failed attempts; retry in 42 seconds" },
+		{ KG_DIALECT_BEE, KG_ETHROTTLED, 42, 429, "Too many failed attempts; retry in 42 seconds" },
+		{ KG_DIALECT_AVALANCHE, KG_ETHROTTLED, 42, 429, "too many failed password attempts; retry in 42 seconds" },
+		{ KG_DIALECT_ES, KG_ETHROTTLED, 1, 429, "too many failed attempts; retry in 1 seconds" },
+		{ KG_DIALECT_KEYGATE, KG_EUNAVAILABLE, 1, 503, "too many password checks in progress; retry later" },
+		{ KG_DIALECT_BEE, KG_EUNAVAILABLE, 1, 503, "Too many password checks in progress; retry later" },
+		{ KG_DIALECT_AVALANCHE, KG_EUNAVAILABLE, 1, 503, "too many password checks in progress; retry later" },
+		{ KG_DIALECT_ES, KG_EUNAVAILABLE, 1, 503, "too many password checks in progress; retry later" },
+		{ KG_DIALECT_AVALANCHE, KG_ETHROTTLED, INT64_MAX, 429,
+		  "too many failed password attempts; retry in 9223372036854775807 seconds" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char msg[KG_THROTTLE_MESSAGE_MAX];
+		int status = 0;
+		kg_err err = kg_throttle_message(cases[i].d, cases[i].err, cases[i].wait, &status, msg, sizeof(msg));
+		KG_CHECK(err == KG_OK, "case %zu: %s", i, kg_errname(err));
+		KG_CHECK(status == cases[i].status, "case %zu: status %d, want %d", i, status, cases[i].status);
+		KG_CHECK(strcmp(msg, cases[i].want) == 0, "case %zu: got '%s'", i, msg);
+	}
+	char small[8];
+	int status;
+	KG_CHECK(kg_throttle_message(KG_DIALECT_BEE, KG_ETHROTTLED, 5, &status, small, sizeof(small)) == KG_ETOOBIG,
+	         "a message that does not fit is refused, not cut");
+	KG_CHECK(kg_throttle_message(KG_DIALECT_BEE, KG_EBADCRED, 5, &status, small, sizeof(small)) == KG_EINVAL,
+	         "only throttling and a full queue are worded here");
+
+	static const struct {
+		int64_t seconds;
+		const char *want;
+	} headers[] = {
+		{ 1, "Retry-After: 1\r\n" },
+		{ 60, "Retry-After: 60\r\n" },
+		{ 0, "Retry-After: 1\r\n" },
+		{ -5, "Retry-After: 1\r\n" },
+		{ INT64_MAX, "Retry-After: 9223372036854775807\r\n" },
+	};
+	for (size_t i = 0; i < sizeof(headers) / sizeof(headers[0]); i++) {
+		char line[KG_RETRY_AFTER_MAX];
+		KG_CHECK(kg_retry_after_header(headers[i].seconds, line, sizeof(line)) == KG_OK, "header %zu", i);
+		KG_CHECK(strcmp(line, headers[i].want) == 0, "header %zu: got '%s'", i, line);
+	}
+	KG_CHECK(kg_retry_after_header(60, small, sizeof(small)) == KG_ETOOBIG, "a header that does not fit");
+}
+
 KG_TEST(test_dialect_names)
 {
 	KG_CHECK(kg_dialect_parse("bee") == KG_DIALECT_BEE, "bee");
