@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 secs=${FUZZ_SECONDS:-60}
 out=build-fuzz
 mkdir -p "$out"
-targets=${*:-token jwt policy auth users path head avax_rpc}
+targets=${*:-token jwt policy auth users path head avax_rpc es_query}
 llhttp_dir=${LLHTTP_DIR:-/usr/share/llhttp}
 llhttp_inc=${LLHTTP_INCLUDE:-/usr/share/include/llhttp}
 for t in $targets; do
