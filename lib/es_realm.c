@@ -244,9 +244,9 @@ static kg_err users_line(kg_es_file_realm *r, const char *file, size_t lineno, k
 	}
 	kg_str name = { l.p, (size_t)(colon - l.p) };
 	kg_str hash = { colon + 1, (size_t)(l.p + l.n - colon - 1) };
-	if (!is_valid_name(name, KG_ES_NAME_MAX)) {
+	if (!is_valid_name(name, KG_ES_FILE_NAME_MAX)) {
 		problem(errs, file, lineno, "invalid username [%.*s]: " INVALID_NAME_FMT, SHOW(name), "User",
-		        (size_t)KG_ES_NAME_MAX);
+		        (size_t)KG_ES_FILE_NAME_MAX);
 		return KG_ECONFIG;
 	}
 	/* ES refuses these in the file while its reserved realm is on, as
@@ -344,9 +344,9 @@ static kg_err users_roles_line(kg_es_file_realm *r, const char *file, size_t lin
 	}
 	kg_str role = trim_java((kg_str){ l.p, (size_t)(colon - l.p) });
 	kg_str users = trim_java((kg_str){ colon + 1, (size_t)(l.p + l.n - colon - 1) });
-	if (!is_valid_name(role, KG_ES_NAME_MAX)) {
+	if (!is_valid_name(role, KG_ES_FILE_NAME_MAX)) {
 		problem(errs, file, lineno, "invalid role [%.*s]: " INVALID_NAME_FMT, SHOW(role), "Role",
-		        (size_t)KG_ES_NAME_MAX);
+		        (size_t)KG_ES_FILE_NAME_MAX);
 		return KG_ECONFIG;
 	}
 	if (users.n == 0) {
@@ -549,8 +549,8 @@ static void roles_entry(kg_es_file_realm *r, struct yconv *c, yaml_node_t *k, ya
 		return;
 	}
 	kg_str name = { (const char *)k->data.scalar.value, k->data.scalar.length };
-	if (!is_valid_name(name, KG_ES_NAME_MAX)) {
-		yproblem(c, k, "invalid role name [%.*s]: " INVALID_NAME_FMT, SHOW(name), "Role", (size_t)KG_ES_NAME_MAX);
+	if (!is_valid_name(name, KG_ES_FILE_NAME_MAX)) {
+		yproblem(c, k, "invalid role name [%.*s]: " INVALID_NAME_FMT, SHOW(name), "Role", (size_t)KG_ES_FILE_NAME_MAX);
 		return;
 	}
 	if (kg_es_role_is_reserved(name)) {

@@ -27,7 +27,7 @@
 
 #define KG_ES_REALM_MAX_FILE (16 * 1024 * 1024) /* each of the three files */
 #define KG_ES_REALM_MAX_LINE 65536              /* users, users_roles */
-#define KG_ES_NAME_MAX 1024                     /* file realm names (ES's Validation) */
+#define KG_ES_FILE_NAME_MAX 1024                /* file realm names (ES's Validation) */
 #define KG_ES_NATIVE_NAME_MAX 507               /* native user and role names (ES's) */
 #define KG_ES_PASSWORD_MIN 6                    /* ES's, in characters */
 #define KG_ES_PASSWORD_MAX 1024                 /* keygate's cap, in bytes (bcrypt reads 72) */
