@@ -131,6 +131,16 @@ kg_err kg_es_time_parse(kg_str s, const char *setting, int64_t *ms, struct kg_es
 			*ms = 0;
 			return KG_OK;
 		}
+		/* ES's magic -1 ("unset", any number of leading zeros) is a
+		 * negative duration to keygate, like the others */
+		bool is_minus_one = norm.n >= 2 && norm.p[0] == '-' && norm.p[norm.n - 1] == '1';
+		for (size_t i = 1; is_minus_one && i + 1 < norm.n; i++)
+			is_minus_one = norm.p[i] == '0';
+		if (is_minus_one)
+			return kg_es_fail_set(f, 400, "illegal_argument_exception",
+			                      "failed to parse setting [%s] with value [%.*s] as a time value: negative "
+			                      "durations are not supported",
+			                      setting, (int)s.n, s.p);
 		return kg_es_fail_set(f, 400, "illegal_argument_exception",
 		                      "failed to parse setting [%s] with value [%.*s] as a time value: unit is missing or "
 		                      "unrecognized",
@@ -582,8 +592,10 @@ static kg_err load_body(kg_str body, const char *parser, const struct field *fie
 			return kg_es_fail_set(f, 400, "illegal_argument_exception",
 			                      "Failed to parse value [%s] as only [true] or [false] are allowed.",
 			                      json_string_value(v));
-		if ((fields[i].kind == F_OBJECT || fields[i].kind == F_STRING_ARRAY) &&
-		    json_depth(v) > KG_ES_JSON_DEPTH_MAX + 1)
+		/* metadata nests up to the cap; role_descriptors is a map of
+		 * descriptors that each may */
+		if (fields[i].kind == F_OBJECT &&
+		    json_depth(v) > KG_ES_JSON_DEPTH_MAX + (strcmp(key, "role_descriptors") == 0))
 			return kg_es_fail_set(f, 400, "x_content_parse_exception", "[%s] [%s] is nested more than [%d] levels deep",
 			                      parser, key, KG_ES_JSON_DEPTH_MAX);
 		vals[i] = v;
@@ -884,8 +896,13 @@ kg_err kg_es_percent_decode(kg_str in, bool is_form, kg_buf *out)
 		if (c == '%') {
 			if (i + 2 >= in.n || hex_value(in.p[i + 1]) < 0 || hex_value(in.p[i + 2]) < 0)
 				return KG_EINVAL;
+			/* a NUL would cut the value short wherever it is used as a C string */
+			if (in.p[i + 1] == '0' && in.p[i + 2] == '0')
+				return KG_EINVAL;
 			out->p[out->n++] = (char)(hex_value(in.p[i + 1]) << 4 | hex_value(in.p[i + 2]));
 			i += 2;
+		} else if (c == '\0') {
+			return KG_EINVAL;
 		} else {
 			out->p[out->n++] = is_form && c == '+' ? ' ' : c;
 		}

@@ -126,8 +126,10 @@ kg_err kg__es_secret_hash_salted(kg_str secret, const unsigned char salt[16], kg
  * 400 x_content_parse_exception "[L:C] [<parser>] <field> doesn't support
  * values of type: <TOKEN>"; then the request's validation
  * (action_request_validation_exception, numbered, ES's order). json_t results
- * are owned by the struct; free it with the matching _free (NULL-safe
- * members). */
+ * are owned by the struct. The caller frees the struct with the matching
+ * _free whatever the result: after a validation refusal it is still filled,
+ * so the caller can validate role_descriptors (es_role.c) and add their
+ * problems to the same f, numbered after these, as ES lists them. */
 
 struct kg_es_create {
 	kg_buf name;               /* 1..256 characters */
@@ -182,7 +184,7 @@ void kg_es_get_free(struct kg_es_get *g);
 
 /* Strict percent-decoding of one query value into out (replacing it): %XX
  * with two hex digits, '+' as space when is_form. KG_EINVAL for a bad
- * escape or a result that is not UTF-8. */
+ * escape, a NUL, or a result that is not UTF-8. */
 kg_err kg_es_percent_decode(kg_str in, bool is_form, kg_buf *out) KG_MUST_CHECK;
 
 /* ---- Key documents for output ---- */

@@ -57,6 +57,8 @@ KG_TEST(test_time_refusals_say_what_es_says)
 	                "not supported");
 	time_bad("-1d", "failed to parse setting [expiration] with value [-1d] as a time value: negative durations are "
 	                "not supported");
+	time_bad("-1", "failed to parse setting [expiration] with value [-1] as a time value: negative durations are "
+	               "not supported");
 	time_bad("99999999999999999999d", "failed to parse [99999999999999999999d], fractional time values are not "
 	                                  "supported");
 	time_bad("106751991168d", "failed to parse setting [expiration] with value [106751991168d] as a time value: the "
@@ -331,6 +333,22 @@ KG_TEST(test_create_refusals_are_es_words_in_es_order)
 		(void)kg_buf_appends(&deep, KG_STR("}"));
 	refused(0, deep.p, 400, "x_content_parse_exception",
 	        "[api_key_request] [metadata] is nested more than [20] levels deep");
+	/* 20 levels of metadata are fine, 21 are not */
+	for (int levels = 20; levels <= 21; levels++) {
+		kg_buf_clear(&deep);
+		(void)kg_buf_appends(&deep, KG_STR("{\"name\":\"k\",\"metadata\":"));
+		for (int i = 0; i < levels; i++)
+			(void)kg_buf_appends(&deep, KG_STR("{\"a\":"));
+		(void)kg_buf_appends(&deep, KG_STR("1"));
+		for (int i = 0; i <= levels; i++)
+			(void)kg_buf_appends(&deep, KG_STR("}"));
+		struct kg_es_create dc;
+		struct kg_es_fail df = { 0 };
+		kg_err derr = kg_es_create_parse(kg_buf_str(&deep), NOW, &dc, &df);
+		KG_CHECK((levels == 20) == (derr == KG_OK), "%d levels: %d %s", levels, (int)derr, df.reason.p);
+		kg_es_create_free(&dc);
+		kg_es_fail_free(&df);
+	}
 	kg_buf_free(&deep, false);
 }
 
@@ -428,7 +446,7 @@ KG_TEST(test_percent_decoding_is_strict)
 	KG_CHECK(kg_es_percent_decode(KG_STR("a%20b%C3%A9+"), true, &out) == KG_OK && strcmp(out.p, "a b\xC3\xA9 ") == 0,
 	         "got %s", out.p);
 	KG_CHECK(kg_es_percent_decode(KG_STR("a+b"), false, &out) == KG_OK && strcmp(out.p, "a+b") == 0, "plus kept");
-	static const char *const bad[] = { "%", "%4", "%G0", "a%0", "%FF", "%C3" };
+	static const char *const bad[] = { "%", "%4", "%G0", "a%0", "%FF", "%C3", "a%00b" };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		KG_CHECK(kg_es_percent_decode(kg_str_c(bad[i]), true, &out) == KG_EINVAL, "accepted '%s'", bad[i]);
 	kg_buf_free(&out, false);
