@@ -2,6 +2,7 @@
 #include <stdio.h>
 
 #include "keygate/auth.h"
+#include "keygate/es.h"
 
 static bool is_b64url(char c)
 {
@@ -96,8 +97,20 @@ void kg_auth_decide(const struct kg_auth_config *ac, kg_str method, kg_str path,
 	const struct kg_authenticator *a = ac->by_kind[req.cred.kind];
 	if (!a) {
 		/* no credential, or one that no enabled scheme handles */
-		if (ac->require_auth)
-			kg_decision_refuse(d, 401, req.cred.kind == KG_CRED_NONE ? KG_ENOCRED : KG_ESCHEME, route_dialect(ac, path), NULL);
+		if (ac->require_auth) {
+			enum kg_dialect rd = route_dialect(ac, path);
+			const char *msg = NULL;
+			if (rd == KG_DIALECT_ES && req.cred.kind == KG_CRED_NONE) {
+				/* Elasticsearch names the request in its refusal */
+				kg_buf b = { 0 };
+				if (kg_buf_printf(&b, KG_ES_REASON_MISSING, (int)path.n, path.p) == KG_OK)
+					msg = kg_arena_strdup(arena, kg_buf_str(&b)).p;
+				kg_buf_free(&b, false);
+			} else if (rd == KG_DIALECT_ES) {
+				msg = KG_ES_REASON_BAD_CREDENTIALS;
+			}
+			kg_decision_refuse(d, 401, req.cred.kind == KG_CRED_NONE ? KG_ENOCRED : KG_ESCHEME, rd, msg);
+		}
 		return;
 	}
 
@@ -188,6 +201,19 @@ static const char *avalanche_message(kg_err err)
 	}
 }
 
+/* Elasticsearch's (x-pack security, 8.x): a credential that did not pass
+ * is never described further on the wire. */
+static const char *es_message(kg_err err)
+{
+	switch (err) {
+	case KG_EBADCRED:
+	case KG_EEXPIRED:
+	case KG_EREVOKED:
+	case KG_ESCHEME: return KG_ES_REASON_BAD_CREDENTIALS;
+	default: return NULL;
+	}
+}
+
 kg_err kg_error_json(int status, const char *message, kg_buf *out)
 {
 	kg_err err = kg_buf_printf(out, "{\"code\":%d,\"message\":", status);
@@ -206,6 +232,8 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
 		message = bee_message(err);
 	if (!message && d == KG_DIALECT_AVALANCHE)
 		message = avalanche_message(err);
+	if (!message && d == KG_DIALECT_ES)
+		message = es_message(err);
 	if (!message)
 		message = default_message(err, status);
 	*content_type = "application/json";
@@ -219,15 +247,17 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
 			e = kg_buf_printf(out, "},\"id\":1}");
 		return e;
 	case KG_DIALECT_ES:
-		e = kg_buf_printf(out, "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":");
-		if (!e)
-			e = kg_buf_append_json_string(out, kg_str_c(message));
-		if (!e)
-			e = kg_buf_printf(out, "}],\"type\":\"security_exception\",\"reason\":");
-		if (!e)
-			e = kg_buf_append_json_string(out, kg_str_c(message));
-		if (!e)
-			e = kg_buf_printf(out, "},\"status\":%d}", status);
+		/* Elasticsearch's security_exception, with its challenges repeated
+		 * in the body of a 401 (lib/es.c) */
+		if (status == 401)
+			return kg_es_error_401(out, kg_str_c(message), KG_STR_NULL);
+		{
+			struct kg_es_fail f = { .status = status, .type = "security_exception" };
+			e = kg_buf_appends(&f.reason, kg_str_c(message));
+			if (!e)
+				e = kg_es_error_json(out, &f, KG_STR_NULL);
+			kg_es_fail_free(&f);
+		}
 		return e;
 	case KG_DIALECT_BEE:
 	case KG_DIALECT_KEYGATE:
@@ -242,7 +272,7 @@ const char *kg_dialect_challenge(enum kg_dialect d, bool is_login, bool is_basic
 	case KG_DIALECT_AVALANCHE:
 		return ""; /* AvalancheGo's middleware sent none */
 	case KG_DIALECT_ES:
-		return "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n";
+		return kg_es_www_authenticate_lines;
 	case KG_DIALECT_BEE:
 		if (is_login)
 			return "WWW-Authenticate: Basic realm=\"Restricted\"\r\n"; /* Bee's /auth, as Bee wrote it */

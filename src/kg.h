@@ -30,6 +30,7 @@ struct kg_cache;
 struct kg_store;
 struct kg_bee;
 struct kg_avax;
+struct kg_es;
 
 #define KG_READ_BUF (64 * 1024)
 
@@ -54,6 +55,7 @@ struct kg_runtime {
 	struct kg_bee *bee;     /* Bee restricted mode, NULL when off */
 	struct kg_avax *avax;   /* AvalancheGo Auth API, NULL when off */
 	struct kg_users *users; /* HTTP Basic users, NULL when off */
+	struct kg_es *es;       /* Elasticsearch security APIs, NULL when off */
 	char admin_hash[128];   /* the admin password's bcrypt hash (admin.h), "" when no dialect uses one */
 };
 

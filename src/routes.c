@@ -8,6 +8,7 @@
  * answered 404 by the last entry). */
 #include "avax.h"
 #include "bee.h"
+#include "es.h"
 #include "kg.h"
 #include "routes.h"
 
@@ -16,6 +17,7 @@ static const struct kg_route_set *const sets[] = {
 	&kg__keygate_routes,
 	&kg__bee_routes,
 	&kg__avax_routes,
+	&kg__es_routes,
 	&kg__fallback_routes, /* last: no upstream, nothing else matched */
 };
 

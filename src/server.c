@@ -29,6 +29,7 @@
 #include "avax.h"
 #include "bee.h"
 #include "conn.h"
+#include "es.h"
 #include "kg.h"
 #include "proxy.h"
 #include "server.h"
@@ -93,6 +94,7 @@ static void runtime_free(struct kg_runtime *rt)
 {
 	kg__bee_free(&rt->bee);
 	kg__avax_free(&rt->avax);
+	kg__es_free(&rt->es);
 	kg_users_free(&rt->users);
 	kg_policy_free(&rt->policy);
 	kg_config_free(&rt->cfg);
@@ -319,9 +321,20 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 			goto fail;
 		}
 	}
+	if (cfg->api_keys) {
+		if (!rt->admin_hash[0] &&
+		    (err = kg__admin_hash(cfg, g_store, "It is the password of the Elasticsearch user elastic.", rt->admin_hash,
+		                          sizeof(rt->admin_hash), why)))
+			goto fail;
+		const struct kg_authenticator *users_basic =
+		    rt->users ? kg_users_authenticator(rt->users, KG_DIALECT_ES) : NULL;
+		if ((err = kg__es_new(cfg, rt->admin_hash, g_store, g_cache, users_basic, &rt->es, why)))
+			goto fail;
+		rt->auth.by_kind[KG_CRED_APIKEY] = kg__es_apikey_authenticator(rt->es);
+	}
 	rt->auth.route_dialect = route_dialect;
 	rt->auth.route_dialect_data = rt;
-	bool any_scheme = rt->users != NULL;
+	bool any_scheme = rt->users != NULL || rt->es != NULL;
 	for (int k = 0; k < KG__CRED_COUNT; k++)
 		any_scheme |= rt->auth.by_kind[k] != NULL;
 	rt->auth.policy = rt->policy;
@@ -330,10 +343,17 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 	int d = strcmp(cfg->error_dialect, "auto") != 0 ? kg_dialect_parse(cfg->error_dialect)
 	        : rt->bee && !rt->avax                 ? KG_DIALECT_BEE
 	        : rt->avax && !rt->bee                 ? KG_DIALECT_AVALANCHE
+	        : rt->es && !rt->bee && !rt->avax && !rt->users ? KG_DIALECT_ES
 	                                               : KG_DIALECT_KEYGATE;
 	rt->auth.default_dialect = d < 0 ? KG_DIALECT_KEYGATE : (enum kg_dialect)d;
 	if (rt->users)
 		rt->auth.by_kind[KG_CRED_BASIC] = kg_users_authenticator(rt->users, rt->auth.default_dialect);
+	/* Elasticsearch's users over Basic on every route, then the users
+	 * file's; not beside Bee's or AvalancheGo's schemes, whose clients get
+	 * their own answers to a Basic credential (they may use Basic on
+	 * /_security/ itself). Its refusals read like the other schemes'. */
+	if (rt->es && !rt->bee && !rt->avax)
+		rt->auth.by_kind[KG_CRED_BASIC] = kg__es_basic_authenticator(rt->es, rt->auth.default_dialect);
 	kg_config_errors_free(&errs);
 	*out = rt;
 	return KG_OK;
@@ -801,6 +821,8 @@ static void on_maintenance(uv_timer_t *t)
 			kg__bee_refresh(rt->bee);
 		if (rt->avax)
 			kg__avax_refresh(rt->avax);
+		if (rt->es && ticks % 3600 == 1) /* retention is counted in days: hourly is plenty */
+			kg__es_maintain(rt->es);
 		kg__runtime_release(rt);
 	}
 }

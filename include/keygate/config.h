@@ -84,6 +84,13 @@ typedef struct kg_config {
 	char *api_auth_password_file;
 	int64_t api_auth_token_lifetime_ms;
 
+	/* Elasticsearch security APIs */
+	bool api_keys;
+	int64_t api_key_max_expiration_ms; /* 0: none */
+	int64_t api_key_retention_ms;
+	char *api_key_application;
+	char *es_config_dir;          /* "" none */
+
 	int64_t throttle_max_failures;
 	int64_t throttle_window_ms;
 	char *basic_users;            /* basic_users: users file, "" off */

@@ -19,7 +19,7 @@ def test_check_allows_nginx_and_traefik_when_auth_not_required():
 
 
 def test_check_is_401_for_non_public_uri_when_auth_required():
-    with Keygate("--require-auth", "--public-paths", "/pub/*") as kg, Client(kg.port) as c:
+    with Keygate("--require-auth", "--api-keys=false", "--public-paths", "/pub/*") as kg, Client(kg.port) as c:
         for style, hdrs in (("nginx", NGINX), ("traefik", TRAEFIK)):
             for uri in ("/", "/private", "/bytes/abc?x=1", "/pubx", "/pu"):
                 r = c.request("GET", "/_keygate/check", hdrs("GET", uri))
@@ -55,7 +55,7 @@ def test_check_never_proxies_even_with_upstream():
 
 
 def test_require_auth_with_upstream_is_401_except_public_paths():
-    with Upstream() as up, Keygate("--require-auth", "--public-paths", "/pub/*",
+    with Upstream() as up, Keygate("--require-auth", "--api-keys=false", "--public-paths", "/pub/*",
                                    "--upstream", up.url) as kg:
         r = request(kg.port, "GET", "/private/x")
         expect_error(r, 401)

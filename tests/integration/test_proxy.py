@@ -56,13 +56,14 @@ def test_health_lists_the_routes_keygate_answers_itself():
         return [(x["path"], x["methods"], x["owner"]) for x in request(kg.port, "GET", "/_keygate/health").json()["routes"]]
     with Upstream() as up, proxy(up) as kg:
         check(routes(kg) == [("/_keygate/health", "GET HEAD", "keygate"), ("/_keygate/check", "any", "keygate"),
-                             ("/_keygate/*", "any", "keygate")], "proxy mode: %r" % routes(kg))
+                             ("/_keygate/*", "any", "keygate"), ("/_security/*", "GET POST PUT DELETE", "elasticsearch")],
+              "proxy mode: %r" % routes(kg))
     with Keygate("--restricted", "--admin-password", bcrypt_hash("x"), "--api-prefix", "/_kg",
                  api_prefix="/_kg") as kg:
         got = [(x["path"], x["methods"], x["owner"]) for x in request(kg.port, "GET", "/_kg/health").json()["routes"]]
         check(got == [("/_kg/health", "GET HEAD", "keygate"), ("/_kg/check", "any", "keygate"),
                       ("/_kg/*", "any", "keygate"), ("/auth", "POST", "bee"), ("/refresh", "POST", "bee"),
-                      ("/*", "any", "keygate")],
+                      ("/_security/*", "GET POST PUT DELETE", "elasticsearch"), ("/*", "any", "keygate")],
               "Bee restricted mode without an upstream, api prefix /_kg: %r" % got)
 
 

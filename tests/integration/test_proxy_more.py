@@ -59,7 +59,7 @@ def test_upgrade_needs_authentication_first():
 
 
 def test_401_keeps_the_connection_alive():
-    with Upstream() as up, Keygate("--require-auth", "--upstream", up.url) as kg, Client(kg.port) as c:
+    with Upstream() as up, Keygate("--require-auth", "--api-keys=false", "--upstream", up.url) as kg, Client(kg.port) as c:
         for i in range(3):
             r = c.request("GET", "/private/%d" % i)
             check(r.status == 401, "request %d: %d" % (i, r.status))

@@ -138,9 +138,16 @@ KG_TEST(test_dialect_render_known_answers)
 		{ KG_DIALECT_KEYGATE, 401, "missing \"x\"", "{\"code\":401,\"message\":\"missing \\\"x\\\"\"}" },
 		{ KG_DIALECT_BEE, 403, "Provided security token does not grant access to the resource",
 		  "{\"code\":403,\"message\":\"Provided security token does not grant access to the resource\"}" },
+		/* ES repeats its challenges in a 401's body (reference: elasticsearch-api-keys.md) */
 		{ KG_DIALECT_ES, 401, "m",
-		  "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":\"m\"}],"
-		  "\"type\":\"security_exception\",\"reason\":\"m\"},\"status\":401}" },
+		  "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":\"m\",\"header\":"
+		  "{\"WWW-Authenticate\":[\"Basic realm=\\\"security\\\", charset=\\\"UTF-8\\\"\",\"Bearer realm=\\\"security\\\"\","
+		  "\"ApiKey\"]}}],\"type\":\"security_exception\",\"reason\":\"m\",\"header\":{\"WWW-Authenticate\":"
+		  "[\"Basic realm=\\\"security\\\", charset=\\\"UTF-8\\\"\",\"Bearer realm=\\\"security\\\"\",\"ApiKey\"]}},"
+		  "\"status\":401}" },
+		{ KG_DIALECT_ES, 403, "no",
+		  "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":\"no\"}],"
+		  "\"type\":\"security_exception\",\"reason\":\"no\"},\"status\":403}" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		kg_buf b = { 0 };
@@ -168,7 +175,8 @@ KG_TEST(test_dialect_challenges_known_answers)
 		{ KG_DIALECT_BEE, true, true, false, "WWW-Authenticate: Basic realm=\"Restricted\"\r\n" },
 		{ KG_DIALECT_AVALANCHE, false, false, true, "" },
 		{ KG_DIALECT_ES, false, false, false,
-		  "WWW-Authenticate: ApiKey\r\nWWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\n" },
+		  "WWW-Authenticate: Basic realm=\"security\", charset=\"UTF-8\"\r\nWWW-Authenticate: Bearer "
+		  "realm=\"security\"\r\nWWW-Authenticate: ApiKey\r\n" },
 	};
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		const char *got = kg_dialect_challenge(cases[i].d, cases[i].is_login, cases[i].is_basic, cases[i].is_bearer);

@@ -1,0 +1,2014 @@
+/* api_es.c - Elasticsearch's security APIs, brought back in front of any
+ * HTTP API:
+ *   /_security/api_key ...     create, get, invalidate, update, bulk update
+ *   /_security/_query/api_key  query
+ *   /_security/_authenticate   who am I
+ *   /_security/user ...        the native realm's users
+ *   /_security/role ...        the native realm's roles
+ * and two authenticators for every other route: "Authorization: ApiKey
+ * base64(id:key)", and Basic for Elasticsearch's users (elastic, whose
+ * password is the admin password; the native realm; an ES config
+ * directory's file realm). What a key or user may do upstream comes from the
+ * application privileges of application api_key.application (HTTP methods on
+ * path patterns).
+ *
+ * Reading requests, validating role descriptors, running queries and
+ * writing ES's bodies are lib/es*.c's (pure, unit-tested); this file keeps
+ * the state, moves the bytes, and runs store I/O and bcrypt on the thread
+ * pool. Keys, users and roles are kv records of the store (namespaces
+ * es.api_key, es.user, es.role); the event loops read them through the
+ * cache, which replays the store's change log, so a key invalidated on one
+ * instance is refused by every instance within a second. */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include "keygate/cache.h"
+#include "keygate/credcache.h"
+#include "keygate/es.h"
+#include "keygate/es_query.h"
+#include "keygate/es_realm.h"
+#include "keygate/es_role.h"
+#include "keygate/log.h"
+#include "keygate/password.h"
+#include "keygate/store.h"
+#include "keygate/users.h"
+#include "conn.h"
+#include "es.h"
+#include "kg.h"
+#include "slow.h"
+
+#define NS_KEY KG_STR("es.api_key")
+#define NS_USER KG_STR("es.user")
+#define NS_ROLE KG_STR("es.role")
+#define ELASTIC "elastic"
+#define CLUSTER_NAME "keygate"
+
+/* Compiled keys for the hot path: a direct-mapped table of the last key
+ * documents seen, each with its compiled permission. An entry is used only
+ * while the cache still holds the very same document bytes, so an update or
+ * an invalidation (which rewrites the document) misses at once. */
+#define KEY_SLOTS 16384
+#define KEY_LOCKS 64
+
+struct key_slot {
+	char *doc;    /* the stored document it was compiled from; NULL: empty */
+	size_t doc_len;
+	char *hash;   /* kg_es_secret_hash form */
+	char *owner;  /* username */
+	int64_t expiration_ms; /* 0: never */
+	bool is_invalidated;
+	kg_es_perm *perm; /* effective: descriptors intersected with limited_by */
+};
+
+struct kg_es {
+	struct kg_authenticator apikey;
+	struct kg_authenticator basic;
+	const struct kg_authenticator *users_basic; /* the users file's, for names no realm knows */
+	struct kg_cache *cache;
+	char admin_hash[128];
+	char dummy_hash[64]; /* checked for unknown users: absence costs what presence costs */
+	char app[128];       /* api_key.application */
+	int64_t max_expiration_ms, retention_ms;
+	kg_credcache *creds; /* verified passwords of ES users; value: fingerprint of the hash */
+	kg_es_file_realm *file;
+	json_t *file_roles;  /* the file realm's roles, normalised */
+	unsigned char slot_key[16];
+	pthread_mutex_t locks[KEY_LOCKS];
+	struct key_slot *slots;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* 64 bits of SHA-256 of a stored password hash: a cached credential counts
+ * only while the user's hash is the one it was verified against. */
+static uint64_t hash_fingerprint(const char *hash)
+{
+	unsigned char d[SHA256_DIGEST_LENGTH];
+	uint64_t v;
+	SHA256((const unsigned char *)hash, strlen(hash), d);
+	memcpy(&v, d, sizeof(v));
+	return v;
+}
+
+static json_t *json_parse(kg_str s)
+{
+	return s.n ? json_loadb(s.p, s.n, JSON_REJECT_DUPLICATES, NULL) : NULL;
+}
+
+static const char *json_str(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* ---- who is asking ---- */
+
+/* A user of one of the realms, found by name. */
+struct es_user {
+	char hash[128];
+	const char *realm, *realm_type;
+	json_t *roles; /* array of role names (owned) */
+	json_t *doc;   /* the user's view: username, roles, full_name, email, metadata, enabled (owned) */
+	bool is_enabled;
+};
+
+static void user_free(struct es_user *u)
+{
+	json_decref(u->roles);
+	json_decref(u->doc);
+	OPENSSL_cleanse(u->hash, sizeof(u->hash));
+	memset(u, 0, sizeof(*u));
+}
+
+/* Finds name in the realms, in ES's order: reserved, file, native. Runs on
+ * any thread (the cache and the file realm are read-only here). */
+static bool user_find(const struct kg_es *es, kg_str name, struct es_user *u)
+{
+	memset(u, 0, sizeof(*u));
+	if (kg_str_eq(name, KG_STR(ELASTIC))) {
+		if (!es->admin_hash[0])
+			return false;
+		snprintf(u->hash, sizeof(u->hash), "%s", es->admin_hash);
+		u->realm = u->realm_type = "reserved";
+		u->roles = json_pack("[s]", "superuser");
+		u->doc = kg_es_reserved_user_view(ELASTIC, true);
+		u->is_enabled = true;
+		return u->roles && u->doc;
+	}
+	const struct kg_es_file_user *fu = es->file ? kg_es_file_realm_user(es->file, name) : NULL;
+	if (fu) {
+		snprintf(u->hash, sizeof(u->hash), "%s", fu->hash);
+		u->realm = "default_file";
+		u->realm_type = "file";
+		u->roles = json_array();
+		for (size_t i = 0; u->roles && i < fu->nroles; i++)
+			json_array_append_new(u->roles, json_string(fu->roles[i]));
+		u->doc = json_pack("{s:s, s:O, s:n, s:n, s:{}, s:b}", "username", fu->name, "roles", u->roles,
+		                   "full_name", "email", "metadata", "enabled", 1);
+		u->is_enabled = true;
+		return u->roles && u->doc;
+	}
+	kg_buf v = { 0 };
+	json_t *doc = NULL;
+	if (es->cache && kg_cache_kv_get(es->cache, NS_USER, name, &v) == KG_OK)
+		doc = json_parse(kg_buf_str(&v));
+	kg_buf_free(&v, false);
+	if (!doc)
+		return false;
+	snprintf(u->hash, sizeof(u->hash), "%s", json_str(doc, "password_hash"));
+	u->realm = "default_native";
+	u->realm_type = "native";
+	u->roles = json_incref(json_object_get(doc, "roles"));
+	u->is_enabled = json_is_true(json_object_get(doc, "enabled"));
+	u->doc = kg_es_user_view(doc);
+	json_decref(doc);
+	if (!u->roles)
+		u->roles = json_array();
+	return u->roles && u->doc;
+}
+
+/* The descriptor of role name, normalised (new reference), or NULL when no
+ * realm defines it (ES ignores unknown roles). */
+static json_t *role_find(const struct kg_es *es, const char *name)
+{
+	if (strcmp(name, "superuser") == 0)
+		return kg_es_role_superuser();
+	json_t *d = es->file_roles ? json_object_get(es->file_roles, name) : NULL;
+	if (d)
+		return json_incref(d);
+	kg_buf v = { 0 };
+	if (es->cache && kg_cache_kv_get(es->cache, NS_ROLE, kg_str_c(name), &v) == KG_OK)
+		d = json_parse(kg_buf_str(&v));
+	kg_buf_free(&v, false);
+	return d;
+}
+
+/* {role: descriptor} for roles (an array of names): a user's permissions, and
+ * the point-in-time snapshot an API key is limited by. */
+static json_t *roles_snapshot(const struct kg_es *es, const json_t *roles)
+{
+	json_t *map = json_object();
+	size_t i;
+	json_t *r;
+	json_array_foreach(roles, i, r) {
+		const char *name = json_string_value(r);
+		json_t *d = name ? role_find(es, name) : NULL;
+		if (d)
+			json_object_set_new(map, name, d);
+	}
+	return map;
+}
+
+/* The caller of a /_security request. */
+struct es_who {
+	bool is_api_key;
+	char username[KG_USER_MAX_NAME + 1];
+	char realm[32], realm_type[32];
+	char key_id[KG_ES_ID_MAX + 1];
+	char key_name[4 * KG_ES_NAME_MAX + 1];
+	json_t *roles;       /* user: role names; key: [] */
+	json_t *user;        /* user: its view; key: NULL */
+	json_t *descriptors; /* user: the snapshot of its roles; key: its role_descriptors */
+	json_t *limited_by;  /* key: its owner's snapshot */
+	json_t *key_metadata;
+	kg_es_perm *perm;    /* effective */
+};
+
+static void who_free(struct es_who *w)
+{
+	json_decref(w->roles);
+	json_decref(w->user);
+	json_decref(w->descriptors);
+	json_decref(w->limited_by);
+	json_decref(w->key_metadata);
+	kg_es_perm_free(&w->perm);
+	memset(w, 0, sizeof(*w));
+}
+
+static kg_err who_from_user(const struct kg_es *es, kg_str name, struct es_user *u, struct es_who *w)
+{
+	memset(w, 0, sizeof(*w));
+	snprintf(w->username, sizeof(w->username), "%.*s", (int)name.n, name.p);
+	snprintf(w->realm, sizeof(w->realm), "%s", u->realm);
+	snprintf(w->realm_type, sizeof(w->realm_type), "%s", u->realm_type);
+	w->roles = json_incref(u->roles);
+	w->user = json_incref(u->doc);
+	w->descriptors = roles_snapshot(es, u->roles);
+	if (!w->descriptors)
+		return KG_ENOMEM;
+	return kg_es_perm_compile(w->descriptors, &w->perm);
+}
+
+/* What a stored key document says, for the one that presented it. */
+static kg_err who_from_key(const json_t *doc, struct es_who *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->is_api_key = true;
+	snprintf(w->username, sizeof(w->username), "%s", json_str(doc, "username"));
+	snprintf(w->realm, sizeof(w->realm), "%s", json_str(doc, "realm"));
+	snprintf(w->realm_type, sizeof(w->realm_type), "%s", json_str(doc, "realm_type"));
+	snprintf(w->key_id, sizeof(w->key_id), "%s", json_str(doc, "id"));
+	snprintf(w->key_name, sizeof(w->key_name), "%s", json_str(doc, "name"));
+	w->roles = json_array();
+	w->descriptors = json_incref(json_object_get(doc, "role_descriptors"));
+	w->limited_by = json_incref(json_object_get(doc, "limited_by"));
+	w->key_metadata = json_incref(json_object_get(doc, "metadata"));
+	if (!w->roles)
+		return KG_ENOMEM;
+	return kg_es_perm_compile_key(w->descriptors, w->limited_by, &w->perm);
+}
+
+/* ---- API keys: checking a presented one ---- */
+
+static struct key_slot *slot_of(struct kg_es *es, kg_str id, pthread_mutex_t **lock)
+{
+	uint64_t h = kg__siphash24(es->slot_key, id.p, id.n);
+	*lock = &es->locks[h % KEY_LOCKS];
+	return &es->slots[(h >> 8) % KEY_SLOTS];
+}
+
+static void slot_clear(struct key_slot *s)
+{
+	free(s->doc);
+	free(s->hash);
+	free(s->owner);
+	kg_es_perm_free(&s->perm);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Compiles doc (the stored bytes) into s. */
+static kg_err slot_fill(struct key_slot *s, kg_str bytes)
+{
+	json_t *doc = json_parse(bytes);
+	kg_err err = KG_ENOMEM;
+	if (!doc)
+		return KG_EINVAL;
+	s->doc = malloc(bytes.n);
+	s->hash = strdup(json_str(doc, "hash"));
+	s->owner = strdup(json_str(doc, "username"));
+	if (!s->doc || !s->hash || !s->owner)
+		goto out;
+	memcpy(s->doc, bytes.p, bytes.n);
+	s->doc_len = bytes.n;
+	s->expiration_ms = json_integer_value(json_object_get(doc, "expiration"));
+	s->is_invalidated = json_is_true(json_object_get(doc, "invalidated"));
+	err = kg_es_perm_compile_key(json_object_get(doc, "role_descriptors"), json_object_get(doc, "limited_by"),
+	                             &s->perm);
+out:
+	json_decref(doc);
+	if (err)
+		slot_clear(s);
+	return err;
+}
+
+/* The outcome of presenting a key. */
+enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
+
+/* Checks (id, secret) against the stored key; *doc gets the stored bytes.
+ * Unknown id and wrong secret are alike (KEY_BAD); expiry and invalidation
+ * are told only once the secret matched. When app is set, also judges the
+ * application privilege (method on path) under the slot's lock:
+ * *is_allowed. */
+static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_buf *doc,
+                                kg_str method, kg_str path, bool *is_allowed, kg_buf *owner)
+{
+	enum key_check r = KEY_BAD;
+	pthread_mutex_t *lock;
+	if (!es->cache || kg_cache_kv_get(es->cache, NS_KEY, id, doc) != KG_OK)
+		return KEY_BAD;
+	struct key_slot *s = slot_of(es, id, &lock);
+	pthread_mutex_lock(lock);
+	if (!s->doc || s->doc_len != doc->n || memcmp(s->doc, doc->p, doc->n) != 0) {
+		slot_clear(s);
+		kg_err err = slot_fill(s, kg_buf_str(doc));
+		if (err) {
+			r = err == KG_ENOMEM ? KEY_NOMEM : KEY_BAD;
+			goto out;
+		}
+	}
+	if (!kg_es_secret_verify(kg_str_c(s->hash), secret))
+		goto out;
+	if (s->is_invalidated)
+		r = KEY_INVALIDATED;
+	else if (s->expiration_ms && now >= s->expiration_ms)
+		r = KEY_EXPIRED;
+	else
+		r = KEY_OK;
+	if (r == KEY_OK && is_allowed)
+		*is_allowed = kg_es_perm_app(s->perm, kg_str_c(es->app), method, path);
+	if (owner && kg_buf_appends(owner, kg_str_c(s->owner)) != KG_OK)
+		r = KEY_NOMEM;
+out:
+	pthread_mutex_unlock(lock);
+	return r;
+}
+
+static const char *key_check_why(enum key_check r)
+{
+	switch (r) {
+	case KEY_EXPIRED: return "api key is expired";
+	case KEY_INVALIDATED: return "api key has been invalidated";
+	default: return "invalid credentials";
+	}
+}
+
+static const char *arena_printf(kg_arena *arena, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *arena_printf(kg_arena *arena, const char *fmt, ...)
+{
+	kg_buf b = { 0 };
+	va_list ap;
+	va_start(ap, fmt);
+	kg_err err = kg_buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	const char *s = err ? NULL : kg_arena_strdup(arena, kg_buf_str(&b)).p;
+	kg_buf_free(&b, false);
+	return s;
+}
+
+static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
+                                  struct kg_principal *out, const char **message)
+{
+	struct kg_es *es = a->data;
+	char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
+	kg_str id, secret;
+	kg_buf doc = { 0 }, owner = { 0 };
+	bool is_allowed = false;
+	*message = KG_ES_REASON_BAD_CREDENTIALS;
+	if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
+		kg_info("API key refused: the credential is not base64 of id:key");
+		return KG_EBADCRED;
+	}
+	enum key_check r = key_check(es, id, secret, req->now * 1000, &doc, req->method, req->path, &is_allowed, &owner);
+	kg_str key_id = kg_arena_strdup(arena, id);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	kg_buf_free(&doc, false);
+	if (r == KEY_NOMEM) {
+		kg_buf_free(&owner, false);
+		return KG_ENOMEM;
+	}
+	if (r != KEY_OK) {
+		kg_info("API key [%.*s] refused: %s", (int)key_id.n, key_id.p, key_check_why(r));
+		kg_buf_free(&owner, false);
+		return r == KEY_EXPIRED ? KG_EEXPIRED : r == KEY_INVALIDATED ? KG_EREVOKED : KG_EBADCRED;
+	}
+	out->scheme = "apikey";
+	out->id = key_id;
+	out->role = kg_arena_strdup(arena, kg_buf_str(&owner));
+	if (!is_allowed) {
+		*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for API key id [%.*s] of user [%s]",
+		                        (int)req->method.n, req->method.p, (int)req->path.n, req->path.p, (int)key_id.n,
+		                        key_id.p, owner.p ? owner.p : "");
+		kg_buf_free(&owner, false);
+		return KG_EFORBIDDEN;
+	}
+	kg_buf_free(&owner, false);
+	return KG_OK;
+}
+
+/* Elasticsearch's principals were judged by their application privileges
+ * when authenticated; a Basic user of the users file (asked for names no
+ * realm knows) is judged by the role policy as without Elasticsearch. */
+static kg_err es_authorize(const struct kg_authenticator *a, const struct kg_auth_request *req,
+                           const struct kg_principal *p, const char **message)
+{
+	if (strcmp(p->scheme, "apikey") == 0 || strcmp(p->scheme, "es-user") == 0)
+		return KG_OK;
+	if (req->policy && kg_policy_allows(req->policy, p->roles, req->method, req->path))
+		return KG_OK;
+	return KG_EFORBIDDEN;
+}
+
+const struct kg_authenticator *kg__es_apikey_authenticator(const struct kg_es *es)
+{
+	return &es->apikey;
+}
+
+/* ---- Basic: Elasticsearch's users ---- */
+
+static kg_err basic_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
+                                 struct kg_principal *out, const char **message)
+{
+	struct kg_es *es = a->data;
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str name, password;
+	struct es_user u;
+	uint64_t fp;
+	kg_err err = KG_EBADCRED;
+	if (kg_basic_decode(req->cred.value, buf, sizeof(buf), &name, &password) != KG_OK) {
+		if (es->users_basic)
+			return es->users_basic->authenticate(es->users_basic, req, arena, out, message);
+		*message = a->dialect == KG_DIALECT_ES ? KG_ES_REASON_BAD_CREDENTIALS
+		                                       : "malformed Basic credential: want base64 of user:password";
+		return KG_EBADCRED;
+	}
+	if (!user_find(es, name, &u)) {
+		OPENSSL_cleanse(buf, sizeof(buf));
+		user_free(&u);
+		if (es->users_basic)
+			return es->users_basic->authenticate(es->users_basic, req, arena, out, message);
+		return KG_ESLOW; /* checked against the dummy hash: as slow as a real user */
+	}
+	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == hash_fingerprint(u.hash);
+	kg_str user = kg_arena_strdup(arena, name);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	if (!is_cached) {
+		user_free(&u);
+		return KG_ESLOW;
+	}
+	if (!u.is_enabled) {
+		*message = arena_printf(arena, KG_ES_REASON_BAD_USER, (int)user.n, user.p, (int)req->path.n, req->path.p);
+		user_free(&u);
+		return KG_EBADCRED;
+	}
+	out->scheme = "es-user";
+	out->id = user;
+	struct es_who w;
+	if ((err = who_from_user(es, user, &u, &w)) == KG_OK) {
+		if (!kg_es_perm_app(w.perm, kg_str_c(es->app), req->method, req->path)) {
+			*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
+			                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
+			err = KG_EFORBIDDEN;
+		}
+	}
+	who_free(&w);
+	user_free(&u);
+	return err;
+}
+
+/* The bcrypt check (thread pool). A right password is remembered against the
+ * user's current hash. */
+static kg_err basic_check(struct kg_es *es, kg_str name, kg_str password, int64_t now)
+{
+	struct es_user u;
+	bool ok = false;
+	bool is_known = user_find(es, name, &u);
+	const char *hash = is_known && u.hash[0] ? u.hash : es->dummy_hash;
+	if (kg_bcrypt_verify(password, hash, &ok) != KG_OK)
+		ok = false;
+	ok = ok && is_known;
+	if (ok)
+		kg_credcache_put(es->creds, name, password, hash_fingerprint(u.hash), now);
+	user_free(&u);
+	return ok ? KG_OK : KG_EBADCRED;
+}
+
+static kg_err basic_slow(const struct kg_authenticator *a, const struct kg_auth_request *req, const char **message)
+{
+	struct kg_es *es = a->data;
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str name, password;
+	struct es_user u;
+	*message = KG_ES_REASON_BAD_CREDENTIALS;
+	if (kg_basic_decode(req->cred.value, buf, sizeof(buf), &name, &password) != KG_OK)
+		return KG_EBADCRED;
+	bool is_known = user_find(es, name, &u);
+	user_free(&u);
+	kg_err err;
+	if (!is_known && es->users_basic)
+		err = es->users_basic->slow(es->users_basic, req, message);
+	else
+		err = basic_check(es, name, password, req->now);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return err;
+}
+
+const struct kg_authenticator *kg__es_basic_authenticator(struct kg_es *es, enum kg_dialect d)
+{
+	es->basic.dialect = d;
+	return &es->basic;
+}
+
+/* ---- /_security: one request on its way ---- */
+
+enum es_op {
+	OP_AUTHENTICATE = 1,
+	OP_KEY_CREATE,
+	OP_KEY_GET,
+	OP_KEY_INVALIDATE,
+	OP_KEY_UPDATE,
+	OP_KEY_BULK_UPDATE,
+	OP_KEY_QUERY,
+	OP_USER_PUT,
+	OP_USER_GET,
+	OP_USER_DELETE,
+	OP_USER_PASSWORD,
+	OP_ROLE_PUT,
+	OP_ROLE_GET,
+	OP_ROLE_DELETE,
+};
+
+/* Parsed on the loop, run on the thread pool (store I/O, bcrypt), answered
+ * on the loop. */
+struct es_req {
+	struct kg_password_check pc; /* first: a Basic caller's password check */
+	uv_work_t work;
+	struct kg_conn *c;
+	struct kg_runtime *rt; /* held while on the thread pool */
+	struct kg_es *es;
+	enum es_op op;
+	const char *action;    /* ES's action name */
+	char arg[KG_ES_NATIVE_NAME_MAX * 4 + 1]; /* the path's {id} or {name}, decoded; "" when none */
+	bool has_arg;
+	kg_buf body;           /* the request body (copied: the request's may go) */
+	kg_buf query;          /* the query string */
+	char cred[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2]; /* a Basic caller's, decoded (wiped) */
+	kg_str name, password; /* views of cred */
+	char path[512];        /* for messages */
+	char content_type[96]; /* of the answer */
+	int64_t now;
+	enum kg_es_grant grant;
+	struct es_who who;
+	/* parsed request */
+	struct kg_es_create create;
+	struct kg_es_get get;
+	struct kg_es_invalidate inv;
+	struct kg_es_update upd;
+	kg_es_query *q;
+	bool with_limited_by;
+	struct kg_es_user_req user;
+	json_t *role;          /* OP_ROLE_PUT: normalised */
+	/* the answer */
+	int status;
+	json_t *answer;
+	struct kg_es_fail fail;
+};
+
+static void req_free(struct es_req *r)
+{
+	OPENSSL_cleanse(r->cred, sizeof(r->cred));
+	kg_buf_free(&r->body, true);
+	kg_buf_free(&r->query, false);
+	who_free(&r->who);
+	kg_es_create_free(&r->create);
+	kg_es_get_free(&r->get);
+	kg_es_invalidate_free(&r->inv);
+	kg_es_update_free(&r->upd);
+	kg_es_query_free(&r->q);
+	kg_es_user_req_free(&r->user);
+	json_decref(r->role);
+	json_decref(r->answer);
+	kg_es_fail_free(&r->fail);
+	free(r);
+}
+
+/* Every answer of these APIs: the official clients refuse a 2xx without
+ * X-elastic-product. */
+static void send_body(struct kg_conn *c, int status, const char *content_type, kg_str body, const char *extra)
+{
+	char headers[512];
+	snprintf(headers, sizeof(headers), "X-elastic-product: Elasticsearch\r\n%s", extra ? extra : "");
+	kg__conn_respond(c, status, content_type, body, headers);
+}
+
+static void send_json(struct kg_conn *c, const char *content_type, int status, const json_t *answer)
+{
+	char *text = json_dumps(answer, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text) {
+		kg__conn_respond_error(c, 500, "out of memory");
+		return;
+	}
+	send_body(c, status, content_type, kg_str_c(text), NULL);
+	free(text);
+}
+
+static void send_fail(struct kg_conn *c, const char *content_type, const struct kg_es_fail *f)
+{
+	kg_buf body = { 0 };
+	if (kg_es_error_json(&body, f, KG_STR_NULL) == KG_OK)
+		send_body(c, f->status, content_type, kg_buf_str(&body), NULL);
+	else
+		kg__conn_respond_error(c, 500, "out of memory");
+	kg_buf_free(&body, false);
+}
+
+/* 401 with ES's challenges; why (may be NULL) names the API key's problem
+ * once its secret matched. */
+static void send_401(struct kg_conn *c, const char *content_type, const char *reason, const char *why)
+{
+	kg_buf body = { 0 };
+	if (kg_es_error_401(&body, kg_str_c(reason), why ? kg_str_c(why) : KG_STR_NULL) == KG_OK)
+		send_body(c, 401, content_type, kg_buf_str(&body), kg_es_www_authenticate_lines);
+	else
+		kg__conn_respond_error(c, 500, "out of memory");
+	kg_buf_free(&body, false);
+}
+
+/* ES's answers for a path or method it has no handler for. */
+static void send_no_handler(struct kg_conn *c, const char *content_type, kg_str method, kg_str path, const char *allowed)
+{
+	json_t *a = NULL;
+	char msg[1024];
+	if (allowed) {
+		snprintf(msg, sizeof(msg), "Incorrect HTTP method for uri [%.*s] and method [%.*s], allowed: [%s]",
+		         (int)path.n, path.p, (int)method.n, method.p, allowed);
+		a = json_pack("{s:s, s:i}", "error", msg, "status", 405);
+	} else {
+		snprintf(msg, sizeof(msg), "no handler found for uri [%.*s] and method [%.*s]", (int)path.n, path.p,
+		         (int)method.n, method.p);
+		a = json_pack("{s:s, s:i}", "error", msg, "status", 400);
+	}
+	if (a)
+		send_json(c, content_type, allowed ? 405 : 400, a);
+	else
+		kg__conn_respond_error(c, 500, "out of memory");
+	json_decref(a);
+}
+
+/* ---- routing ---- */
+
+static bool is_method(kg_str m, const char *a, const char *b)
+{
+	return kg_str_eq(m, kg_str_c(a)) || (b && kg_str_eq(m, kg_str_c(b)));
+}
+
+/* The operation method + path (below /_security/) asks for, with the
+ * path's {id} or {name} in r->arg; 0 with *allowed set when the path is
+ * known but not the method; 0 with *allowed NULL when no API has this path. */
+static enum es_op route(struct es_req *r, kg_str method, kg_str rest, const char **allowed)
+{
+	kg_str seg[4];
+	size_t n = 0;
+	*allowed = NULL;
+	while (rest.n && n < 4) {
+		const char *slash = memchr(rest.p, '/', rest.n);
+		size_t len = slash ? (size_t)(slash - rest.p) : rest.n;
+		seg[n++] = (kg_str){ rest.p, len };
+		rest = slash ? (kg_str){ slash + 1, rest.n - len - 1 } : KG_STR_NULL;
+	}
+	if (rest.n || n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (seg[i].n == 0)
+			return 0;
+#define SEG(i, s) (n > (i) && kg_str_eq(seg[i], KG_STR(s)))
+	kg_str arg = KG_STR_NULL;
+	enum es_op op = 0;
+	if (n == 1 && SEG(0, "_authenticate")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_AUTHENTICATE : 0;
+	} else if (n == 1 && SEG(0, "api_key")) {
+		*allowed = "GET, POST, PUT, DELETE";
+		op = is_method(method, "POST", "PUT") ? OP_KEY_CREATE
+		     : is_method(method, "GET", NULL) ? OP_KEY_GET
+		     : is_method(method, "DELETE", NULL) ? OP_KEY_INVALIDATE
+		                                        : 0;
+	} else if (n == 2 && SEG(0, "api_key") && SEG(1, "_bulk_update")) {
+		*allowed = "POST";
+		op = is_method(method, "POST", NULL) ? OP_KEY_BULK_UPDATE : 0;
+	} else if (n == 2 && SEG(0, "api_key")) {
+		*allowed = "PUT";
+		op = is_method(method, "PUT", NULL) ? OP_KEY_UPDATE : 0;
+		arg = seg[1];
+	} else if (n == 2 && SEG(0, "_query") && SEG(1, "api_key")) {
+		*allowed = "GET, POST";
+		op = is_method(method, "GET", "POST") ? OP_KEY_QUERY : 0;
+	} else if (n == 1 && SEG(0, "user")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_USER_GET : 0;
+	} else if (n == 2 && SEG(0, "user") && SEG(1, "_password")) {
+		*allowed = "PUT, POST";
+		op = is_method(method, "PUT", "POST") ? OP_USER_PASSWORD : 0;
+	} else if (n == 2 && SEG(0, "user")) {
+		*allowed = "GET, PUT, POST, DELETE";
+		op = is_method(method, "GET", NULL)       ? OP_USER_GET
+		     : is_method(method, "PUT", "POST")   ? OP_USER_PUT
+		     : is_method(method, "DELETE", NULL) ? OP_USER_DELETE
+		                                          : 0;
+		arg = seg[1];
+	} else if (n == 3 && SEG(0, "user") && SEG(2, "_password")) {
+		*allowed = "PUT, POST";
+		op = is_method(method, "PUT", "POST") ? OP_USER_PASSWORD : 0;
+		arg = seg[1];
+	} else if (n == 1 && SEG(0, "role")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_ROLE_GET : 0;
+	} else if (n == 2 && SEG(0, "role")) {
+		*allowed = "GET, PUT, POST, DELETE";
+		op = is_method(method, "GET", NULL)       ? OP_ROLE_GET
+		     : is_method(method, "PUT", "POST")   ? OP_ROLE_PUT
+		     : is_method(method, "DELETE", NULL) ? OP_ROLE_DELETE
+		                                          : 0;
+		arg = seg[1];
+	}
+#undef SEG
+	if (op && arg.n) {
+		kg_buf d = { 0 };
+		if (kg_es_percent_decode(arg, false, &d) != KG_OK || d.n >= sizeof(r->arg)) {
+			kg_buf_free(&d, false);
+			return 0;
+		}
+		memcpy(r->arg, d.p, d.n);
+		r->arg[d.n] = '\0';
+		r->has_arg = true;
+		kg_buf_free(&d, false);
+	}
+	return op;
+}
+
+static const char *action_of(enum es_op op)
+{
+	switch (op) {
+	case OP_AUTHENTICATE: return "cluster:admin/xpack/security/user/authenticate";
+	case OP_KEY_CREATE: return "cluster:admin/xpack/security/api_key/create";
+	case OP_KEY_GET: return "cluster:admin/xpack/security/api_key/get";
+	case OP_KEY_INVALIDATE: return "cluster:admin/xpack/security/api_key/invalidate";
+	case OP_KEY_UPDATE: return "cluster:admin/xpack/security/api_key/update";
+	case OP_KEY_BULK_UPDATE: return "cluster:admin/xpack/security/api_key/bulk_update";
+	case OP_KEY_QUERY: return "cluster:admin/xpack/security/api_key/query";
+	case OP_USER_PUT: return "cluster:admin/xpack/security/user/put";
+	case OP_USER_GET: return "cluster:admin/xpack/security/user/get";
+	case OP_USER_DELETE: return "cluster:admin/xpack/security/user/delete";
+	case OP_USER_PASSWORD: return "cluster:admin/xpack/security/user/change_password";
+	case OP_ROLE_PUT: return "cluster:admin/xpack/security/role/put";
+	case OP_ROLE_GET: return "cluster:admin/xpack/security/role/get";
+	case OP_ROLE_DELETE: return "cluster:admin/xpack/security/role/delete";
+	}
+	return "";
+}
+
+/* The media type of ES's answer: what the official clients asked for
+ * (application/vnd.elasticsearch+json; compatible-with=N), else JSON. */
+static void answer_type(struct kg_conn *c, char *out, size_t cap)
+{
+	kg_str accept = kg__req_find(c, KG_STR("Accept"));
+	const char *v = NULL;
+	for (size_t i = 0; accept.n >= 16 && i + 16 <= accept.n; i++)
+		if (memcmp(accept.p + i, "compatible-with=", 16) == 0) {
+			v = accept.p + i + 16;
+			break;
+		}
+	if (v && v < accept.p + accept.n && *v >= '7' && *v <= '9')
+		snprintf(out, cap, "application/vnd.elasticsearch+json;compatible-with=%c", *v);
+	else
+		snprintf(out, cap, "application/json");
+}
+
+/* A body must say it is JSON, as ES's REST layer requires (406 otherwise). */
+static bool is_json_type(kg_str ct)
+{
+	size_t n = 0;
+	while (n < ct.n && ct.p[n] != ';')
+		n++;
+	kg_str media = kg_str_trim((kg_str){ ct.p, n });
+	return kg_str_eq_ci(media, KG_STR("application/json")) ||
+	       kg_str_eq_ci(media, KG_STR("application/vnd.elasticsearch+json")) ||
+	       kg_str_eq_ci(media, KG_STR("application/x-ndjson"));
+}
+
+/* ---- /_security: authentication and authorization ---- */
+
+static void send_403(struct es_req *r, bool is_own_request)
+{
+	kg_buf msg = { 0 }, by = { 0 }, principal = { 0 };
+	const char *roles[64];
+	size_t nroles = 0;
+	json_t *v;
+	size_t i;
+	json_array_foreach(r->who.roles, i, v)
+		if (nroles < 64 && json_is_string(v))
+			roles[nroles++] = json_string_value(v);
+	kg_err err = r->who.is_api_key
+	                 ? kg_buf_printf(&principal, "API key id [%s] of user [%s]", r->who.key_id, r->who.username)
+	                 : kg_buf_printf(&principal, "user [%s]", r->who.username);
+	if (!err)
+		err = kg_es_cluster_privileges_granting(r->action, is_own_request, &by);
+	if (!err)
+		err = kg_es_unauthorized_message(&msg, kg_str_c(r->action), kg_buf_str(&principal), r->who.is_api_key, roles,
+		                                 nroles, by.n ? by.p : NULL);
+	if (!err)
+		err = kg_es_fail_set(&r->fail, 403, "security_exception", "%s", msg.p) == KG_ENOMEM ? KG_ENOMEM : KG_OK;
+	if (!err)
+		send_fail(r->c, r->content_type, &r->fail);
+	else
+		kg__conn_respond_error(r->c, 500, "out of memory");
+	kg_buf_free(&msg, false);
+	kg_buf_free(&by, false);
+	kg_buf_free(&principal, false);
+}
+
+static void send_r_fail(struct es_req *r)
+{
+	send_fail(r->c, r->content_type, &r->fail);
+}
+
+static bool prepare(struct es_req *r);
+static void submit(struct es_req *r);
+
+/* The caller is known (r->who): may it do this at all? Then parse and
+ * queue. */
+static void authorized(struct es_req *r)
+{
+	if (r->op == OP_AUTHENTICATE || r->op == OP_USER_PASSWORD)
+		r->grant = KG_ES_ALLOW; /* everyone (a password change is judged in prepare) */
+	else
+		r->grant = kg_es_perm_cluster(r->who.perm, r->action);
+	if (r->grant == KG_ES_DENY) {
+		send_403(r, r->op == OP_KEY_CREATE);
+		req_free(r);
+		return;
+	}
+	if (!prepare(r)) {
+		req_free(r);
+		return;
+	}
+	submit(r);
+}
+
+/* The password check of a Basic caller (thread pool). */
+static void basic_work(struct kg_password_check *pc)
+{
+	struct es_req *r = (struct es_req *)pc;
+	pc->is_ok = basic_check(r->es, r->name, r->password, r->now / 1000) == KG_OK;
+}
+
+static void send_bad_user(struct es_req *r)
+{
+	char reason[1024];
+	snprintf(reason, sizeof(reason), KG_ES_REASON_BAD_USER, (int)r->name.n, r->name.p, (int)strlen(r->path), r->path);
+	send_401(r->c, r->content_type, reason, NULL);
+}
+
+/* The user r->name, whose password is now known right. */
+static void basic_known(struct es_req *r)
+{
+	struct es_user u;
+	bool is_found = user_find(r->es, r->name, &u);
+	if (!is_found || !u.is_enabled) {
+		send_bad_user(r);
+		user_free(&u);
+		req_free(r);
+		return;
+	}
+	kg_err err = who_from_user(r->es, r->name, &u, &r->who);
+	user_free(&u);
+	OPENSSL_cleanse(r->cred, sizeof(r->cred));
+	r->password = KG_STR_NULL;
+	if (err) {
+		kg__conn_respond_error(r->c, 500, "out of memory");
+		req_free(r);
+		return;
+	}
+	authorized(r);
+}
+
+static void basic_done(struct kg_password_check *pc, struct kg_conn *c, int status)
+{
+	struct es_req *r = (struct es_req *)pc;
+	if (!c) {
+		req_free(r);
+		return;
+	}
+	r->c = c;
+	if (status != 0 || !pc->is_ok) {
+		kg_info("elasticsearch: user [%.*s] refused: %s", (int)r->name.n, r->name.p,
+		        status ? "the check was cancelled" : "wrong user name or password");
+		send_bad_user(r);
+		req_free(r);
+		return;
+	}
+	basic_known(r);
+}
+
+/* Who is asking: the ApiKey or Basic credential of the request. Answers
+ * the refusal itself and returns false. */
+static bool authenticate(struct es_req *r, kg_str authorization)
+{
+	struct kg_cred cred = kg_cred_parse(authorization);
+	if (cred.kind == KG_CRED_NONE) {
+		char reason[700];
+		snprintf(reason, sizeof(reason), KG_ES_REASON_MISSING, (int)strlen(r->path), r->path);
+		send_401(r->c, r->content_type, reason, NULL);
+		return false;
+	}
+	if (cred.kind == KG_CRED_APIKEY) {
+		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
+		kg_str id, secret;
+		kg_buf doc = { 0 };
+		enum key_check kc = KEY_BAD;
+		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK)
+			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		json_t *d = kc == KEY_OK ? json_parse(kg_buf_str(&doc)) : NULL;
+		kg_buf_free(&doc, false);
+		if (kc != KEY_OK || !d) {
+			kg_info("elasticsearch: API key refused: %s", key_check_why(kc));
+			send_401(r->c, r->content_type, KG_ES_REASON_BAD_CREDENTIALS,
+			         kc == KEY_EXPIRED || kc == KEY_INVALIDATED ? key_check_why(kc) : NULL);
+			json_decref(d);
+			return false;
+		}
+		kg_err err = who_from_key(d, &r->who);
+		json_decref(d);
+		if (err) {
+			kg__conn_respond_error(r->c, 500, "out of memory");
+			return false;
+		}
+		return true;
+	}
+	if (cred.kind != KG_CRED_BASIC ||
+	    kg_basic_decode(cred.value, r->cred, sizeof(r->cred), &r->name, &r->password) != KG_OK) {
+		send_401(r->c, r->content_type, KG_ES_REASON_BAD_CREDENTIALS, NULL);
+		return false;
+	}
+	return true; /* Basic: the password is checked next (basic_begin) */
+}
+
+/* Checks a Basic caller's password: at once when it is cached against the
+ * user's current hash, else on the thread pool behind the throttle. */
+static void basic_begin(struct es_req *r)
+{
+	struct es_user u;
+	uint64_t fp;
+	bool is_found = user_find(r->es, r->name, &u);
+	bool is_cached = is_found && kg_credcache_get(r->es->creds, r->name, r->password, r->now / 1000, &fp) &&
+	                 fp == hash_fingerprint(u.hash);
+	user_free(&u);
+	if (is_cached) {
+		basic_known(r);
+		return;
+	}
+	int64_t wait;
+	r->pc.work = basic_work;
+	r->pc.done = basic_done;
+	kg_err err = kg__password_check(r->c, &r->pc, &wait);
+	if (err) {
+		char headers[64];
+		snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", (long long)wait);
+		kg_es_fail_set(&r->fail, err == KG_ETHROTTLED ? 429 : 503,
+		               err == KG_ETHROTTLED ? "security_exception" : "es_rejected_execution_exception",
+		               err == KG_ETHROTTLED ? "too many failed authentication attempts; retry in %lld seconds"
+		                                    : "too many password checks in progress; retry in %lld seconds",
+		               (long long)wait);
+		kg_buf body = { 0 };
+		if (kg_es_error_json(&body, &r->fail, KG_STR_NULL) == KG_OK)
+			send_body(r->c, r->fail.status, r->content_type, kg_buf_str(&body), headers);
+		kg_buf_free(&body, false);
+		req_free(r);
+	}
+}
+
+/* ---- /_security: the operations ---- */
+
+static bool fail400(struct es_req *r, const char *type, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static bool fail400(struct es_req *r, const char *type, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	kg_es_fail_set(&r->fail, 400, type, "%s", msg);
+	send_r_fail(r);
+	return false;
+}
+
+/* Is the request about the caller's own keys only, as manage_own_api_key
+ * requires: owner=true, or the caller's own user name and realm, or (an API
+ * key) its own id? */
+static bool is_own_request(const struct es_req *r, bool is_owner, kg_str username, kg_str realm, const json_t *ids)
+{
+	if (is_owner)
+		return true;
+	if (username.n && realm.n && kg_str_eq(username, kg_str_c(r->who.username)) &&
+	    kg_str_eq(realm, kg_str_c(r->who.realm)))
+		return true;
+	return r->who.is_api_key && json_array_size(ids) == 1 &&
+	       strcmp(json_string_value(json_array_get(ids, 0)) ?: "", r->who.key_id) == 0;
+}
+
+static bool check_expiration(struct es_req *r, bool has, int64_t *expiration_ms)
+{
+	int64_t max = r->es->max_expiration_ms;
+	if (!max)
+		return true;
+	if (!has || *expiration_ms == 0) {
+		if (r->op == OP_KEY_CREATE)
+			*expiration_ms = r->now + max;
+		return true;
+	}
+	if (*expiration_ms - r->now > max) {
+		kg_es_fail_set(&r->fail, 400, "illegal_argument_exception",
+		               "API key expiration exceeds the maximum lifetime keygate allows (api_key.max_expiration: "
+		               "%lld ms)",
+		               (long long)max);
+		send_r_fail(r);
+		return false;
+	}
+	return true;
+}
+
+/* Every descriptor of map grants nothing (what a key-made key must have). */
+static bool is_all_empty(const json_t *map)
+{
+	const char *k;
+	json_t *d;
+	json_object_foreach((json_t *)map, k, d) {
+		kg_es_perm *p = NULL;
+		json_t *one = json_pack("{s:O}", k, d);
+		bool grants = !one || kg_es_perm_compile(one, &p) != KG_OK ||
+		              kg_es_perm_cluster(p, "cluster:monitor/main") != KG_ES_DENY ||
+		              json_array_size(json_object_get(d, "cluster")) || json_array_size(json_object_get(d, "indices")) ||
+		              json_array_size(json_object_get(d, "applications")) ||
+		              json_array_size(json_object_get(d, "run_as")) || json_object_size(json_object_get(d, "global"));
+		kg_es_perm_free(&p);
+		json_decref(one);
+		if (grants)
+			return false;
+	}
+	return true;
+}
+
+static bool prepare_key_create(struct es_req *r)
+{
+	if (kg_es_create_parse(kg_buf_str(&r->body), r->now, &r->create, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	json_t *rd = NULL;
+	if (r->create.role_descriptors) {
+		if (kg_es_roles_normalise(r->create.role_descriptors, true, &rd, &r->fail) != KG_OK) {
+			send_r_fail(r);
+			return false;
+		}
+		json_decref(r->create.role_descriptors);
+		r->create.role_descriptors = rd;
+	}
+	if (r->who.is_api_key && (!rd || json_object_size(rd) == 0 || !is_all_empty(rd)))
+		return fail400(r, "illegal_argument_exception", "%s",
+		               "creating derived api keys requires an explicit role descriptor that is empty (has no "
+		               "privileges)");
+	return check_expiration(r, r->create.expiration_ms != 0, &r->create.expiration_ms);
+}
+
+static bool prepare_key_get(struct es_req *r)
+{
+	if (kg_es_get_params(kg_buf_str(&r->query), &r->get, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	r->with_limited_by = r->get.with_limited_by;
+	json_t *ids = r->get.id.n ? json_pack("[s%]", r->get.id.p, r->get.id.n) : NULL;
+	bool own = is_own_request(r, r->get.is_owner, kg_buf_str(&r->get.username), kg_buf_str(&r->get.realm_name), ids);
+	json_decref(ids);
+	if (r->grant == KG_ES_OWN && (!own || (r->with_limited_by && r->who.is_api_key))) {
+		send_403(r, false);
+		return false;
+	}
+	return true;
+}
+
+static bool prepare_key_invalidate(struct es_req *r)
+{
+	if (kg_es_invalidate_parse(kg_buf_str(&r->body), &r->inv, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	if (r->grant == KG_ES_OWN &&
+	    !is_own_request(r, r->inv.is_owner, kg_buf_str(&r->inv.username), kg_buf_str(&r->inv.realm_name), r->inv.ids)) {
+		send_403(r, false);
+		return false;
+	}
+	return true;
+}
+
+static bool prepare_key_update(struct es_req *r)
+{
+	if (r->who.is_api_key)
+		return fail400(r, "illegal_argument_exception", "%s",
+		               "authentication via API key not supported: An API key cannot be used to update API keys");
+	if (kg_es_update_parse(kg_buf_str(&r->body), r->op == OP_KEY_BULK_UPDATE, r->now, &r->upd, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	if (r->upd.role_descriptors) {
+		json_t *rd = NULL;
+		if (kg_es_roles_normalise(r->upd.role_descriptors, true, &rd, &r->fail) != KG_OK) {
+			send_r_fail(r);
+			return false;
+		}
+		json_decref(r->upd.role_descriptors);
+		r->upd.role_descriptors = rd;
+	}
+	return check_expiration(r, r->upd.has_expiration, &r->upd.expiration_ms);
+}
+
+static bool prepare_key_query(struct es_req *r)
+{
+	/* the query API's one URL parameter */
+	kg_str q = kg_buf_str(&r->query);
+	r->with_limited_by = false;
+	while (q.n) {
+		const char *amp = memchr(q.p, '&', q.n);
+		kg_str p = { q.p, amp ? (size_t)(amp - q.p) : q.n };
+		q = amp ? (kg_str){ amp + 1, q.n - p.n - 1 } : KG_STR_NULL;
+		if (kg_str_eq(p, KG_STR("with_limited_by")) || kg_str_eq(p, KG_STR("with_limited_by=true")))
+			r->with_limited_by = true;
+	}
+	if (kg_es_query_parse(kg_buf_str(&r->body), &r->q, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	if (r->grant == KG_ES_OWN && r->with_limited_by && r->who.is_api_key) {
+		send_403(r, false);
+		return false;
+	}
+	return true;
+}
+
+static bool prepare_user_put(struct es_req *r)
+{
+	struct es_user u;
+	bool exists = user_find(r->es, kg_str_c(r->arg), &u) && strcmp(u.realm, "default_native") == 0;
+	user_free(&u);
+	if (kg_es_user_parse(kg_str_c(r->arg), kg_buf_str(&r->body), !exists, &r->user, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	return true;
+}
+
+static bool prepare_user_password(struct es_req *r)
+{
+	const char *name = r->has_arg ? r->arg : r->who.username;
+	bool is_self = !r->who.is_api_key && strcmp(name, r->who.username) == 0;
+	if (!is_self && kg_es_perm_cluster(r->who.perm, r->action) != KG_ES_ALLOW) {
+		send_403(r, false);
+		return false;
+	}
+	snprintf(r->arg, sizeof(r->arg), "%s", name);
+	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+		return fail400(r, "illegal_argument_exception",
+		               "the password of [%s] is keygate's admin password: change admin_password instead", r->arg);
+	if (kg_es_password_parse(kg_buf_str(&r->body), &r->user, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	return true;
+}
+
+static bool prepare_role_put(struct es_req *r)
+{
+	json_t *in = NULL;
+	if (kg_es_role_name_check(kg_str_c(r->arg), &r->fail) != KG_OK ||
+	    kg_es_role_body_parse(kg_str_c(r->arg), kg_buf_str(&r->body), &in, &r->fail) != KG_OK ||
+	    kg_es_role_normalise(r->arg, in, false, &r->role, &r->fail) != KG_OK) {
+		json_decref(in);
+		send_r_fail(r);
+		return false;
+	}
+	json_decref(in);
+	return true;
+}
+
+/* Parses and judges what needs no store; false when answered already. */
+static bool prepare(struct es_req *r)
+{
+	switch (r->op) {
+	case OP_KEY_CREATE: return prepare_key_create(r);
+	case OP_KEY_GET: return prepare_key_get(r);
+	case OP_KEY_INVALIDATE: return prepare_key_invalidate(r);
+	case OP_KEY_UPDATE:
+	case OP_KEY_BULK_UPDATE: return prepare_key_update(r);
+	case OP_KEY_QUERY: return prepare_key_query(r);
+	case OP_USER_PUT: return prepare_user_put(r);
+	case OP_USER_PASSWORD: return prepare_user_password(r);
+	case OP_ROLE_PUT: return prepare_role_put(r);
+	case OP_USER_DELETE:
+		if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+			return fail400(r, "illegal_argument_exception", "user [%s] is reserved and cannot be deleted", r->arg);
+		return true;
+	case OP_ROLE_DELETE:
+		if (kg_es_role_is_reserved(kg_str_c(r->arg)))
+			return fail400(r, "illegal_argument_exception", "role [%s] is reserved and cannot be deleted", r->arg);
+		return true;
+	default: return true;
+	}
+}
+
+/* ---- /_security: store work (thread pool) ---- */
+
+static kg_err collect(void *data, kg_str key, kg_str value)
+{
+	json_t *doc = json_parse(value);
+	if (doc && json_array_append_new(data, doc) != 0)
+		return KG_ENOMEM;
+	return KG_OK;
+}
+
+/* Every stored document of ns, parsed. */
+static json_t *scan(kg_str ns, kg_err *err)
+{
+	json_t *all = json_array();
+	struct kg_store *store = kg__store();
+	*err = !all ? KG_ENOMEM : !store ? KG_EUNAVAILABLE : kg_store_kv_scan(store, ns, collect, all);
+	if (*err) {
+		json_decref(all);
+		return NULL;
+	}
+	return all;
+}
+
+static bool glob(const char *pat, const char *s)
+{
+	const char *star = NULL, *back = NULL;
+	while (*s) {
+		if (*pat == '*') {
+			star = pat++;
+			back = s;
+		} else if (*pat == *s) {
+			pat++;
+			s++;
+		} else if (star) {
+			pat = star + 1;
+			s = ++back;
+		} else {
+			return false;
+		}
+	}
+	while (*pat == '*')
+		pat++;
+	return *pat == '\0';
+}
+
+static bool is_owned_by(const json_t *doc, const struct es_who *w)
+{
+	return strcmp(json_str(doc, "username"), w->username) == 0 && strcmp(json_str(doc, "realm"), w->realm) == 0;
+}
+
+/* Does doc match the get or invalidate filters? */
+static bool key_matches(const struct es_req *r, const json_t *doc, const json_t *ids, kg_str name, kg_str username,
+                        kg_str realm, bool is_owner)
+{
+	if (ids) {
+		bool hit = false;
+		size_t i;
+		json_t *v;
+		json_array_foreach(ids, i, v)
+			hit = hit || strcmp(json_string_value(v) ?: "", json_str(doc, "id")) == 0;
+		if (!hit)
+			return false;
+	}
+	char pat[4 * KG_ES_NAME_MAX + 1];
+	if (name.n && (snprintf(pat, sizeof(pat), "%.*s", (int)name.n, name.p), !glob(pat, json_str(doc, "name"))))
+		return false;
+	if (username.n && !kg_str_eq(username, kg_str_c(json_str(doc, "username"))))
+		return false;
+	if (realm.n && !kg_str_eq(realm, kg_str_c(json_str(doc, "realm"))))
+		return false;
+	if ((is_owner || r->grant == KG_ES_OWN) && !is_owned_by(doc, &r->who))
+		return false;
+	return true;
+}
+
+static kg_err put_doc(struct es_req *r, kg_str ns, const char *key, const json_t *doc)
+{
+	char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (!text)
+		return KG_ENOMEM;
+	kg_err err = r->es->cache ? kg_cache_kv_put(r->es->cache, ns, kg_str_c(key), kg_str_c(text), true) : KG_EUNAVAILABLE;
+	free(text);
+	return err;
+}
+
+static void work_key_create(struct es_req *r)
+{
+	char id[KG_ES_ID_LEN + 1], secret[KG_ES_SECRET_LEN + 1];
+	kg_buf hash = { 0 }, encoded = { 0 };
+	json_t *doc = NULL;
+	kg_err err = kg_es_key_new(id, secret);
+	if (!err)
+		err = kg_es_secret_hash(kg_str_c(secret), &hash);
+	if (!err)
+		err = kg_es_encoded(kg_str_c(id), kg_str_c(secret), &encoded);
+	if (err)
+		goto out;
+	/* a key-made key is limited by what limits its parent */
+	json_t *limited = r->who.is_api_key ? (json_object_size(r->who.descriptors) ? r->who.descriptors : r->who.limited_by)
+	                                    : r->who.descriptors;
+	doc = json_pack("{s:s, s:s%, s:s, s:I}", "id", id, "name", r->create.name.p ?: "", r->create.name.n, "type",
+	                "rest", "creation", (json_int_t)r->now);
+	if (!doc) {
+		err = KG_ENOMEM;
+		goto out;
+	}
+	if (r->create.expiration_ms)
+		json_object_set_new(doc, "expiration", json_integer(r->create.expiration_ms));
+	json_object_set_new(doc, "invalidated", json_false());
+	json_object_set_new(doc, "username", json_string(r->who.username));
+	json_object_set_new(doc, "realm", json_string(r->who.realm));
+	json_object_set_new(doc, "realm_type", json_string(r->who.realm_type));
+	json_object_set_new(doc, "metadata", r->create.metadata ? json_incref(r->create.metadata) : json_object());
+	json_object_set_new(doc, "role_descriptors",
+	                    r->create.role_descriptors ? json_incref(r->create.role_descriptors) : json_object());
+	json_object_set_new(doc, "limited_by", limited ? json_incref(limited) : json_object());
+	json_object_set_new(doc, "hash", json_stringn(hash.p, hash.n));
+	if ((err = put_doc(r, NS_KEY, id, doc)))
+		goto out;
+	r->answer = json_pack("{s:s, s:s%}", "id", id, "name", r->create.name.p ?: "", r->create.name.n);
+	if (r->answer && r->create.expiration_ms)
+		json_object_set_new(r->answer, "expiration", json_integer(r->create.expiration_ms));
+	if (r->answer) {
+		json_object_set_new(r->answer, "api_key", json_string(secret));
+		json_object_set_new(r->answer, "encoded", json_stringn(encoded.p, encoded.n));
+	}
+	r->status = 200;
+	kg_info("elasticsearch: API key [%s] created for user [%s] (%s)", id, r->who.username, r->who.realm);
+out:
+	if (err)
+		kg_es_fail_set(&r->fail, 500, "exception", "could not store the API key: %s", kg_strerror(err));
+	OPENSSL_cleanse(secret, sizeof(secret));
+	kg_buf_free(&encoded, true);
+	kg_buf_free(&hash, false);
+	json_decref(doc);
+}
+
+static json_t *view_full(const json_t *doc, void *data)
+{
+	return kg_es_key_view(doc, *(bool *)data);
+}
+
+static void work_key_get(struct es_req *r)
+{
+	kg_err err;
+	json_t *all = scan(NS_KEY, &err), *list = json_array(), *ids = NULL;
+	if (!all || !list) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
+		goto out;
+	}
+	if (r->get.id.n)
+		ids = json_pack("[s%]", r->get.id.p, r->get.id.n);
+	size_t i;
+	json_t *doc;
+	json_array_foreach(all, i, doc) {
+		if (!key_matches(r, doc, ids, kg_buf_str(&r->get.name), kg_buf_str(&r->get.username),
+		                 kg_buf_str(&r->get.realm_name), r->get.is_owner))
+			continue;
+		if (r->get.is_active_only && !kg_es_key_is_active(doc, r->now))
+			continue;
+		json_array_append_new(list, kg_es_key_view(doc, r->with_limited_by));
+	}
+	r->status = r->get.id.n && json_array_size(list) == 0 ? 404 : 200;
+	r->answer = json_pack("{s:O}", "api_keys", list);
+out:
+	json_decref(ids);
+	json_decref(list);
+	json_decref(all);
+}
+
+static void work_key_invalidate(struct es_req *r)
+{
+	kg_err err;
+	json_t *all = scan(NS_KEY, &err), *done = json_array(), *before = json_array(), *errors = json_array();
+	if (!all || !done || !before || !errors) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
+		goto out;
+	}
+	size_t i;
+	json_t *doc;
+	json_array_foreach(all, i, doc) {
+		if (!key_matches(r, doc, r->inv.ids, kg_buf_str(&r->inv.name), kg_buf_str(&r->inv.username),
+		                 kg_buf_str(&r->inv.realm_name), r->inv.is_owner))
+			continue;
+		const char *id = json_str(doc, "id");
+		if (json_is_true(json_object_get(doc, "invalidated"))) {
+			json_array_append_new(before, json_string(id));
+			continue;
+		}
+		json_object_set_new(doc, "invalidated", json_true());
+		json_object_set_new(doc, "invalidation", json_integer(r->now));
+		if ((err = put_doc(r, NS_KEY, id, doc))) {
+			json_array_append_new(errors, json_pack("{s:s, s:s}", "type", "exception", "reason", kg_strerror(err)));
+			continue;
+		}
+		kg_info("elasticsearch: API key [%s] invalidated by user [%s]", id, r->who.username);
+		json_array_append_new(done, json_string(id));
+	}
+	r->status = 200;
+	r->answer = json_pack("{s:O, s:O, s:I}", "invalidated_api_keys", done, "previously_invalidated_api_keys", before,
+	                      "error_count", (json_int_t)json_array_size(errors));
+	if (r->answer && json_array_size(errors))
+		json_object_set(r->answer, "error_details", errors);
+out:
+	json_decref(all);
+	json_decref(done);
+	json_decref(before);
+	json_decref(errors);
+}
+
+/* Updates one key; *error gets ES's error object when it cannot be. */
+static int update_one(struct es_req *r, const char *id, json_t **error)
+{
+	kg_buf v = { 0 };
+	json_t *doc = NULL, *next = NULL;
+	int updated = -1;
+	struct kg_es_fail f = { 0 };
+	if (!r->es->cache || kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) != KG_OK ||
+	    !(doc = json_parse(kg_buf_str(&v))) || !is_owned_by(doc, &r->who)) {
+		kg_es_fail_set(&f, 404, "resource_not_found_exception", "no API key owned by requesting user found for ID [%s]",
+		               id);
+		goto out;
+	}
+	if (json_is_true(json_object_get(doc, "invalidated"))) {
+		kg_es_fail_set(&f, 400, "illegal_argument_exception", "cannot update invalidated API key [%s]", id);
+		goto out;
+	}
+	if (!kg_es_key_is_active(doc, r->now)) {
+		kg_es_fail_set(&f, 400, "illegal_argument_exception", "cannot update expired API key [%s]", id);
+		goto out;
+	}
+	next = json_deep_copy(doc);
+	if (!next)
+		goto nomem;
+	if (r->upd.role_descriptors)
+		json_object_set(next, "role_descriptors", r->upd.role_descriptors);
+	if (r->upd.metadata)
+		json_object_set(next, "metadata", r->upd.metadata);
+	if (r->upd.has_expiration) {
+		if (r->upd.expiration_ms)
+			json_object_set_new(next, "expiration", json_integer(r->upd.expiration_ms));
+		else
+			json_object_del(next, "expiration");
+	}
+	/* every update takes a new snapshot of the owner's permissions */
+	json_object_set(next, "limited_by", r->who.descriptors);
+	updated = !json_equal(doc, next);
+	if (updated && put_doc(r, NS_KEY, id, next) != KG_OK) {
+		kg_es_fail_set(&f, 500, "exception", "could not store API key [%s]", id);
+		updated = -1;
+	}
+	goto out;
+nomem:
+	kg_es_fail_set(&f, 500, "exception", "out of memory");
+out:
+	if (updated < 0)
+		*error = json_pack("{s:s, s:s%}", "type", f.type, "reason", f.reason.p ?: "", f.reason.n);
+	if (updated < 0 && r->op == OP_KEY_UPDATE) {
+		kg_es_fail_set(&r->fail, f.status, f.type, "%s", f.reason.p ?: "");
+	}
+	kg_es_fail_free(&f);
+	kg_buf_free(&v, false);
+	json_decref(doc);
+	json_decref(next);
+	return updated;
+}
+
+static void work_key_update(struct es_req *r)
+{
+	json_t *error = NULL;
+	int u = update_one(r, r->arg, &error);
+	json_decref(error);
+	if (u >= 0) {
+		r->status = 200;
+		r->answer = json_pack("{s:b}", "updated", u);
+	}
+}
+
+static void work_key_bulk_update(struct es_req *r)
+{
+	json_t *updated = json_array(), *noops = json_array(), *details = json_object();
+	size_t i;
+	json_t *v;
+	json_array_foreach(r->upd.ids, i, v) {
+		const char *id = json_string_value(v);
+		json_t *error = NULL;
+		int u = update_one(r, id, &error);
+		if (u > 0)
+			json_array_append_new(updated, json_string(id));
+		else if (u == 0)
+			json_array_append_new(noops, json_string(id));
+		else if (error)
+			json_object_set_new(details, id, error);
+	}
+	r->status = 200;
+	r->answer = json_pack("{s:O, s:O}", "updated", updated, "noops", noops);
+	if (r->answer && json_object_size(details))
+		json_object_set_new(r->answer, "errors",
+		                    json_pack("{s:I, s:O}", "count", (json_int_t)json_object_size(details), "details", details));
+	json_decref(updated);
+	json_decref(noops);
+	json_decref(details);
+}
+
+static void work_key_query(struct es_req *r)
+{
+	kg_err err;
+	json_t *all = scan(NS_KEY, &err);
+	json_t **docs = NULL;
+	size_t n = 0, i;
+	json_t *doc;
+	if (!all || !(docs = calloc(json_array_size(all) + 1, sizeof(*docs)))) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
+		goto out;
+	}
+	json_array_foreach(all, i, doc)
+		if (r->grant != KG_ES_OWN || is_owned_by(doc, &r->who))
+			docs[n++] = doc; /* manage_own_api_key sees its own, silently */
+	if (kg_es_query_run(r->q, docs, n, r->now, view_full, &r->with_limited_by, &r->answer, &r->fail) == KG_OK)
+		r->status = 200;
+out:
+	free(docs);
+	json_decref(all);
+}
+
+static void work_authenticate(struct es_req *r)
+{
+	const struct es_who *w = &r->who;
+	if (w->is_api_key) {
+		json_t *md = w->key_metadata ? json_incref(w->key_metadata) : json_object();
+		r->answer = json_pack("{s:s, s:[], s:n, s:n, s:o, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
+		                      "username", w->username, "roles", "full_name", "email", "metadata",
+		                      md, "enabled", 1,
+		                      "authentication_realm", "name", "_es_api_key", "type", "_es_api_key", "lookup_realm",
+		                      "name", "_es_api_key", "type", "_es_api_key", "authentication_type", "api_key",
+		                      "api_key", "id", w->key_id, "name", w->key_name);
+	} else {
+		r->answer = json_deep_copy(w->user);
+		if (r->answer) {
+			json_object_set_new(r->answer, "authentication_realm",
+			                    json_pack("{s:s, s:s}", "name", w->realm, "type", w->realm_type));
+			json_object_set_new(r->answer, "lookup_realm", json_pack("{s:s, s:s}", "name", w->realm, "type", w->realm_type));
+			json_object_set_new(r->answer, "authentication_type", json_string("realm"));
+		}
+	}
+	r->status = 200;
+}
+
+static void work_user_put(struct es_req *r)
+{
+	kg_buf hash = { 0 }, old = { 0 };
+	json_t *doc = json_deep_copy(r->user.doc), *prev = NULL;
+	bool is_created = true;
+	kg_err err = doc ? KG_OK : KG_ENOMEM;
+	if (!err && r->es->cache && kg_cache_kv_get(r->es->cache, NS_USER, kg_str_c(r->arg), &old) == KG_OK) {
+		is_created = false;
+		prev = json_parse(kg_buf_str(&old));
+	}
+	if (!err && r->user.has_password)
+		err = kg_bcrypt_hash(kg_buf_str(&r->user.password), KG_BCRYPT_DEFAULT_COST, &hash);
+	else if (!err && r->user.password_hash)
+		err = kg_buf_appends(&hash, kg_str_c(r->user.password_hash));
+	else if (!err)
+		err = kg_buf_appends(&hash, kg_str_c(json_str(prev, "password_hash")));
+	if (!err)
+		err = json_object_set_new(doc, "password_hash", json_stringn(hash.p ?: "", hash.n)) ? KG_ENOMEM : KG_OK;
+	if (!err)
+		err = put_doc(r, NS_USER, r->arg, doc);
+	if (err) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not store user [%s]: %s", r->arg, kg_strerror(err));
+	} else {
+		r->status = 200;
+		r->answer = json_pack("{s:b}", "created", is_created);
+		kg_info("elasticsearch: user [%s] %s by [%s]", r->arg, is_created ? "created" : "updated", r->who.username);
+	}
+	kg_buf_free(&hash, false);
+	kg_buf_free(&old, false);
+	json_decref(doc);
+	json_decref(prev);
+}
+
+static void work_user_password(struct es_req *r)
+{
+	kg_buf old = { 0 }, hash = { 0 };
+	json_t *doc = NULL;
+	kg_err err = KG_ENOENT;
+	if (r->es->cache && kg_cache_kv_get(r->es->cache, NS_USER, kg_str_c(r->arg), &old) == KG_OK)
+		doc = json_parse(kg_buf_str(&old));
+	if (!doc) {
+		kg_es_fail_set(&r->fail, 404, "resource_not_found_exception", "user [%s] does not exist in the native realm",
+		               r->arg);
+		goto out;
+	}
+	err = r->user.has_password ? kg_bcrypt_hash(kg_buf_str(&r->user.password), KG_BCRYPT_DEFAULT_COST, &hash)
+	                           : kg_buf_appends(&hash, kg_str_c(r->user.password_hash ?: ""));
+	if (!err)
+		err = json_object_set_new(doc, "password_hash", json_stringn(hash.p ?: "", hash.n)) ? KG_ENOMEM : KG_OK;
+	if (!err)
+		err = put_doc(r, NS_USER, r->arg, doc);
+	if (err) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not store user [%s]: %s", r->arg, kg_strerror(err));
+		goto out;
+	}
+	r->status = 200;
+	r->answer = json_object();
+	kg_info("elasticsearch: password of user [%s] changed by [%s]", r->arg, r->who.username);
+out:
+	kg_buf_free(&old, false);
+	kg_buf_free(&hash, false);
+	json_decref(doc);
+}
+
+/* The names a GET of users or roles asks for: r->arg split at commas, or
+ * NULL for all. */
+static json_t *names_asked(const struct es_req *r)
+{
+	if (!r->has_arg)
+		return NULL;
+	json_t *names = json_array();
+	const char *p = r->arg;
+	while (names && *p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (n)
+			json_array_append_new(names, json_stringn(p, n));
+		p += n + (comma ? 1 : 0);
+	}
+	return names;
+}
+
+static bool is_asked(const json_t *names, const char *name)
+{
+	size_t i;
+	json_t *v;
+	if (!names)
+		return true;
+	json_array_foreach(names, i, v)
+		if (strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
+static void work_user_get(struct es_req *r)
+{
+	kg_err err;
+	json_t *names = names_asked(r), *all = scan(NS_USER, &err), *out = json_object();
+	if (!all || !out) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not read the users: %s", kg_strerror(err ?: KG_ENOMEM));
+		goto out;
+	}
+	if (r->es->admin_hash[0] && is_asked(names, ELASTIC))
+		json_object_set_new(out, ELASTIC, kg_es_reserved_user_view(ELASTIC, true));
+	size_t i;
+	json_t *doc;
+	json_array_foreach(all, i, doc)
+		if (is_asked(names, json_str(doc, "username")))
+			json_object_set_new(out, json_str(doc, "username"), kg_es_user_view(doc));
+	r->status = names && json_object_size(out) == 0 ? 404 : 200;
+	r->answer = json_incref(out);
+out:
+	json_decref(names);
+	json_decref(all);
+	json_decref(out);
+}
+
+static void work_delete(struct es_req *r, kg_str ns, const char *what)
+{
+	kg_err err = r->es->cache ? kg_cache_kv_del(r->es->cache, ns, kg_str_c(r->arg)) : KG_EUNAVAILABLE;
+	if (err && err != KG_ENOENT) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not delete %s [%s]: %s", what, r->arg, kg_strerror(err));
+		return;
+	}
+	r->status = err ? 404 : 200;
+	r->answer = json_pack("{s:b}", "found", !err);
+	if (!err)
+		kg_info("elasticsearch: %s [%s] deleted by [%s]", what, r->arg, r->who.username);
+}
+
+static void work_role_put(struct es_req *r)
+{
+	kg_buf old = { 0 };
+	bool is_created = !(r->es->cache && kg_cache_kv_get(r->es->cache, NS_ROLE, kg_str_c(r->arg), &old) == KG_OK);
+	kg_buf_free(&old, false);
+	kg_err err = put_doc(r, NS_ROLE, r->arg, r->role);
+	if (err) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not store role [%s]: %s", r->arg, kg_strerror(err));
+		return;
+	}
+	r->status = 200;
+	r->answer = json_pack("{s:{s:b}}", "role", "created", is_created);
+	kg_info("elasticsearch: role [%s] %s by [%s]", r->arg, is_created ? "created" : "updated", r->who.username);
+}
+
+static kg_err collect_named(void *data, kg_str key, kg_str value)
+{
+	json_t *doc = json_parse(value);
+	char name[KG_STORE_MAX_KEY_BYTES + 1];
+	snprintf(name, sizeof(name), "%.*s", (int)key.n, key.p);
+	if (doc && json_object_set_new(data, name, doc) != 0)
+		return KG_ENOMEM;
+	return KG_OK;
+}
+
+static void work_role_get(struct es_req *r)
+{
+	json_t *names = names_asked(r), *stored = json_object(), *out = json_object();
+	struct kg_store *store = kg__store();
+	kg_err err = !stored || !out ? KG_ENOMEM : !store ? KG_EUNAVAILABLE : kg_store_kv_scan(store, NS_ROLE, collect_named, stored);
+	if (err) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not read the roles: %s", kg_strerror(err));
+		goto out;
+	}
+	if (is_asked(names, "superuser")) {
+		json_t *su = kg_es_role_superuser();
+		if (su)
+			json_object_set_new(su, "metadata", json_pack("{s:b}", "_reserved", 1));
+		json_object_set_new(out, "superuser", su);
+	}
+	const char *k;
+	json_t *d;
+	json_object_foreach(stored, k, d)
+		if (is_asked(names, k))
+			json_object_set(out, k, d);
+	r->status = names && json_object_size(out) == 0 ? 404 : 200;
+	r->answer = json_incref(out);
+out:
+	json_decref(names);
+	json_decref(stored);
+	json_decref(out);
+}
+
+static void work_cb(uv_work_t *req)
+{
+	struct es_req *r = req->data;
+	kg__slow_work_begin();
+	switch (r->op) {
+	case OP_AUTHENTICATE: work_authenticate(r); break;
+	case OP_KEY_CREATE: work_key_create(r); break;
+	case OP_KEY_GET: work_key_get(r); break;
+	case OP_KEY_INVALIDATE: work_key_invalidate(r); break;
+	case OP_KEY_UPDATE: work_key_update(r); break;
+	case OP_KEY_BULK_UPDATE: work_key_bulk_update(r); break;
+	case OP_KEY_QUERY: work_key_query(r); break;
+	case OP_USER_PUT: work_user_put(r); break;
+	case OP_USER_GET: work_user_get(r); break;
+	case OP_USER_DELETE: work_delete(r, NS_USER, "user"); break;
+	case OP_USER_PASSWORD: work_user_password(r); break;
+	case OP_ROLE_PUT: work_role_put(r); break;
+	case OP_ROLE_GET: work_role_get(r); break;
+	case OP_ROLE_DELETE: work_delete(r, NS_ROLE, "role"); break;
+	}
+	if (!r->answer && !r->fail.type)
+		kg_es_fail_set(&r->fail, 500, "exception", "out of memory");
+}
+
+static void after_cb(uv_work_t *req, int status)
+{
+	struct es_req *r = req->data;
+	struct kg_runtime *rt = r->rt;
+	if (kg__conn_release(r->c)) {
+		if (status != 0)
+			kg__conn_respond_error(r->c, 503, "cancelled");
+		else if (r->fail.type)
+			send_r_fail(r);
+		else
+			send_json(r->c, r->content_type, r->status, r->answer);
+	}
+	req_free(r);
+	kg__runtime_release(rt);
+}
+
+static void submit(struct es_req *r)
+{
+	r->work.data = r;
+	r->rt = kg__conn_rt(r->c);
+	kg__runtime_hold(r->rt);
+	kg__conn_hold(r->c);
+	if (uv_queue_work(&kg__conn_worker(r->c)->loop, &r->work, work_cb, after_cb) != 0) {
+		kg__conn_release(r->c);
+		kg__runtime_release(r->rt);
+		kg__conn_respond_error(r->c, 503, "cannot queue the request");
+		req_free(r);
+	}
+}
+
+/* ---- the route ---- */
+
+static void handle(struct kg_conn *c)
+{
+	struct kg_request *q = kg__conn_req(c);
+	struct kg_runtime *rt = kg__conn_rt(c);
+	char ctype[96];
+	const char *allowed;
+	answer_type(c, ctype, sizeof(ctype));
+	struct es_req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		kg__conn_respond_error(c, 500, "out of memory");
+		return;
+	}
+	r->c = c;
+	r->es = rt->es;
+	r->now = now_ms();
+	snprintf(r->content_type, sizeof(r->content_type), "%s", ctype);
+	snprintf(r->path, sizeof(r->path), "%.*s", (int)q->facts.path.n, q->facts.path.p);
+	kg_str rest = KG_STR_NULL;
+	if (q->facts.path.n > sizeof("/_security/") - 1)
+		rest = (kg_str){ q->facts.path.p + sizeof("/_security/") - 1, q->facts.path.n - (sizeof("/_security/") - 1) };
+	r->op = route(r, q->method, rest, &allowed);
+	if (!r->op) {
+		send_no_handler(c, ctype, q->method, q->facts.path, allowed);
+		req_free(r);
+		return;
+	}
+	r->action = action_of(r->op);
+	kg_str ct = kg__req_find(c, KG_STR("Content-Type"));
+	if (q->own_body.n && !is_json_type(ct)) {
+		char msg[256];
+		snprintf(msg, sizeof(msg), "Content-Type header [%.*s] is not supported", (int)(ct.n > 128 ? 128 : ct.n), ct.p);
+		json_t *a = json_pack("{s:s, s:i}", "error", msg, "status", 406);
+		if (a)
+			send_json(c, ctype, 406, a);
+		else
+			kg__conn_respond_error(c, 500, "out of memory");
+		json_decref(a);
+		req_free(r);
+		return;
+	}
+	const char *qm = memchr(q->facts.target.p, '?', q->facts.target.n);
+	if ((qm && kg_buf_append(&r->query, qm + 1, (size_t)(q->facts.target.p + q->facts.target.n - qm - 1)) != KG_OK) ||
+	    kg_buf_appends(&r->body, kg_buf_str(&q->own_body)) != KG_OK) {
+		kg__conn_respond_error(c, 500, "out of memory");
+		req_free(r);
+		return;
+	}
+	if (!authenticate(r, q->facts.authorization)) {
+		req_free(r);
+		return;
+	}
+	if (r->who.perm)
+		authorized(r); /* an API key */
+	else
+		basic_begin(r);
+}
+
+static bool is_on(const struct kg_runtime *rt)
+{
+	return rt->es != NULL;
+}
+
+static const struct kg_route routes[] = {
+	{ .path = "/_security", .is_prefix = true, .methods = "GET POST PUT DELETE", .owner = KG_DIALECT_ES,
+	  .handle = handle, .is_enabled = is_on },
+};
+KG_ROUTE_SET(kg__es_routes, routes);
+
+/* ---- set-up and maintenance ---- */
+
+void kg__es_free(struct kg_es **pes)
+{
+	struct kg_es *es = *pes;
+	if (!es)
+		return;
+	for (size_t i = 0; es->slots && i < KEY_SLOTS; i++)
+		slot_clear(&es->slots[i]);
+	free(es->slots);
+	for (size_t i = 0; i < KEY_LOCKS; i++)
+		pthread_mutex_destroy(&es->locks[i]);
+	kg_credcache_free(&es->creds);
+	kg_es_file_realm_free(&es->file);
+	json_decref(es->file_roles);
+	OPENSSL_cleanse(es->admin_hash, sizeof(es->admin_hash));
+	free(es);
+	*pes = NULL;
+}
+
+/* The file realm of es.config_dir, its roles normalised. */
+static kg_err load_file_realm(struct kg_es *es, const char *dir, kg_buf *why)
+{
+	kg_config_errors errs = { 0 };
+	struct kg_es_fail f = { 0 };
+	kg_err err = kg_es_file_realm_load(dir, &es->file, &errs);
+	if (err) {
+		kg_buf_printf(why, "es.config_dir: ");
+		for (size_t i = 0; i < errs.n; i++)
+			kg_buf_printf(why, "%s%s", i ? "; " : "", errs.v[i]);
+		if (!errs.n)
+			kg_buf_printf(why, "%s", kg_strerror(err));
+		goto out;
+	}
+	err = kg_es_roles_normalise(kg_es_file_realm_roles(es->file), false, &es->file_roles, &f);
+	if (err)
+		kg_buf_printf(why, "es.config_dir: %s/roles.yml: %s", dir, f.reason.p ? f.reason.p : kg_strerror(err));
+out:
+	kg_config_errors_free(&errs);
+	kg_es_fail_free(&f);
+	return err;
+}
+
+kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store *store, struct kg_cache *cache,
+                  const struct kg_authenticator *users_basic, struct kg_es **out, kg_buf *why)
+{
+	(void)store;
+	struct kg_es *es = calloc(1, sizeof(*es));
+	kg_err err = KG_ENOMEM;
+	if (!es)
+		return KG_ENOMEM;
+	for (size_t i = 0; i < KEY_LOCKS; i++)
+		pthread_mutex_init(&es->locks[i], NULL);
+	es->cache = cache;
+	es->users_basic = users_basic;
+	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
+	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);
+	es->max_expiration_ms = cfg->api_key_max_expiration_ms;
+	es->retention_ms = cfg->api_key_retention_ms;
+	if (!(es->slots = calloc(KEY_SLOTS, sizeof(*es->slots))))
+		goto fail;
+	if (RAND_bytes(es->slot_key, sizeof(es->slot_key)) != 1) {
+		err = KG_EIO;
+		goto fail;
+	}
+	if ((err = kg_credcache_new((size_t)cfg->basic_cache_size, cfg->basic_cache_ttl_ms / 1000, &es->creds)))
+		goto fail;
+	/* unknown users are checked against a hash of the admin password's cost */
+	kg_buf dummy = { 0 };
+	if ((err = kg_bcrypt_hash(KG_STR("keygate: no such user"), KG_BCRYPT_DEFAULT_COST, &dummy)))
+		goto fail;
+	snprintf(es->dummy_hash, sizeof(es->dummy_hash), "%s", dummy.p);
+	kg_buf_free(&dummy, false);
+	if (cfg->es_config_dir[0] && (err = load_file_realm(es, cfg->es_config_dir, why)))
+		goto fail;
+	es->apikey = (struct kg_authenticator){
+		.name = "apikey",
+		.dialect = KG_DIALECT_ES,
+		.kinds = 1u << KG_CRED_APIKEY,
+		.data = es,
+		.authenticate = apikey_authenticate,
+		.authorize = es_authorize,
+	};
+	es->basic = (struct kg_authenticator){
+		.name = "elasticsearch-basic",
+		.dialect = KG_DIALECT_ES,
+		.kinds = 1u << KG_CRED_BASIC,
+		.data = es,
+		.authenticate = basic_authenticate,
+		.slow = basic_slow,
+		.authorize = es_authorize,
+	};
+	*out = es;
+	return KG_OK;
+fail:
+	kg__es_free(&es);
+	return err;
+}
+
+/* Retention: keys invalidated or expired longer than api_key.retention ago
+ * are deleted. */
+void kg__es_maintain(struct kg_es *es)
+{
+	kg_err err;
+	json_t *all = scan(NS_KEY, &err);
+	int64_t now = now_ms(), cutoff = now - es->retention_ms;
+	size_t i, removed = 0;
+	json_t *doc;
+	json_array_foreach(all, i, doc) {
+		int64_t inv = json_integer_value(json_object_get(doc, "invalidation"));
+		int64_t exp = json_integer_value(json_object_get(doc, "expiration"));
+		bool is_old = (json_is_true(json_object_get(doc, "invalidated")) && inv < cutoff) || (exp && exp < cutoff);
+		if (is_old && es->cache && kg_cache_kv_del(es->cache, NS_KEY, kg_str_c(json_str(doc, "id"))) == KG_OK)
+			removed++;
+	}
+	if (removed)
+		kg_info("elasticsearch: deleted %zu API keys invalidated or expired more than api_key.retention ago", removed);
+	json_decref(all);
+}
