@@ -1960,9 +1960,14 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	}
 	if ((err = kg_credcache_new((size_t)cfg->basic_cache_size, cfg->basic_cache_ttl_ms / 1000, &es->creds)))
 		goto fail;
-	/* unknown users are checked against a hash of the admin password's cost */
+	/* unknown users are checked against a hash of the admin password's
+	 * cost: a name's absence must not answer faster than elastic's check */
+	int cost = KG_BCRYPT_DEFAULT_COST;
+	if (strlen(admin_hash) > 7 && admin_hash[4] >= '0' && admin_hash[4] <= '3' && admin_hash[5] >= '0' &&
+	    admin_hash[5] <= '9')
+		cost = (admin_hash[4] - '0') * 10 + (admin_hash[5] - '0');
 	kg_buf dummy = { 0 };
-	if ((err = kg_bcrypt_hash(KG_STR("keygate: no such user"), KG_BCRYPT_DEFAULT_COST, &dummy)))
+	if ((err = kg_bcrypt_hash(KG_STR("keygate: no such user"), cost, &dummy)))
 		goto fail;
 	snprintf(es->dummy_hash, sizeof(es->dummy_hash), "%s", dummy.p);
 	kg_buf_free(&dummy, false);
