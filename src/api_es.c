@@ -985,15 +985,20 @@ static void basic_begin(struct es_req *r)
 	r->pc.done = basic_done;
 	kg_err err = kg__password_check(r->c, &r->pc, &wait);
 	if (err) {
-		char headers[64];
-		snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", (long long)wait);
-		kg_es_fail_set(&r->fail, err == KG_ETHROTTLED ? 429 : 503,
-		               err == KG_ETHROTTLED ? "security_exception" : "es_rejected_execution_exception",
-		               err == KG_ETHROTTLED ? "too many failed authentication attempts; retry in %lld seconds"
-		                                    : "too many password checks in progress; retry in %lld seconds",
-		               (long long)wait);
+		/* worded as the proxied routes word it (kg_throttle_message), in
+		 * ES's error body */
+		char headers[64], msg[KG_THROTTLE_MESSAGE_MAX];
+		int status = 503;
+		kg_err why = err == KG_ETHROTTLED ? KG_ETHROTTLED : KG_EUNAVAILABLE;
 		kg_buf body = { 0 };
-		if (kg_es_error_json(&body, &r->fail, KG_STR_NULL) == KG_OK)
+		if (kg_throttle_message(KG_DIALECT_ES, why, wait, &status, msg, sizeof(msg)) != KG_OK ||
+		    kg_retry_after_header(wait, headers, sizeof(headers)) != KG_OK ||
+		    kg_es_fail_set(&r->fail, status,
+		                   why == KG_ETHROTTLED ? "security_exception" : "es_rejected_execution_exception", "%s",
+		                   msg) == KG_ENOMEM || /* it returns KG_EINVAL once set */
+		    kg_es_error_json(&body, &r->fail, KG_STR_NULL) != KG_OK)
+			kg__conn_respond_error(r->c, 500, "out of memory");
+		else
 			send_body(r->c, r->fail.status, r->content_type, kg_buf_str(&body), headers);
 		kg_buf_free(&body, false);
 		req_free(r);
@@ -1182,13 +1187,16 @@ static bool prepare_user_put(struct es_req *r)
 
 static bool prepare_user_password(struct es_req *r)
 {
-	const char *name = r->has_arg ? r->arg : r->who.username;
-	bool is_self = !r->who.is_api_key && strcmp(name, r->who.username) == 0;
+	/* no name in the path: the caller's own (copied into arg, never onto
+	 * itself: snprintf from a buffer into the same buffer is undefined, and
+	 * glibc's left arg empty) */
+	if (!r->has_arg)
+		snprintf(r->arg, sizeof(r->arg), "%s", r->who.username);
+	bool is_self = !r->who.is_api_key && strcmp(r->arg, r->who.username) == 0;
 	if (!is_self && kg_es_perm_cluster(r->who.perm, r->action) != KG_ES_ALLOW) {
 		send_403(r, false);
 		return false;
 	}
-	snprintf(r->arg, sizeof(r->arg), "%s", name);
 	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
 		return fail400(r, "illegal_argument_exception",
 		               "the password of [%s] is keygate's admin password: change admin_password instead", r->arg);
