@@ -1175,9 +1175,11 @@ static bool prepare_key_query(struct es_req *r)
 
 static bool prepare_user_put(struct es_req *r)
 {
-	struct es_user u;
-	bool exists = user_find(r->es, kg_str_c(r->arg), &u) && strcmp(u.realm, "default_native") == 0;
-	user_free(&u);
+	/* does the native realm have it? (not user_find: a file realm user of
+	 * the same name comes first there and would hide the native one) */
+	kg_buf v = { 0 };
+	bool exists = r->es->cache && kg_cache_kv_get(r->es->cache, NS_USER, kg_str_c(r->arg), &v) == KG_OK;
+	kg_buf_free(&v, false);
 	if (kg_es_user_parse(kg_str_c(r->arg), kg_buf_str(&r->body), !exists, &r->user, &r->fail) != KG_OK) {
 		send_r_fail(r);
 		return false;
@@ -1197,9 +1199,13 @@ static bool prepare_user_password(struct es_req *r)
 		send_403(r, false);
 		return false;
 	}
-	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+	if (strcmp(r->arg, ELASTIC) == 0)
 		return fail400(r, "illegal_argument_exception",
 		               "the password of [%s] is keygate's admin password: change admin_password instead", r->arg);
+	/* ES's other built-in users (kibana_system...) do not exist in keygate */
+	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+		return fail400(r, "illegal_argument_exception",
+		               "user [%s] is reserved by Elasticsearch and keygate does not provide it", r->arg);
 	if (kg_es_password_parse(kg_buf_str(&r->body), &r->user, &r->fail) != KG_OK) {
 		send_r_fail(r);
 		return false;

@@ -221,6 +221,10 @@ def test_es_password_change_for_elastic_is_refused_naming_the_admin_password():
             es_error(es(kg.port, "POST", path, ELASTIC, {"password": "new-password"}), 400,
                      "illegal_argument_exception", want, path)
         ok(who(kg.port, ELASTIC), "elastic's password is unchanged")
+        # ES's other built-in users are not keygate's admin password
+        es_error(es(kg.port, "POST", "/_security/user/kibana_system/_password", ELASTIC, {"password": "new-password"}),
+                 400, "illegal_argument_exception",
+                 "user [kibana_system] is reserved by Elasticsearch and keygate does not provide it", "kibana_system")
 
 
 def test_es_user_apis_need_manage_security_and_get_needs_read_security():
@@ -359,6 +363,17 @@ def test_es_file_realm_user_authenticates_with_roles_from_users_roles_and_roles_
               "frank's key: %r" % k)
         check(es(kg.port, "GET", "/data/3", "ApiKey " + key["encoded"]).status == 200, "frank's key upstream")
         check(upstream_paths(up) == ["/data/1", "/data/3"], "upstream saw %r" % up.requests())
+        # the native realm may hold a user of the same name (the file realm
+        # comes first when authenticating, as in ES); updating it needs no
+        # password
+        j = ok(es(kg.port, "PUT", "/_security/user/frank", ELASTIC, {"password": "native-pw", "roles": []}),
+               "native frank")
+        check(j == {"created": True}, "native frank: %r" % j)
+        j = ok(es(kg.port, "PUT", "/_security/user/frank", ELASTIC, {"roles": [], "full_name": "F"}),
+               "update native frank without a password")
+        check(j == {"created": False}, "update native frank: %r" % j)
+        check(ok(who(kg.port, frank), "file frank")["authentication_realm"]["name"] == "default_file",
+              "the file realm comes first")
 
 
 @timeout(60)
