@@ -985,15 +985,20 @@ static void basic_begin(struct es_req *r)
 	r->pc.done = basic_done;
 	kg_err err = kg__password_check(r->c, &r->pc, &wait);
 	if (err) {
-		char headers[64];
-		snprintf(headers, sizeof(headers), "Retry-After: %lld\r\n", (long long)wait);
-		kg_es_fail_set(&r->fail, err == KG_ETHROTTLED ? 429 : 503,
-		               err == KG_ETHROTTLED ? "security_exception" : "es_rejected_execution_exception",
-		               err == KG_ETHROTTLED ? "too many failed authentication attempts; retry in %lld seconds"
-		                                    : "too many password checks in progress; retry in %lld seconds",
-		               (long long)wait);
+		/* worded as the proxied routes word it (kg_throttle_message), in
+		 * ES's error body */
+		char headers[64], msg[KG_THROTTLE_MESSAGE_MAX];
+		int status = 503;
+		kg_err why = err == KG_ETHROTTLED ? KG_ETHROTTLED : KG_EUNAVAILABLE;
 		kg_buf body = { 0 };
-		if (kg_es_error_json(&body, &r->fail, KG_STR_NULL) == KG_OK)
+		if (kg_throttle_message(KG_DIALECT_ES, why, wait, &status, msg, sizeof(msg)) != KG_OK ||
+		    kg_retry_after_header(wait, headers, sizeof(headers)) != KG_OK ||
+		    kg_es_fail_set(&r->fail, status,
+		                   why == KG_ETHROTTLED ? "security_exception" : "es_rejected_execution_exception", "%s",
+		                   msg) == KG_ENOMEM || /* it returns KG_EINVAL once set */
+		    kg_es_error_json(&body, &r->fail, KG_STR_NULL) != KG_OK)
+			kg__conn_respond_error(r->c, 500, "out of memory");
+		else
 			send_body(r->c, r->fail.status, r->content_type, kg_buf_str(&body), headers);
 		kg_buf_free(&body, false);
 		req_free(r);
@@ -1170,9 +1175,11 @@ static bool prepare_key_query(struct es_req *r)
 
 static bool prepare_user_put(struct es_req *r)
 {
-	struct es_user u;
-	bool exists = user_find(r->es, kg_str_c(r->arg), &u) && strcmp(u.realm, "default_native") == 0;
-	user_free(&u);
+	/* does the native realm have it? (not user_find: a file realm user of
+	 * the same name comes first there and would hide the native one) */
+	kg_buf v = { 0 };
+	bool exists = r->es->cache && kg_cache_kv_get(r->es->cache, NS_USER, kg_str_c(r->arg), &v) == KG_OK;
+	kg_buf_free(&v, false);
 	if (kg_es_user_parse(kg_str_c(r->arg), kg_buf_str(&r->body), !exists, &r->user, &r->fail) != KG_OK) {
 		send_r_fail(r);
 		return false;
@@ -1182,16 +1189,23 @@ static bool prepare_user_put(struct es_req *r)
 
 static bool prepare_user_password(struct es_req *r)
 {
-	const char *name = r->has_arg ? r->arg : r->who.username;
-	bool is_self = !r->who.is_api_key && strcmp(name, r->who.username) == 0;
+	/* no name in the path: the caller's own (copied into arg, never onto
+	 * itself: snprintf from a buffer into the same buffer is undefined, and
+	 * glibc's left arg empty) */
+	if (!r->has_arg)
+		snprintf(r->arg, sizeof(r->arg), "%s", r->who.username);
+	bool is_self = !r->who.is_api_key && strcmp(r->arg, r->who.username) == 0;
 	if (!is_self && kg_es_perm_cluster(r->who.perm, r->action) != KG_ES_ALLOW) {
 		send_403(r, false);
 		return false;
 	}
-	snprintf(r->arg, sizeof(r->arg), "%s", name);
-	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+	if (strcmp(r->arg, ELASTIC) == 0)
 		return fail400(r, "illegal_argument_exception",
 		               "the password of [%s] is keygate's admin password: change admin_password instead", r->arg);
+	/* ES's other built-in users (kibana_system...) do not exist in keygate */
+	if (kg_es_user_is_reserved(kg_str_c(r->arg)))
+		return fail400(r, "illegal_argument_exception",
+		               "user [%s] is reserved by Elasticsearch and keygate does not provide it", r->arg);
 	if (kg_es_password_parse(kg_buf_str(&r->body), &r->user, &r->fail) != KG_OK) {
 		send_r_fail(r);
 		return false;
