@@ -548,6 +548,7 @@ enum es_op {
 	OP_ROLE_PUT,
 	OP_ROLE_GET,
 	OP_ROLE_DELETE,
+	OP_INFO, /* GET / (api_key.info: keygate), answered on the loop */
 };
 
 /* Parsed on the loop, run on the thread pool (store I/O, bcrypt), answered
@@ -775,6 +776,7 @@ static const char *action_of(enum es_op op)
 	case OP_ROLE_PUT: return "cluster:admin/xpack/security/role/put";
 	case OP_ROLE_GET: return "cluster:admin/xpack/security/role/get";
 	case OP_ROLE_DELETE: return "cluster:admin/xpack/security/role/delete";
+	case OP_INFO: return "cluster:monitor/main";
 	}
 	return "";
 }
@@ -846,6 +848,7 @@ static void send_r_fail(struct es_req *r)
 
 static bool prepare(struct es_req *r);
 static void submit(struct es_req *r);
+static void send_info(struct es_req *r);
 
 /* The caller is known (r->who): may it do this at all? Then parse and
  * queue. */
@@ -857,6 +860,11 @@ static void authorized(struct es_req *r)
 		r->grant = kg_es_perm_cluster(r->who.perm, r->action);
 	if (r->grant == KG_ES_DENY) {
 		send_403(r, r->op == OP_KEY_CREATE);
+		req_free(r);
+		return;
+	}
+	if (r->op == OP_INFO) {
+		send_info(r);
 		req_free(r);
 		return;
 	}
@@ -1802,6 +1810,7 @@ static void work_cb(uv_work_t *req)
 	case OP_ROLE_PUT: work_role_put(r); break;
 	case OP_ROLE_GET: work_role_get(r); break;
 	case OP_ROLE_DELETE: work_delete(r, NS_ROLE, "role"); break;
+	case OP_INFO: break; /* answered on the loop (send_info) */
 	}
 	if (!r->answer && !r->fail.type)
 		kg_es_fail_set(&r->fail, 500, "exception", "out of memory");
@@ -1896,14 +1905,79 @@ static void handle(struct kg_conn *c)
 		basic_begin(r);
 }
 
+/* ---- GET /: Elasticsearch's info API (api_key.info: keygate) ---- */
+
+/* The version keygate's /_security APIs follow. Clients read it: Debian's
+ * elasticsearch-py 7.17 goes on only for >= 7.14 with build_flavor default,
+ * the tagline and X-elastic-product (send_body adds the header). */
+#define INFO_VERSION "8.19.0"
+
+static void send_info(struct es_req *r)
+{
+	/* cluster_uuid "_na_" is what ES says before it knows its cluster's
+	 * uuid: keygate is no cluster, and a made-up uuid would look like one */
+	json_t *a = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:s}, s:s}", "name", CLUSTER_NAME,
+	                      "cluster_name", CLUSTER_NAME, "cluster_uuid", "_na_", "version", "number", INFO_VERSION,
+	                      "build_flavor", "default", "build_type", "keygate", "build_hash", kg__version, "build_date",
+	                      "1970-01-01T00:00:00.000Z", "build_snapshot", 0, "lucene_version", "9.12.2",
+	                      "minimum_wire_compatibility_version", "7.17.0", "minimum_index_compatibility_version",
+	                      "7.0.0", "tagline", "You Know, for Search");
+	if (a)
+		send_json(r->c, r->content_type, 200, a);
+	else
+		kg__conn_respond_error(r->c, 500, "out of memory");
+	json_decref(a);
+}
+
+/* GET|HEAD /: answered as ES does, to a caller who may cluster:monitor/main
+ * (monitor, manage, all, superuser); ES's 401 without credentials, its 403
+ * without the privilege (the official clients warn and go on after either). */
+static void handle_info(struct kg_conn *c)
+{
+	struct kg_request *q = kg__conn_req(c);
+	struct kg_runtime *rt = kg__conn_rt(c);
+	char ctype[96];
+	answer_type(c, ctype, sizeof(ctype));
+	if (!is_method(q->method, "GET", "HEAD")) {
+		send_no_handler(c, ctype, q->method, q->facts.path, "GET, HEAD");
+		return;
+	}
+	struct es_req *r = calloc(1, sizeof(*r));
+	if (!r) {
+		kg__conn_respond_error(c, 500, "out of memory");
+		return;
+	}
+	r->c = c;
+	r->es = rt->es;
+	r->now = now_ms();
+	r->op = OP_INFO;
+	r->action = action_of(r->op);
+	snprintf(r->content_type, sizeof(r->content_type), "%s", ctype);
+	snprintf(r->path, sizeof(r->path), "%.*s", (int)q->facts.path.n, q->facts.path.p);
+	if (!authenticate(r, q->facts.authorization)) {
+		req_free(r);
+		return;
+	}
+	if (r->who.perm)
+		authorized(r); /* an API key */
+	else
+		basic_begin(r);
+}
+
 static bool is_on(const struct kg_runtime *rt)
 {
 	return rt->es != NULL;
 }
 
+static bool is_info_on(const struct kg_runtime *rt)
+{
+	return rt->es != NULL && strcmp(rt->cfg->api_key_info, "keygate") == 0;
+}
+
 static const struct kg_route routes[] = {
 	{ .path = "/_security", .is_prefix = true, .methods = "GET POST PUT DELETE", .owner = KG_DIALECT_ES,
 	  .handle = handle, .is_enabled = is_on },
+	{ .path = "/", .methods = "GET HEAD", .owner = KG_DIALECT_ES, .handle = handle_info, .is_enabled = is_info_on },
 };
 KG_ROUTE_SET(kg__es_routes, routes);
 

@@ -89,6 +89,7 @@ typedef struct kg_config {
 	int64_t api_key_max_expiration_ms; /* 0: none */
 	int64_t api_key_retention_ms;
 	char *api_key_application;
+	char *api_key_info; /* proxy|keygate */
 	char *es_config_dir;          /* "" none */
 
 	int64_t throttle_max_failures;

@@ -28,6 +28,9 @@ Routes (any method unless noted):
                      closing the socket without a response (a stale pooled
                      keep-alive connection, as seen by the proxy).
   /echo-chunked      echoes the request body back, chunked.
+  any path ?es=1     the default answer with X-elastic-product:
+                     Elasticsearch, as an Elasticsearch upstream sends it
+                     (the official clients refuse a 2xx without it).
   /early?status=N    answers N (default 413, a keep-alive JSON response) as
                      soon as it has the head, before reading the body; then
                      reads and discards the body as a server that keeps the
@@ -209,6 +212,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.send_json(200, info)
             self.armed = True
             return
+        if q.get("es") == "1":
+            return self.send_json(200, info, [("X-elastic-product", "Elasticsearch")])
         return self.send_json(200, info)
 
     def download(self, size, chunked):
