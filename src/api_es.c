@@ -411,11 +411,7 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 		goto out;
 	}
 	if (gen != s->gen) {
-		if (!doc && !copy.p) {
-			/* the generation moved between the two reads: read again */
-			if (kg_cache_kv_get_gen(es->cache, NS_KEY, id, 0, &copy, &gen) != KG_OK)
-				goto out;
-		}
+		/* the bytes were copied with their generation, under one read lock */
 		slot_evict(es, s);
 		err = slot_fill(s, id, kg_buf_str(doc ? doc : &copy), gen);
 		if (err) {
