@@ -30,7 +30,9 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
+#include "keygate/b64.h"
 #include "keygate/cache.h"
+#include "keygate/hmac.h"
 #include "keygate/credcache.h"
 #include "keygate/es.h"
 #include "keygate/es_query.h"
@@ -51,21 +53,33 @@
 #define ELASTIC "elastic"
 #define CLUSTER_NAME "keygate"
 
-/* Compiled keys for the hot path: a direct-mapped table of the last key
- * documents seen, each with its compiled permission. An entry is used only
- * while the cache still holds the very same document bytes, so an update or
- * an invalidation (which rewrites the document) misses at once. */
+/* Compiled keys for the hot path: a direct-mapped table of the last keys
+ * seen, each compiled from one generation of its stored document (see
+ * kg_cache_kv_get_gen): the secret's salt and MAC decoded, the effective
+ * permission compiled. A lookup whose record has another generation (an
+ * update or an invalidation rewrote it, here or on another instance)
+ * recompiles at once; a current slot costs no copy and no allocation.
+ * Slot i is guarded by locks[i % KEY_LOCKS]. */
 #define KEY_SLOTS 16384
 #define KEY_LOCKS 64
 
 struct key_slot {
-	char *doc;    /* the stored document it was compiled from; NULL: empty */
-	size_t doc_len;
-	char *hash;   /* kg_es_secret_hash form */
-	char *owner;  /* username */
-	int64_t expiration_ms; /* 0: never */
+	uint64_t gen;          /* the document's generation in the cache; 0: empty */
+	char id[KG_ES_ID_MAX + 1];
+	bool has_hash;         /* salt and mac hold a well-formed stored hash */
 	bool is_invalidated;
-	kg_es_perm *perm; /* effective: descriptors intersected with limited_by */
+	unsigned char salt[16], mac[32]; /* kg_es_secret_hash form, decoded */
+	char *owner;           /* username */
+	int64_t expiration_ms; /* 0: never */
+	kg_es_perm *perm;      /* effective: descriptors intersected with limited_by */
+	int64_t last_used_ms;  /* atomic: last use not yet taken (kg__es_last_used_take); 0: none */
+};
+
+/* Uses of keys whose slot was reused before kg__es_last_used_take saw them. */
+#define LAST_USED_PENDING_MAX 4096
+struct last_used {
+	char id[KG_ES_ID_MAX + 1];
+	int64_t ms;
 };
 
 struct kg_es {
@@ -83,6 +97,9 @@ struct kg_es {
 	unsigned char slot_key[16];
 	pthread_mutex_t locks[KEY_LOCKS];
 	struct key_slot *slots;
+	pthread_mutex_t pending_lock; /* guards pending, npending */
+	struct last_used *pending;    /* LAST_USED_PENDING_MAX entries */
+	size_t npending;
 };
 
 static int64_t now_ms(void)
@@ -276,37 +293,71 @@ static kg_err who_from_key(const json_t *doc, struct es_who *w)
 static struct key_slot *slot_of(struct kg_es *es, kg_str id, pthread_mutex_t **lock)
 {
 	uint64_t h = kg__siphash24(es->slot_key, id.p, id.n);
-	*lock = &es->locks[h % KEY_LOCKS];
-	return &es->slots[(h >> 8) % KEY_SLOTS];
+	size_t i = (size_t)(h % KEY_SLOTS);
+	/* the lock follows from the slot, so two ids sharing a slot share its lock */
+	*lock = &es->locks[i % KEY_LOCKS];
+	return &es->slots[i];
 }
 
 static void slot_clear(struct key_slot *s)
 {
-	free(s->doc);
-	free(s->hash);
 	free(s->owner);
 	kg_es_perm_free(&s->perm);
-	memset(s, 0, sizeof(*s));
+	OPENSSL_cleanse(s, sizeof(*s));
 }
 
-/* Compiles doc (the stored bytes) into s. */
-static kg_err slot_fill(struct key_slot *s, kg_str bytes)
+/* Empties s, keeping a use not yet taken for kg__es_last_used_take (called
+ * holding the slot's lock). */
+static void slot_evict(struct kg_es *es, struct key_slot *s)
+{
+	int64_t ms = __atomic_exchange_n(&s->last_used_ms, 0, __ATOMIC_RELAXED);
+	if (ms && s->gen) {
+		pthread_mutex_lock(&es->pending_lock);
+		/* full: the use is lost, which only makes last_used older (it is
+		 * advisory; nothing is decided by it) */
+		if (es->npending < LAST_USED_PENDING_MAX) {
+			struct last_used *u = &es->pending[es->npending++];
+			memcpy(u->id, s->id, sizeof(u->id));
+			u->ms = ms;
+		}
+		pthread_mutex_unlock(&es->pending_lock);
+	}
+	slot_clear(s);
+}
+
+/* "s1$" + 22 characters of salt + "$" + 43 of MAC (kg_es_secret_hash),
+ * decoded once per document instead of on every request. */
+static bool hash_decode(const char *stored, unsigned char salt[16], unsigned char mac[32])
+{
+	kg_str h = kg_str_c(stored);
+	size_t n = 0;
+	if (h.n != 3 + 22 + 1 + 43 || !kg_str_has_prefix(h, KG_STR("s1$")) || h.p[25] != '$')
+		return false;
+	if (kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ h.p + 3, 22 }, salt, 16, &n) != KG_OK || n != 16)
+		return false;
+	return kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ h.p + 26, 43 }, mac, 32, &n) == KG_OK && n == 32;
+}
+
+/* Compiles the stored document bytes of key id, generation gen, into s
+ * (empty). */
+static kg_err slot_fill(struct key_slot *s, kg_str id, kg_str bytes, uint64_t gen)
 {
 	json_t *doc = json_parse(bytes);
 	kg_err err = KG_ENOMEM;
 	if (!doc)
 		return KG_EINVAL;
-	s->doc = malloc(bytes.n);
-	s->hash = strdup(json_str(doc, "hash"));
-	s->owner = strdup(json_str(doc, "username"));
-	if (!s->doc || !s->hash || !s->owner)
+	if (!(s->owner = strdup(json_str(doc, "username"))))
 		goto out;
-	memcpy(s->doc, bytes.p, bytes.n);
-	s->doc_len = bytes.n;
+	s->has_hash = hash_decode(json_str(doc, "hash"), s->salt, s->mac);
 	s->expiration_ms = json_integer_value(json_object_get(doc, "expiration"));
 	s->is_invalidated = json_is_true(json_object_get(doc, "invalidated"));
 	err = kg_es_perm_compile_key(json_object_get(doc, "role_descriptors"), json_object_get(doc, "limited_by"),
 	                             &s->perm);
+	if (!err) {
+		memcpy(s->id, id.p, id.n);
+		s->id[id.n] = '\0';
+		s->gen = gen;
+	}
 out:
 	json_decref(doc);
 	if (err)
@@ -314,32 +365,61 @@ out:
 	return err;
 }
 
+/* HMAC-SHA256(salt, secret) against the slot's MAC, in constant time (the
+ * per-thread MAC context of lib/hmac.c: no allocation). */
+static bool slot_secret_matches(const struct key_slot *s, kg_str secret)
+{
+	unsigned char key[32] = { 0 }, got[32];
+	bool is_match = false;
+	if (!s->has_hash)
+		return false;
+	/* HMAC zero-pads a short key: salt then zeros is the 16-byte salt */
+	memcpy(key, s->salt, 16);
+	if (kg_hmac_sha256(key, secret.p, secret.n, NULL, 0, got))
+		is_match = CRYPTO_memcmp(got, s->mac, 32) == 0;
+	OPENSSL_cleanse(got, sizeof(got));
+	OPENSSL_cleanse(key, sizeof(key));
+	return is_match;
+}
+
 /* The outcome of presenting a key. */
 enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
 
-/* Checks (id, secret) against the stored key; *doc gets the stored bytes.
- * Unknown id and wrong secret are alike (KEY_BAD); expiry and invalidation
- * are told only once the secret matched. When app is set, also judges the
- * application privilege (method on path) under the slot's lock:
- * *is_allowed. */
+/* Checks (id, secret) against the stored key. Unknown id and wrong secret
+ * are alike (KEY_BAD); expiry and invalidation are told only once the
+ * secret matched. doc (may be NULL) gets the stored bytes. When is_allowed
+ * is set, also judges the application privilege (method on path) under the
+ * slot's lock; when owner is set, it gets the key's username in arena. A
+ * key found good is marked used at now (kg__es_last_used_take). */
 static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_buf *doc,
-                                kg_str method, kg_str path, bool *is_allowed, kg_buf *owner)
+                                kg_str method, kg_str path, bool *is_allowed, kg_arena *arena, kg_str *owner)
 {
 	enum key_check r = KEY_BAD;
 	pthread_mutex_t *lock;
-	if (!es->cache || kg_cache_kv_get(es->cache, NS_KEY, id, doc) != KG_OK)
+	kg_buf copy = { 0 };
+	uint64_t gen = 0;
+	if (!es->cache || id.n == 0 || id.n > KG_ES_ID_MAX)
 		return KEY_BAD;
 	struct key_slot *s = slot_of(es, id, &lock);
 	pthread_mutex_lock(lock);
-	if (!s->doc || s->doc_len != doc->n || memcmp(s->doc, doc->p, doc->n) != 0) {
-		slot_clear(s);
-		kg_err err = slot_fill(s, kg_buf_str(doc));
+	/* generations are unique in the cache: the slot's naming the record's
+	 * present one means it was compiled from these very bytes of this id,
+	 * and then nothing is copied (unless the caller wants the document) */
+	kg_err err = kg_cache_kv_get_gen(es->cache, NS_KEY, id, doc ? 0 : s->gen, doc ? doc : &copy, &gen);
+	if (err) {
+		r = err == KG_ENOMEM ? KEY_NOMEM : KEY_BAD;
+		goto out;
+	}
+	if (gen != s->gen) {
+		/* the bytes were copied with their generation, under one read lock */
+		slot_evict(es, s);
+		err = slot_fill(s, id, kg_buf_str(doc ? doc : &copy), gen);
 		if (err) {
 			r = err == KG_ENOMEM ? KEY_NOMEM : KEY_BAD;
 			goto out;
 		}
 	}
-	if (!kg_es_secret_verify(kg_str_c(s->hash), secret))
+	if (!slot_secret_matches(s, secret))
 		goto out;
 	if (s->is_invalidated)
 		r = KEY_INVALIDATED;
@@ -349,11 +429,44 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 		r = KEY_OK;
 	if (r == KEY_OK && is_allowed)
 		*is_allowed = kg_es_perm_app(s->perm, kg_str_c(es->app), method, path);
-	if (owner && kg_buf_appends(owner, kg_str_c(s->owner)) != KG_OK)
-		r = KEY_NOMEM;
+	if (r == KEY_OK && owner) {
+		*owner = kg_arena_strdup(arena, kg_str_c(s->owner));
+		if (!owner->p)
+			r = KEY_NOMEM;
+	}
+	if (r == KEY_OK)
+		__atomic_store_n(&s->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
 out:
 	pthread_mutex_unlock(lock);
+	kg_buf_free(&copy, false);
 	return r;
+}
+
+void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *id, int64_t ms), void *data)
+{
+	struct last_used u;
+	for (;;) {
+		pthread_mutex_lock(&es->pending_lock);
+		bool has = es->npending > 0;
+		if (has)
+			u = es->pending[--es->npending];
+		pthread_mutex_unlock(&es->pending_lock);
+		if (!has)
+			break;
+		cb(data, u.id, u.ms);
+	}
+	for (size_t i = 0; i < KEY_SLOTS; i++) {
+		struct key_slot *s = &es->slots[i];
+		/* most slots are untouched: skip them without the lock */
+		if (!__atomic_load_n(&s->last_used_ms, __ATOMIC_RELAXED))
+			continue;
+		pthread_mutex_lock(&es->locks[i % KEY_LOCKS]);
+		u.ms = __atomic_exchange_n(&s->last_used_ms, 0, __ATOMIC_RELAXED);
+		memcpy(u.id, s->id, sizeof(u.id));
+		pthread_mutex_unlock(&es->locks[i % KEY_LOCKS]);
+		if (u.ms)
+			cb(data, u.id, u.ms);
+	}
 }
 
 static const char *key_check_why(enum key_check r)
@@ -383,38 +496,33 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 {
 	struct kg_es *es = a->data;
 	char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
-	kg_str id, secret;
-	kg_buf doc = { 0 }, owner = { 0 };
+	kg_str id, secret, owner = KG_STR_NULL;
 	bool is_allowed = false;
 	*message = KG_ES_REASON_BAD_CREDENTIALS;
 	if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
+		OPENSSL_cleanse(buf, sizeof(buf));
 		kg_info("API key refused: the credential is not base64 of id:key");
 		return KG_EBADCRED;
 	}
-	enum key_check r = key_check(es, id, secret, req->now * 1000, &doc, req->method, req->path, &is_allowed, &owner);
+	enum key_check r =
+		key_check(es, id, secret, req->now * 1000, NULL, req->method, req->path, &is_allowed, arena, &owner);
 	kg_str key_id = kg_arena_strdup(arena, id);
 	OPENSSL_cleanse(buf, sizeof(buf));
-	kg_buf_free(&doc, false);
-	if (r == KEY_NOMEM) {
-		kg_buf_free(&owner, false);
+	if (r == KEY_NOMEM || !key_id.p)
 		return KG_ENOMEM;
-	}
 	if (r != KEY_OK) {
 		kg_info("API key [%.*s] refused: %s", (int)key_id.n, key_id.p, key_check_why(r));
-		kg_buf_free(&owner, false);
 		return r == KEY_EXPIRED ? KG_EEXPIRED : r == KEY_INVALIDATED ? KG_EREVOKED : KG_EBADCRED;
 	}
 	out->scheme = "apikey";
 	out->id = key_id;
-	out->role = kg_arena_strdup(arena, kg_buf_str(&owner));
+	out->role = owner;
 	if (!is_allowed) {
-		*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for API key id [%.*s] of user [%s]",
+		*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for API key id [%.*s] of user [%.*s]",
 		                        (int)req->method.n, req->method.p, (int)req->path.n, req->path.p, (int)key_id.n,
-		                        key_id.p, owner.p ? owner.p : "");
-		kg_buf_free(&owner, false);
+		                        key_id.p, (int)owner.n, owner.p);
 		return KG_EFORBIDDEN;
 	}
-	kg_buf_free(&owner, false);
 	return KG_OK;
 }
 
@@ -947,7 +1055,7 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 		kg_buf doc = { 0 };
 		enum key_check kc = KEY_BAD;
 		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK)
-			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL);
+			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL);
 		OPENSSL_cleanse(buf, sizeof(buf));
 		json_t *d = kc == KEY_OK ? json_parse(kg_buf_str(&doc)) : NULL;
 		kg_buf_free(&doc, false);
@@ -1991,8 +2099,10 @@ void kg__es_free(struct kg_es **pes)
 	for (size_t i = 0; es->slots && i < KEY_SLOTS; i++)
 		slot_clear(&es->slots[i]);
 	free(es->slots);
+	free(es->pending);
 	for (size_t i = 0; i < KEY_LOCKS; i++)
 		pthread_mutex_destroy(&es->locks[i]);
+	pthread_mutex_destroy(&es->pending_lock);
 	kg_credcache_free(&es->creds);
 	kg_es_file_realm_free(&es->file);
 	json_decref(es->file_roles);
@@ -2034,13 +2144,15 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		return KG_ENOMEM;
 	for (size_t i = 0; i < KEY_LOCKS; i++)
 		pthread_mutex_init(&es->locks[i], NULL);
+	pthread_mutex_init(&es->pending_lock, NULL);
 	es->cache = cache;
 	es->users_basic = users_basic;
 	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
 	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);
 	es->max_expiration_ms = cfg->api_key_max_expiration_ms;
 	es->retention_ms = cfg->api_key_retention_ms;
-	if (!(es->slots = calloc(KEY_SLOTS, sizeof(*es->slots))))
+	if (!(es->slots = calloc(KEY_SLOTS, sizeof(*es->slots))) ||
+	    !(es->pending = calloc(LAST_USED_PENDING_MAX, sizeof(*es->pending))))
 		goto fail;
 	if (RAND_bytes(es->slot_key, sizeof(es->slot_key)) != 1) {
 		err = KG_EIO;
