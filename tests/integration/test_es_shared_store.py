@@ -1,0 +1,87 @@
+"""Two keygate processes on one store (one data dir): an API key created on
+one works on the other, and its invalidation on one is refused by the other
+within the cache refresh (a second; every wait bounded). And retention: an
+invalidated key older than api_key.retention is deleted at start-up."""
+import base64
+import json
+import shutil
+import tempfile
+import time
+
+from harness import Keygate, Upstream, check, request, bcrypt_hash
+
+PW = "shared-pw"
+ELASTIC = "Basic " + base64.b64encode(("elastic:" + PW).encode()).decode()
+GET_DATA = {"r": {"applications": [{"application": "keygate", "privileges": ["GET"], "resources": ["/data/*"]}]}}
+
+
+def es(port, method, path, body=None, auth=ELASTIC):
+    h = [("Authorization", auth)]
+    if body is not None:
+        h.append(("Content-Type", "application/json"))
+        body = json.dumps(body).encode()
+    return request(port, method, path, h, body)
+
+
+def create_key(port, name):
+    r = es(port, "POST", "/_security/api_key", {"name": name, "role_descriptors": GET_DATA})
+    check(r.status == 200, "create %s: %d %r" % (name, r.status, r.body))
+    return r.json()
+
+
+def test_es_key_invalidated_on_one_instance_is_refused_by_another_on_the_same_store_within_a_second():
+    h = bcrypt_hash(PW)
+    with Upstream() as up, Keygate("--upstream", up.url, "--admin-password", h) as a:
+        with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", a.data_dir) as b:
+            key = create_key(a.port, "shared")
+            auth = "ApiKey " + key["encoded"]
+            deadline = time.monotonic() + 5
+            r = request(b.port, "GET", "/data/1", [("Authorization", auth)])
+            while r.status != 200 and time.monotonic() < deadline:
+                time.sleep(0.05)  # polling the other process's refresh, bounded
+                r = request(b.port, "GET", "/data/1", [("Authorization", auth)])
+            check(r.status == 200, "a key made on A works on B once B refreshed: %d %r" % (r.status, r.body))
+            r = es(a.port, "DELETE", "/_security/api_key", {"ids": [key["id"]]})
+            check(r.status == 200 and r.json()["invalidated_api_keys"] == [key["id"]], "invalidate on A: %r" % r.body)
+            r = request(a.port, "GET", "/data/2", [("Authorization", auth)])
+            check(r.status == 401, "A refuses at once: %d" % r.status)
+            t0 = time.monotonic()
+            r = request(b.port, "GET", "/data/3", [("Authorization", auth)])
+            while r.status == 200 and time.monotonic() - t0 < 5:
+                time.sleep(0.05)
+                r = request(b.port, "GET", "/data/3", [("Authorization", auth)])
+            took = time.monotonic() - t0
+            check(r.status == 401, "B must refuse the invalidated key: %d" % r.status)
+            body = r.json()
+            check(body["error"]["type"] == "security_exception", "B answers ES's 401: %r" % body)
+            check(took < 3, "B refused only after %.1f s (the cache refreshes every second)" % took)
+            seen = [q[2] for q in up.requests()]
+            check("/data/2" not in seen, "the upstream saw a request with the invalidated key: %r" % seen)
+
+
+def test_es_invalidated_keys_older_than_the_retention_are_deleted_and_others_kept():
+    h = bcrypt_hash(PW)
+    data = tempfile.mkdtemp(prefix="keygate-es-")
+    try:
+        with Upstream() as up:
+            with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", data) as a:
+                old = create_key(a.port, "old")
+                live = create_key(a.port, "live")
+                r = es(a.port, "DELETE", "/_security/api_key", {"ids": [old["id"]]})
+                check(r.status == 200, "invalidate: %r" % r.body)
+            # a restart with the default retention (7 days) keeps the invalidated key visible
+            with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", data) as b:
+                r = es(b.port, "GET", "/_security/api_key?id=" + old["id"])
+                check(r.status == 200 and r.json()["api_keys"][0]["invalidated"] is True,
+                      "within the retention the key is still listed: %d %r" % (r.status, r.body))
+            with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", data,
+                         "--api-key-retention", "0") as c:
+                r = es(c.port, "GET", "/_security/api_key?id=" + old["id"])
+                check(r.status == 404 and r.json() == {"api_keys": []},
+                      "past the retention the key is deleted at start-up: %d %r" % (r.status, r.body))
+                r = es(c.port, "GET", "/_security/api_key?id=" + live["id"])
+                check(r.status == 200 and r.json()["api_keys"][0]["invalidated"] is False,
+                      "an active key is kept whatever the retention: %d %r" % (r.status, r.body))
+                check("deleted 1 API keys" in c.stderr_text(), "the deletion is logged")
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
