@@ -391,7 +391,9 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 		kg_info("API key refused: the credential is not base64 of id:key");
 		return KG_EBADCRED;
 	}
-	enum key_check r = key_check(es, id, secret, req->now * 1000, &doc, req->method, req->path, &is_allowed, &owner);
+	/* req->now is whole seconds: a key would outlive its expiration by up to
+	 * a second here while /_security (milliseconds) already refuses it */
+	enum key_check r = key_check(es, id, secret, now_ms(), &doc, req->method, req->path, &is_allowed, &owner);
 	kg_str key_id = kg_arena_strdup(arena, id);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	kg_buf_free(&doc, false);
@@ -1567,10 +1569,11 @@ static void work_authenticate(struct es_req *r)
 {
 	const struct es_who *w = &r->who;
 	if (w->is_api_key) {
-		json_t *md = w->key_metadata ? json_incref(w->key_metadata) : json_object();
-		r->answer = json_pack("{s:s, s:[], s:n, s:n, s:o, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
-		                      "username", w->username, "roles", "full_name", "email", "metadata",
-		                      md, "enabled", 1,
+		/* "metadata" is the user's, as ES answers: {} (the key's own metadata
+		 * is its holder's business, shown by get and query to its managers,
+		 * not to everyone who holds the key) */
+		r->answer = json_pack("{s:s, s:[], s:n, s:n, s:{}, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
+		                      "username", w->username, "roles", "full_name", "email", "metadata", "enabled", 1,
 		                      "authentication_realm", "name", "_es_api_key", "type", "_es_api_key", "lookup_realm",
 		                      "name", "_es_api_key", "type", "_es_api_key", "authentication_type", "api_key",
 		                      "api_key", "id", w->key_id, "name", w->key_name);
