@@ -1019,16 +1019,18 @@ static bool fail400(struct es_req *r, const char *type, const char *fmt, ...)
 
 /* Is the request about the caller's own keys only, as manage_own_api_key
  * requires: owner=true, or the caller's own user name and realm, or (an API
- * key) its own id? */
+ * key) its own id? An API key owns no other key, so for one only its own id
+ * counts (ES's ManageOwnApiKeyClusterPrivilege): owner=true or its owner's
+ * name would reach the keys of the user it was made from. */
 static bool is_own_request(const struct es_req *r, bool is_owner, kg_str username, kg_str realm, const json_t *ids)
 {
+	if (r->who.is_api_key)
+		return json_array_size(ids) == 1 &&
+		       strcmp(json_string_value(json_array_get(ids, 0)) ?: "", r->who.key_id) == 0;
 	if (is_owner)
 		return true;
-	if (username.n && realm.n && kg_str_eq(username, kg_str_c(r->who.username)) &&
-	    kg_str_eq(realm, kg_str_c(r->who.realm)))
-		return true;
-	return r->who.is_api_key && json_array_size(ids) == 1 &&
-	       strcmp(json_string_value(json_array_get(ids, 0)) ?: "", r->who.key_id) == 0;
+	return username.n && realm.n && kg_str_eq(username, kg_str_c(r->who.username)) &&
+	       kg_str_eq(realm, kg_str_c(r->who.realm));
 }
 
 static bool check_expiration(struct es_req *r, bool has, int64_t *expiration_ms)
@@ -1555,9 +1557,12 @@ static void work_key_query(struct es_req *r)
 		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
 		goto out;
 	}
+	/* manage_own_api_key sees its own, silently: a user its keys, an API key
+	 * itself (ES filters a key's query by its id) */
 	json_array_foreach(all, i, doc)
-		if (r->grant != KG_ES_OWN || is_owned_by(doc, &r->who))
-			docs[n++] = doc; /* manage_own_api_key sees its own, silently */
+		if (r->grant != KG_ES_OWN ||
+		    (r->who.is_api_key ? strcmp(json_str(doc, "id"), r->who.key_id) == 0 : is_owned_by(doc, &r->who)))
+			docs[n++] = doc;
 	if (kg_es_query_run(r->q, docs, n, r->now, view_full, &r->with_limited_by, &r->answer, &r->fail) == KG_OK)
 		r->status = 200;
 out:
