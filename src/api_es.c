@@ -1317,6 +1317,14 @@ static bool key_matches(const struct es_req *r, const json_t *doc, const json_t 
 	return true;
 }
 
+/* Updates and invalidations read a key document, judge it and write it
+ * back on the thread pool's threads: without one lock an update that read
+ * the key just before an invalidation wrote it would write it back as
+ * valid, bringing an invalidated key back to life. One lock for every key
+ * (these APIs are rare next to the requests keys authenticate) held from
+ * the read to the write. */
+static pthread_mutex_t key_write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static kg_err put_doc(struct es_req *r, kg_str ns, const char *key, const json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -1427,13 +1435,29 @@ static void work_key_invalidate(struct es_req *r)
 		                 kg_buf_str(&r->inv.realm_name), r->inv.is_owner))
 			continue;
 		const char *id = json_str(doc, "id");
-		if (json_is_true(json_object_get(doc, "invalidated"))) {
+		/* the scan may be older than an update since: write what the key is now */
+		pthread_mutex_lock(&key_write_lock);
+		kg_buf v = { 0 };
+		json_t *now = NULL;
+		if (r->es->cache && kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) == KG_OK)
+			now = json_parse(kg_buf_str(&v));
+		kg_buf_free(&v, false);
+		if (!now) {
+			pthread_mutex_unlock(&key_write_lock);
+			continue; /* deleted meanwhile (retention) */
+		}
+		if (json_is_true(json_object_get(now, "invalidated"))) {
+			pthread_mutex_unlock(&key_write_lock);
+			json_decref(now);
 			json_array_append_new(before, json_string(id));
 			continue;
 		}
-		json_object_set_new(doc, "invalidated", json_true());
-		json_object_set_new(doc, "invalidation", json_integer(r->now));
-		if ((err = put_doc(r, NS_KEY, id, doc))) {
+		json_object_set_new(now, "invalidated", json_true());
+		json_object_set_new(now, "invalidation", json_integer(r->now));
+		err = put_doc(r, NS_KEY, id, now);
+		pthread_mutex_unlock(&key_write_lock);
+		json_decref(now);
+		if (err) {
 			json_array_append_new(errors, json_pack("{s:s, s:s}", "type", "exception", "reason", kg_strerror(err)));
 			continue;
 		}
@@ -1459,6 +1483,7 @@ static int update_one(struct es_req *r, const char *id, json_t **error)
 	json_t *doc = NULL, *next = NULL;
 	int updated = -1;
 	struct kg_es_fail f = { 0 };
+	pthread_mutex_lock(&key_write_lock);
 	if (!r->es->cache || kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) != KG_OK ||
 	    !(doc = json_parse(kg_buf_str(&v))) || !is_owned_by(doc, &r->who)) {
 		kg_es_fail_set(&f, 404, "resource_not_found_exception", "no API key owned by requesting user found for ID [%s]",
@@ -1497,6 +1522,7 @@ static int update_one(struct es_req *r, const char *id, json_t **error)
 nomem:
 	kg_es_fail_set(&f, 500, "exception", "out of memory");
 out:
+	pthread_mutex_unlock(&key_write_lock);
 	if (updated < 0)
 		*error = json_pack("{s:s, s:s%}", "type", f.type, "reason", f.reason.p ?: "", f.reason.n);
 	if (updated < 0 && r->op == OP_KEY_UPDATE) {

@@ -7,6 +7,7 @@ Privileges with real users and roles are in test_es_keys_privileges.py."""
 import base64
 import json
 import re
+import threading
 import time
 
 from harness import Keygate, Upstream, bcrypt_hash, check, request
@@ -558,6 +559,34 @@ def test_update_refuses_unknown_invalidated_and_expired_keys_and_key_credentials
                  "illegal_argument_exception", msg)
         es_error(es(kg, "POST", "/_security/api_key/_bulk_update", {"ids": [k["id"]]}, auth=apikey(k["encoded"])),
                  400, "illegal_argument_exception", msg)
+
+
+def test_an_update_racing_an_invalidation_never_brings_the_key_back():
+    # updates run on the thread pool beside the invalidation: one that read
+    # the key before the invalidation wrote it must not write it back valid
+    with Upstream() as up, es_kg(up) as kg:
+        revived = []
+        for rnd in range(20):
+            k = create(kg, {"name": "race%d" % rnd, "role_descriptors": {"r": {"applications": [GET_DATA]}}})
+            statuses = []
+
+            def update(i):
+                statuses.append(es(kg, "PUT", "/_security/api_key/" + k["id"], {"metadata": {"i": i}}).status)
+
+            threads = [threading.Thread(target=update, args=(i,)) for i in range(12)]
+            for i, t in enumerate(threads):
+                t.start()
+                if i == 6:
+                    ok(es(kg, "DELETE", "/_security/api_key", {"ids": [k["id"]]}))
+            for t in threads:
+                t.join(10)
+            check(all(st in (200, 400) for st in statuses), "update statuses %r" % statuses)
+            if not get_keys(kg, "?id=" + k["id"])[0]["invalidated"]:
+                revived.append(k["id"])
+            r = request(kg.port, "GET", "/data/x", [apikey(k["encoded"])])
+            check(r.status == 401, "round %d: the invalidated key was let through: %d" % (rnd, r.status))
+        check(revived == [], "%d of 20 invalidated keys came back valid: %r" % (len(revived), revived))
+        check(up.requests() == [], "upstream saw %r" % up.requests())
 
 
 def test_bulk_update_lists_updated_noops_and_errors_in_request_order():
