@@ -924,6 +924,20 @@ static void basic_done(struct kg_password_check *pc, struct kg_conn *c, int stat
 	basic_known(r);
 }
 
+/* A client's key id as the log may show it: bytes outside the id alphabet
+ * (URL-safe base64) become '?', so no id can forge a log line. */
+static void loggable_id(kg_str id, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; n < id.n && n + 1 < cap; n++) {
+		char ch = id.p[n];
+		bool is_ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		             ch == '_';
+		out[n] = is_ok ? ch : '?';
+	}
+	out[n] = '\0';
+}
+
 /* Who is asking: the ApiKey or Basic credential of the request. Answers
  * the refusal itself and returns false. */
 static bool authenticate(struct es_req *r, kg_str authorization)
@@ -936,17 +950,19 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 		return false;
 	}
 	if (cred.kind == KG_CRED_APIKEY) {
-		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
+		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8], logged[KG_ES_ID_MAX + 1] = "?";
 		kg_str id, secret;
 		kg_buf doc = { 0 };
 		enum key_check kc = KEY_BAD;
-		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK)
+		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK) {
 			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL);
+			loggable_id(id, logged, sizeof(logged));
+		}
 		OPENSSL_cleanse(buf, sizeof(buf));
 		json_t *d = kc == KEY_OK ? json_parse(kg_buf_str(&doc)) : NULL;
 		kg_buf_free(&doc, false);
 		if (kc != KEY_OK || !d) {
-			kg_info("elasticsearch: API key refused: %s", key_check_why(kc));
+			kg_info("elasticsearch: API key [%s] refused: %s", logged, key_check_why(kc));
 			send_401(r->c, r->content_type, KG_ES_REASON_BAD_CREDENTIALS,
 			         kc == KEY_EXPIRED || kc == KEY_INVALIDATED ? key_check_why(kc) : NULL);
 			json_decref(d);

@@ -281,12 +281,20 @@ def test_unknown_id_and_wrong_secret_give_the_same_401_and_the_log_says_why():
             r = request(kg.port, "GET", "/data/x", [apikey(cred)])
             es_401(r, product=False)
             bodies.append(r.body)
-            kg.wait_for_log(r"API key .*refused: invalid credentials", since=mark)
+            key_id = base64.b64decode(cred).decode().split(":")[0]
+            kg.wait_for_log(r"API key \[%s\] refused: invalid credentials" % key_id, since=mark)
+            mark = kg.log_mark()
             r = es(kg, "GET", "/_security/_authenticate", auth=apikey(cred))
             es_401(r)
             bodies.append(r.body)
+            kg.wait_for_log(r"elasticsearch: API key \[%s\] refused: invalid credentials" % key_id, since=mark)
         check(len(set(bodies)) == 1, "unknown id and wrong secret answered differently: %r" % bodies)
         es_401(es(kg, "GET", "/_security/_authenticate", auth=apikey("not base64!")))
+        # an id is logged only in its own alphabet: no client can forge a log line
+        mark = kg.log_mark()
+        forged = base64.b64encode(b"x\n2026-01-01 info: forged:" + k["api_key"].encode()).decode()
+        es_401(es(kg, "GET", "/_security/_authenticate", auth=apikey(forged)))
+        kg.wait_for_log(r"elasticsearch: API key \[x\?2026-01-01\?info\] refused", since=mark)
         check(up.requests() == [], "a refused key reached the upstream: %r" % up.requests())
 
 
@@ -301,8 +309,11 @@ def test_an_invalidated_key_is_refused_at_once_saying_why_only_to_its_holder():
         es_401(request(kg.port, "GET", "/data/2", [apikey(k["encoded"])]), why="api key has been invalidated",
                product=False)
         kg.wait_for_log(r"API key \[%s\] refused: api key has been invalidated" % re.escape(k["id"]), since=mark)
+        mark = kg.log_mark()
         es_401(es(kg, "GET", "/_security/_authenticate", auth=apikey(k["encoded"])),
                why="api key has been invalidated")
+        kg.wait_for_log(r"elasticsearch: API key \[%s\] refused: api key has been invalidated" % re.escape(k["id"]),
+                        since=mark)
         # the wrong secret of an invalidated key learns nothing
         wrong = base64.b64encode(("%s:%s" % (k["id"], "A" * 22)).encode()).decode()
         es_401(request(kg.port, "GET", "/data/3", [apikey(wrong)]), product=False)
