@@ -378,6 +378,20 @@ static const char *arena_printf(kg_arena *arena, const char *fmt, ...)
 	return s;
 }
 
+/* A client's key id as the log may show it: bytes outside the id alphabet
+ * (URL-safe base64) become '?', so no id can forge a log line. */
+static void loggable_id(kg_str id, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; n < id.n && n + 1 < cap; n++) {
+		char ch = id.p[n];
+		bool is_ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		             ch == '_';
+		out[n] = is_ok ? ch : '?';
+	}
+	out[n] = '\0';
+}
+
 static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                   struct kg_principal *out, const char **message)
 {
@@ -402,7 +416,9 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 		return KG_ENOMEM;
 	}
 	if (r != KEY_OK) {
-		kg_info("API key [%.*s] refused: %s", (int)key_id.n, key_id.p, key_check_why(r));
+		char logged[KG_ES_ID_MAX + 1];
+		loggable_id(key_id, logged, sizeof(logged));
+		kg_info("API key [%s] refused: %s", logged, key_check_why(r));
 		kg_buf_free(&owner, false);
 		return r == KEY_EXPIRED ? KG_EEXPIRED : r == KEY_INVALIDATED ? KG_EREVOKED : KG_EBADCRED;
 	}
@@ -922,20 +938,6 @@ static void basic_done(struct kg_password_check *pc, struct kg_conn *c, int stat
 		return;
 	}
 	basic_known(r);
-}
-
-/* A client's key id as the log may show it: bytes outside the id alphabet
- * (URL-safe base64) become '?', so no id can forge a log line. */
-static void loggable_id(kg_str id, char *out, size_t cap)
-{
-	size_t n = 0;
-	for (; n < id.n && n + 1 < cap; n++) {
-		char ch = id.p[n];
-		bool is_ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
-		             ch == '_';
-		out[n] = is_ok ? ch : '?';
-	}
-	out[n] = '\0';
 }
 
 /* Who is asking: the ApiKey or Basic credential of the request. Answers

@@ -295,6 +295,10 @@ def test_unknown_id_and_wrong_secret_give_the_same_401_and_the_log_says_why():
         forged = base64.b64encode(b"x\n2026-01-01 info: forged:" + k["api_key"].encode()).decode()
         es_401(es(kg, "GET", "/_security/_authenticate", auth=apikey(forged)))
         kg.wait_for_log(r"elasticsearch: API key \[x\?2026-01-01\?info\] refused", since=mark)
+        mark = kg.log_mark()
+        es_401(request(kg.port, "GET", "/data/x", [apikey(forged)]), product=False)
+        kg.wait_for_log(r"API key \[x\?2026-01-01\?info\] refused", since=mark)
+        check("\n2026-01-01 info" not in kg.stderr_text(), "a client wrote its own log line through a key id")
         check(up.requests() == [], "a refused key reached the upstream: %r" % up.requests())
 
 
