@@ -249,8 +249,15 @@ kg_err kg_dialect_render(enum kg_dialect d, int status, kg_err err, const char *
 	case KG_DIALECT_ES:
 		/* Elasticsearch's security_exception, with its challenges repeated
 		 * in the body of a 401 (lib/es.c) */
-		if (status == 401)
-			return kg_es_error_401(out, kg_str_c(message), KG_STR_NULL);
+		if (status == 401) {
+			/* a refusal is worded by the dialect of the scheme that refused:
+			 * in this one only an API key whose secret matched is expired or
+			 * invalidated, and recent ES tells its holder which */
+			const char *why = err == KG_EEXPIRED   ? "api key is expired"
+			                  : err == KG_EREVOKED ? "api key has been invalidated"
+			                                       : NULL;
+			return kg_es_error_401(out, kg_str_c(message), why ? kg_str_c(why) : KG_STR_NULL);
+		}
 		{
 			struct kg_es_fail f = { .status = status, .type = "security_exception" };
 			e = kg_buf_appends(&f.reason, kg_str_c(message));

@@ -491,6 +491,20 @@ static const char *arena_printf(kg_arena *arena, const char *fmt, ...)
 	return s;
 }
 
+/* A client's key id as the log may show it: bytes outside the id alphabet
+ * (URL-safe base64) become '?', so no id can forge a log line. */
+static void loggable_id(kg_str id, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (; n < id.n && n + 1 < cap; n++) {
+		char ch = id.p[n];
+		bool is_ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' ||
+		             ch == '_';
+		out[n] = is_ok ? ch : '?';
+	}
+	out[n] = '\0';
+}
+
 static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                   struct kg_principal *out, const char **message)
 {
@@ -504,14 +518,17 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 		kg_info("API key refused: the credential is not base64 of id:key");
 		return KG_EBADCRED;
 	}
-	enum key_check r =
-		key_check(es, id, secret, req->now * 1000, NULL, req->method, req->path, &is_allowed, arena, &owner);
+	/* req->now is whole seconds: a key would outlive its expiration by up to
+	 * a second here while /_security (milliseconds) already refuses it */
+	enum key_check r = key_check(es, id, secret, now_ms(), NULL, req->method, req->path, &is_allowed, arena, &owner);
 	kg_str key_id = kg_arena_strdup(arena, id);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (r == KEY_NOMEM || !key_id.p)
 		return KG_ENOMEM;
 	if (r != KEY_OK) {
-		kg_info("API key [%.*s] refused: %s", (int)key_id.n, key_id.p, key_check_why(r));
+		char logged[KG_ES_ID_MAX + 1];
+		loggable_id(key_id, logged, sizeof(logged));
+		kg_info("API key [%s] refused: %s", logged, key_check_why(r));
 		return r == KEY_EXPIRED ? KG_EEXPIRED : r == KEY_INVALIDATED ? KG_EREVOKED : KG_EBADCRED;
 	}
 	out->scheme = "apikey";
@@ -1050,17 +1067,19 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 		return false;
 	}
 	if (cred.kind == KG_CRED_APIKEY) {
-		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
+		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8], logged[KG_ES_ID_MAX + 1] = "?";
 		kg_str id, secret;
 		kg_buf doc = { 0 };
 		enum key_check kc = KEY_BAD;
-		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK)
+		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK) {
 			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL);
+			loggable_id(id, logged, sizeof(logged));
+		}
 		OPENSSL_cleanse(buf, sizeof(buf));
 		json_t *d = kc == KEY_OK ? json_parse(kg_buf_str(&doc)) : NULL;
 		kg_buf_free(&doc, false);
 		if (kc != KEY_OK || !d) {
-			kg_info("elasticsearch: API key refused: %s", key_check_why(kc));
+			kg_info("elasticsearch: API key [%s] refused: %s", logged, key_check_why(kc));
 			send_401(r->c, r->content_type, KG_ES_REASON_BAD_CREDENTIALS,
 			         kc == KEY_EXPIRED || kc == KEY_INVALIDATED ? key_check_why(kc) : NULL);
 			json_decref(d);
@@ -1138,16 +1157,18 @@ static bool fail400(struct es_req *r, const char *type, const char *fmt, ...)
 
 /* Is the request about the caller's own keys only, as manage_own_api_key
  * requires: owner=true, or the caller's own user name and realm, or (an API
- * key) its own id? */
+ * key) its own id? An API key owns no other key, so for one only its own id
+ * counts (ES's ManageOwnApiKeyClusterPrivilege): owner=true or its owner's
+ * name would reach the keys of the user it was made from. */
 static bool is_own_request(const struct es_req *r, bool is_owner, kg_str username, kg_str realm, const json_t *ids)
 {
+	if (r->who.is_api_key)
+		return json_array_size(ids) == 1 &&
+		       strcmp(json_string_value(json_array_get(ids, 0)) ?: "", r->who.key_id) == 0;
 	if (is_owner)
 		return true;
-	if (username.n && realm.n && kg_str_eq(username, kg_str_c(r->who.username)) &&
-	    kg_str_eq(realm, kg_str_c(r->who.realm)))
-		return true;
-	return r->who.is_api_key && json_array_size(ids) == 1 &&
-	       strcmp(json_string_value(json_array_get(ids, 0)) ?: "", r->who.key_id) == 0;
+	return username.n && realm.n && kg_str_eq(username, kg_str_c(r->who.username)) &&
+	       kg_str_eq(realm, kg_str_c(r->who.realm));
 }
 
 static bool check_expiration(struct es_req *r, bool has, int64_t *expiration_ms)
@@ -1443,6 +1464,14 @@ static bool key_matches(const struct es_req *r, const json_t *doc, const json_t 
 	return true;
 }
 
+/* Updates and invalidations read a key document, judge it and write it
+ * back on the thread pool's threads: without one lock an update that read
+ * the key just before an invalidation wrote it would write it back as
+ * valid, bringing an invalidated key back to life. One lock for every key
+ * (these APIs are rare next to the requests keys authenticate) held from
+ * the read to the write. */
+static pthread_mutex_t key_write_lock = PTHREAD_MUTEX_INITIALIZER;
+
 static kg_err put_doc(struct es_req *r, kg_str ns, const char *key, const json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -1553,13 +1582,29 @@ static void work_key_invalidate(struct es_req *r)
 		                 kg_buf_str(&r->inv.realm_name), r->inv.is_owner))
 			continue;
 		const char *id = json_str(doc, "id");
-		if (json_is_true(json_object_get(doc, "invalidated"))) {
+		/* the scan may be older than an update since: write what the key is now */
+		pthread_mutex_lock(&key_write_lock);
+		kg_buf v = { 0 };
+		json_t *now = NULL;
+		if (r->es->cache && kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) == KG_OK)
+			now = json_parse(kg_buf_str(&v));
+		kg_buf_free(&v, false);
+		if (!now) {
+			pthread_mutex_unlock(&key_write_lock);
+			continue; /* deleted meanwhile (retention) */
+		}
+		if (json_is_true(json_object_get(now, "invalidated"))) {
+			pthread_mutex_unlock(&key_write_lock);
+			json_decref(now);
 			json_array_append_new(before, json_string(id));
 			continue;
 		}
-		json_object_set_new(doc, "invalidated", json_true());
-		json_object_set_new(doc, "invalidation", json_integer(r->now));
-		if ((err = put_doc(r, NS_KEY, id, doc))) {
+		json_object_set_new(now, "invalidated", json_true());
+		json_object_set_new(now, "invalidation", json_integer(r->now));
+		err = put_doc(r, NS_KEY, id, now);
+		pthread_mutex_unlock(&key_write_lock);
+		json_decref(now);
+		if (err) {
 			json_array_append_new(errors, json_pack("{s:s, s:s}", "type", "exception", "reason", kg_strerror(err)));
 			continue;
 		}
@@ -1585,6 +1630,7 @@ static int update_one(struct es_req *r, const char *id, json_t **error)
 	json_t *doc = NULL, *next = NULL;
 	int updated = -1;
 	struct kg_es_fail f = { 0 };
+	pthread_mutex_lock(&key_write_lock);
 	if (!r->es->cache || kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) != KG_OK ||
 	    !(doc = json_parse(kg_buf_str(&v))) || !is_owned_by(doc, &r->who)) {
 		kg_es_fail_set(&f, 404, "resource_not_found_exception", "no API key owned by requesting user found for ID [%s]",
@@ -1623,6 +1669,7 @@ static int update_one(struct es_req *r, const char *id, json_t **error)
 nomem:
 	kg_es_fail_set(&f, 500, "exception", "out of memory");
 out:
+	pthread_mutex_unlock(&key_write_lock);
 	if (updated < 0)
 		*error = json_pack("{s:s, s:s%}", "type", f.type, "reason", f.reason.p ?: "", f.reason.n);
 	if (updated < 0 && r->op == OP_KEY_UPDATE) {
@@ -1683,9 +1730,12 @@ static void work_key_query(struct es_req *r)
 		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
 		goto out;
 	}
+	/* manage_own_api_key sees its own, silently: a user its keys, an API key
+	 * itself (ES filters a key's query by its id) */
 	json_array_foreach(all, i, doc)
-		if (r->grant != KG_ES_OWN || is_owned_by(doc, &r->who))
-			docs[n++] = doc; /* manage_own_api_key sees its own, silently */
+		if (r->grant != KG_ES_OWN ||
+		    (r->who.is_api_key ? strcmp(json_str(doc, "id"), r->who.key_id) == 0 : is_owned_by(doc, &r->who)))
+			docs[n++] = doc;
 	if (kg_es_query_run(r->q, docs, n, r->now, view_full, &r->with_limited_by, &r->answer, &r->fail) == KG_OK)
 		r->status = 200;
 out:
@@ -1697,10 +1747,11 @@ static void work_authenticate(struct es_req *r)
 {
 	const struct es_who *w = &r->who;
 	if (w->is_api_key) {
-		json_t *md = w->key_metadata ? json_incref(w->key_metadata) : json_object();
-		r->answer = json_pack("{s:s, s:[], s:n, s:n, s:o, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
-		                      "username", w->username, "roles", "full_name", "email", "metadata",
-		                      md, "enabled", 1,
+		/* "metadata" is the user's, as ES answers: {} (the key's own metadata
+		 * is its holder's business, shown by get and query to its managers,
+		 * not to everyone who holds the key) */
+		r->answer = json_pack("{s:s, s:[], s:n, s:n, s:{}, s:b, s:{s:s, s:s}, s:{s:s, s:s}, s:s, s:{s:s, s:s}}",
+		                      "username", w->username, "roles", "full_name", "email", "metadata", "enabled", 1,
 		                      "authentication_realm", "name", "_es_api_key", "type", "_es_api_key", "lookup_realm",
 		                      "name", "_es_api_key", "type", "_es_api_key", "authentication_type", "api_key",
 		                      "api_key", "id", w->key_id, "name", w->key_name);

@@ -160,6 +160,35 @@ KG_TEST(test_dialect_render_known_answers)
 	}
 }
 
+/* An expired or invalidated API key (its secret matched) is told why, as
+ * recent ES does; a wrong key is not. */
+KG_TEST(test_dialect_es_401_says_why_an_api_key_failed)
+{
+	static const struct {
+		kg_err err;
+		const char *extra;
+	} cases[] = {
+		{ KG_EEXPIRED, "\"additional_unsuccessful_credentials\":\"API key: api key is expired\"," },
+		{ KG_EREVOKED, "\"additional_unsuccessful_credentials\":\"API key: api key has been invalidated\"," },
+		{ KG_EBADCRED, "" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kg_buf b = { 0 }, want = { 0 };
+		const char *ct = NULL;
+		const char *h = "\"header\":{\"WWW-Authenticate\":[\"Basic realm=\\\"security\\\", charset=\\\"UTF-8\\\"\","
+		                "\"Bearer realm=\\\"security\\\"\",\"ApiKey\"]}";
+		KG_CHECK(kg_buf_printf(&want,
+		                       "{\"error\":{\"root_cause\":[{\"type\":\"security_exception\",\"reason\":\"m\",%s%s}],"
+		                       "\"type\":\"security_exception\",\"reason\":\"m\",%s%s},\"status\":401}",
+		                       cases[i].extra, h, cases[i].extra, h) == KG_OK,
+		         "want");
+		KG_CHECK(kg_dialect_render(KG_DIALECT_ES, 401, cases[i].err, "m", &b, &ct) == KG_OK, "render");
+		KG_CHECK(b.p && strcmp(b.p, want.p) == 0, "%zu: got %s\nwant %s", i, b.p, want.p);
+		kg_buf_free(&b, false);
+		kg_buf_free(&want, false);
+	}
+}
+
 KG_TEST(test_dialect_challenges_known_answers)
 {
 	static const struct {
