@@ -1030,6 +1030,10 @@ json_t *kg_es_key_view(const json_t *doc, bool with_limited_by)
 		if (json_object_set_new(view, order[i], copy) != 0)
 			goto fail;
 	}
+	/* keygate's own: when the key was last used (epoch ms), when it has been */
+	json_t *used = json_object_get(doc, "last_used");
+	if (json_is_integer(used) && json_object_set_new(view, "last_used", json_integer(json_integer_value(used))) != 0)
+		goto fail;
 	if (with_limited_by) {
 		json_t *lb = json_object_get(doc, "limited_by");
 		json_t *arr = json_array();

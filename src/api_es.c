@@ -50,6 +50,7 @@
 #define NS_KEY KG_STR("es.api_key")
 #define NS_USER KG_STR("es.user")
 #define NS_ROLE KG_STR("es.role")
+#define NS_LAST_USED KG_STR("es.last_used") /* id -> epoch ms (decimal): kept apart, so a use never rewrites the key */
 #define ELASTIC "elastic"
 #define CLUSTER_NAME "keygate"
 
@@ -1534,6 +1535,49 @@ out:
 	json_decref(doc);
 }
 
+static kg_err collect_last_used(void *data, kg_str key, kg_str value)
+{
+	unsigned long long ms;
+	char id[KG_STORE_MAX_KEY_BYTES + 1];
+	if (kg_str_to_u64(value, (unsigned long long)INT64_MAX, &ms) != KG_OK)
+		return KG_OK; /* not ours to judge: skipped */
+	snprintf(id, sizeof(id), "%.*s", (int)key.n, key.p);
+	return json_object_set_new(data, id, json_integer((json_int_t)ms)) ? KG_ENOMEM : KG_OK;
+}
+
+/* Every stored key, each with its last_used when it has one. */
+static json_t *scan_keys(kg_err *err)
+{
+	json_t *all = scan(NS_KEY, err), *used = json_object();
+	struct kg_store *store = kg__store();
+	if (all && used && store && kg_store_kv_scan(store, NS_LAST_USED, collect_last_used, used) == KG_OK) {
+		size_t i;
+		json_t *doc;
+		json_array_foreach(all, i, doc) {
+			json_t *ms = json_object_get(used, json_str(doc, "id"));
+			if (ms)
+				json_object_set(doc, "last_used", ms);
+		}
+	}
+	json_decref(used);
+	return all;
+}
+
+static void last_used_write(void *data, const char *id, int64_t ms)
+{
+	char v[24];
+	struct kg_store *store = kg__store();
+	snprintf(v, sizeof(v), "%lld", (long long)ms);
+	/* not durable: a crash loses at most the last few seconds of uses */
+	if (store && kg_store_kv_put(store, NS_LAST_USED, kg_str_c(id), kg_str_c(v), false) != KG_OK)
+		kg_debug("elasticsearch: could not record the last use of an API key");
+}
+
+void kg__es_flush_last_used(struct kg_es *es)
+{
+	kg__es_last_used_take(es, last_used_write, es);
+}
+
 static json_t *view_full(const json_t *doc, void *data)
 {
 	return kg_es_key_view(doc, *(bool *)data);
@@ -1542,7 +1586,7 @@ static json_t *view_full(const json_t *doc, void *data)
 static void work_key_get(struct es_req *r)
 {
 	kg_err err;
-	json_t *all = scan(NS_KEY, &err), *list = json_array(), *ids = NULL;
+	json_t *all = scan_keys(&err), *list = json_array(), *ids = NULL;
 	if (!all || !list) {
 		kg_es_fail_set(&r->fail, 500, "exception", "could not read the API keys: %s", kg_strerror(err ?: KG_ENOMEM));
 		goto out;
@@ -1722,7 +1766,7 @@ static void work_key_bulk_update(struct es_req *r)
 static void work_key_query(struct es_req *r)
 {
 	kg_err err;
-	json_t *all = scan(NS_KEY, &err);
+	json_t *all = scan_keys(&err);
 	json_t **docs = NULL;
 	size_t n = 0, i;
 	json_t *doc;
@@ -2261,8 +2305,11 @@ void kg__es_maintain(struct kg_es *es)
 		int64_t inv = json_integer_value(json_object_get(doc, "invalidation"));
 		int64_t exp = json_integer_value(json_object_get(doc, "expiration"));
 		bool is_old = (json_is_true(json_object_get(doc, "invalidated")) && inv < cutoff) || (exp && exp < cutoff);
-		if (is_old && es->cache && kg_cache_kv_del(es->cache, NS_KEY, kg_str_c(json_str(doc, "id"))) == KG_OK)
+		if (is_old && es->cache && kg_cache_kv_del(es->cache, NS_KEY, kg_str_c(json_str(doc, "id"))) == KG_OK) {
+			if (kg__store())
+				kg_store_kv_del(kg__store(), NS_LAST_USED, kg_str_c(json_str(doc, "id")));
 			removed++;
+		}
 	}
 	if (removed)
 		kg_info("elasticsearch: deleted %zu API keys invalidated or expired more than api_key.retention ago", removed);

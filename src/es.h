@@ -28,6 +28,9 @@ void kg__es_maintain(struct kg_es *es);
  * call are kept in a bounded list (the oldest beyond it are dropped).
  * Call it from one thread at a time; cb runs without any lock held. */
 void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *id, int64_t ms), void *data);
+/* Writes the last uses of keys since the previous call (maintenance timer,
+ * blocking): one store write per key used, however often it was used. */
+void kg__es_flush_last_used(struct kg_es *es);
 extern const struct kg_route_set kg__es_routes;
 
 #endif

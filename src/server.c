@@ -823,6 +823,8 @@ static void on_maintenance(uv_timer_t *t)
 			kg__avax_refresh(rt->avax);
 		if (rt->es && ticks % 3600 == 1) /* retention is counted in days: hourly is plenty */
 			kg__es_maintain(rt->es);
+		if (rt->es && ticks % 2 == 0) /* API keys' last uses, coalesced: one write per key per 2 s at most */
+			kg__es_flush_last_used(rt->es);
 		kg__runtime_release(rt);
 	}
 }

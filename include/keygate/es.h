@@ -191,7 +191,8 @@ kg_err kg_es_percent_decode(kg_str in, bool is_form, kg_buf *out) KG_MUST_CHECK;
 
 /* The element get and query return for a stored key document (the es.api_key
  * shape): id, name, type, creation, expiration?, invalidated, invalidation?,
- * username, realm, realm_type, metadata, role_descriptors, and limited_by
+ * username, realm, realm_type, metadata, role_descriptors, keygate's last_used (epoch
+ * ms, when the document has it), and limited_by
  * ([ {...} ]) only when with_limited_by; never the hash. Returns owned, NULL
  * on no memory. */
 json_t *kg_es_key_view(const json_t *doc, bool with_limited_by);

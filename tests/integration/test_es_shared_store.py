@@ -85,3 +85,35 @@ def test_es_invalidated_keys_older_than_the_retention_are_deleted_and_others_kep
                 check("deleted 1 API keys" in c.stderr_text(), "the deletion is logged")
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def test_es_last_used_is_recorded_in_coalesced_writes_never_one_per_request():
+    import sqlite3
+    h = bcrypt_hash(PW)
+    with Upstream() as up, Keygate("--upstream", up.url, "--admin-password", h) as kg:
+        key = create_key(kg.port, "used")
+        r = es(kg.port, "GET", "/_security/api_key?id=" + key["id"])
+        check("last_used" not in r.json()["api_keys"][0], "a key never used has no last_used: %r" % r.body)
+        before = int(time.time() * 1000)
+        auth = [("Authorization", "ApiKey " + key["encoded"])]
+        for i in range(50):
+            r = request(kg.port, "GET", "/data/%d" % i, auth)
+            check(r.status == 200, "use %d: %d" % (i, r.status))
+        after = int(time.time() * 1000)
+        deadline = time.monotonic() + 6
+        used = None
+        while used is None and time.monotonic() < deadline:
+            got = es(kg.port, "GET", "/_security/api_key?id=" + key["id"]).json()["api_keys"][0]
+            used = got.get("last_used")
+            if used is None:
+                time.sleep(0.1)  # bounded poll: the writes are batched every 2 s
+        check(used is not None, "last_used never appeared in get")
+        check(before <= used <= after + 1000, "last_used %r not within the uses [%d, %d]" % (used, before, after))
+        q = es(kg.port, "POST", "/_security/_query/api_key", {"query": {"ids": {"values": [key["id"]]}}}).json()
+        check(q["api_keys"][0].get("last_used") == used, "query shows last_used too: %r" % q)
+        db = sqlite3.connect("file:%s/keygate.db?mode=ro" % kg.data_dir, uri=True)
+        try:
+            writes = db.execute("SELECT COUNT(*) FROM changes WHERE ns = 'es.last_used'").fetchone()[0]
+        finally:
+            db.close()
+        check(1 <= writes <= 4, "50 uses became %d store writes (want a few coalesced ones)" % writes)
