@@ -634,8 +634,7 @@ static json_t *ids_array(json_t *v)
 	return a;
 }
 
-/* Java's String.length: UTF-16 units (jansson strings are valid UTF-8). */
-static size_t utf16_length(kg_str s)
+size_t kg_es_utf16_length(kg_str s)
 {
 	size_t n = 0;
 	for (size_t i = 0; i < s.n; i++) {
@@ -708,7 +707,7 @@ kg_err kg_es_create_parse(kg_str body, int64_t now_ms, struct kg_es_create *out,
 	if (name.n == 0) {
 		err = kg_es_fail_validation_add(f, "api key name is required");
 	} else {
-		if (utf16_length(name) > KG_ES_NAME_MAX)
+		if (kg_es_utf16_length(name) > KG_ES_NAME_MAX)
 			err = kg_es_fail_validation_add(f, "api key name may not be more than [%d] characters long",
 			                                KG_ES_NAME_MAX);
 		if (java_trim(name).n != name.n)
@@ -866,17 +865,6 @@ void kg_es_invalidate_free(struct kg_es_invalidate *inv)
 
 /* ---- The get API's query string ---- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_utf8(kg_str s)
 {
 	for (size_t i = 0, len; i < s.n; i += len)
@@ -894,12 +882,14 @@ kg_err kg_es_percent_decode(kg_str in, bool is_form, kg_buf *out)
 	for (size_t i = 0; i < in.n; i++) {
 		char c = in.p[i];
 		if (c == '%') {
-			if (i + 2 >= in.n || hex_value(in.p[i + 1]) < 0 || hex_value(in.p[i + 2]) < 0)
+			int hi = i + 2 < in.n ? kg_hex_value((unsigned char)in.p[i + 1]) : -1;
+			int lo = hi >= 0 ? kg_hex_value((unsigned char)in.p[i + 2]) : -1;
+			if (lo < 0)
 				return KG_EINVAL;
 			/* a NUL would cut the value short wherever it is used as a C string */
 			if (in.p[i + 1] == '0' && in.p[i + 2] == '0')
 				return KG_EINVAL;
-			out->p[out->n++] = (char)(hex_value(in.p[i + 1]) << 4 | hex_value(in.p[i + 2]));
+			out->p[out->n++] = (char)(hi << 4 | lo);
 			i += 2;
 		} else if (c == '\0') {
 			return KG_EINVAL;

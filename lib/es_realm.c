@@ -776,22 +776,10 @@ static kg_err validation(struct kg_es_fail *f, const char *msg)
 	return err;
 }
 
-/* Java counts a password's length in UTF-16 units. */
-static size_t utf16_length(kg_str s)
-{
-	size_t n = 0;
-	for (size_t i = 0; i < s.n; i++) {
-		unsigned char c = (unsigned char)s.p[i];
-		if ((c & 0xc0) != 0x80)
-			n += c >= 0xf0 ? 2 : 1;
-	}
-	return n;
-}
-
 static kg_err take_password(const json_t *v, struct kg_es_user_req *out, struct kg_es_fail *f)
 {
 	kg_str pw = { json_string_value(v), json_string_length(v) };
-	if (utf16_length(pw) < KG_ES_PASSWORD_MIN)
+	if (kg_es_utf16_length(pw) < KG_ES_PASSWORD_MIN)
 		return validation(f, "passwords must be at least [6] characters long");
 	if (pw.n > KG_ES_PASSWORD_MAX)
 		return validation(f, "passwords must be at most [1024] bytes long");

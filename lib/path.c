@@ -16,17 +16,6 @@
 
 #include "keygate/path.h"
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* RFC 3986 2.3: ALPHA DIGIT - . _ ~ */
 static bool is_unreserved(unsigned char c)
 {
@@ -61,8 +50,8 @@ static kg_err decode_escapes(kg_str path, unsigned flags, char *out, size_t *out
 			out[w++] = (char)c;
 			continue;
 		}
-		int hi = i + 2 < path.n ? hex_value(p[i + 1]) : -1;
-		int lo = hi >= 0 ? hex_value(p[i + 2]) : -1;
+		int hi = i + 2 < path.n ? kg_hex_value(p[i + 1]) : -1;
+		int lo = hi >= 0 ? kg_hex_value(p[i + 2]) : -1;
 		if (lo < 0) {
 			*why = "malformed percent-escape in the request path";
 			return KG_EINVAL;

@@ -86,6 +86,17 @@ kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out)
 	return KG_OK;
 }
 
+int kg_hex_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 size_t kg_hex_encode(const void *in, size_t n, char *out, bool is_upper)
 {
 	const char *digits = is_upper ? "0123456789ABCDEF" : "0123456789abcdef";

@@ -33,6 +33,10 @@ kg_err kg_es_fail_validation_add(struct kg_es_fail *f, const char *fmt, ...) __a
 
 void kg_es_fail_free(struct kg_es_fail *f);
 
+/* Java's String.length of UTF-8 text: its UTF-16 units, which is what ES's
+ * length limits count (a character beyond U+FFFF counts twice). */
+size_t kg_es_utf16_length(kg_str s);
+
 /* ---- Sizes ES enforces, and keygate's caps on what ES leaves open ---- */
 #define KG_ES_NAME_MAX 256        /* api key name, in characters (ES counts UTF-16 units; see es.c) */
 #define KG_ES_ID_MAX 64           /* an id in an ApiKey credential (keygate's are 20) */

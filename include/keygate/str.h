@@ -60,6 +60,8 @@ kg_err kg_str_to_u64(kg_str s, unsigned long long max, unsigned long long *out) 
  * hold 2*n bytes; no NUL is written (callers that want a C string add one).
  * Returns 2*n. Cannot fail. */
 size_t kg_hex_encode(const void *in, size_t n, char *out, bool is_upper);
+/* The value of one hex digit (either case), -1 for any other byte. */
+int kg_hex_value(unsigned char c);
 
 /* kg_buf: an owned, growable byte buffer that always keeps a NUL after its
  * content so it can be handed to C APIs. */

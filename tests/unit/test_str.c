@@ -45,6 +45,14 @@ KG_TEST(test_to_u64_table)
 	}
 }
 
+KG_TEST(test_hex_value_every_byte)
+{
+	for (int c = 0; c < 256; c++) {
+		int want = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+		KG_CHECK(kg_hex_value((unsigned char)c) == want, "byte %d: %d, want %d", c, kg_hex_value((unsigned char)c), want);
+	}
+}
+
 KG_TEST(test_hex_encode_table)
 {
 	static const struct {
