@@ -651,6 +651,27 @@ static kg_err basic_slow(const struct kg_authenticator *a, const struct kg_auth_
 	return err;
 }
 
+/* After a failed check on a proxied route: ES names the user and the
+ * request, as it does on /_security/ (users of the users file keep its
+ * message). */
+static const char *basic_slow_refusal(const struct kg_authenticator *a, const struct kg_auth_request *req,
+                                      kg_arena *arena)
+{
+	struct kg_es *es = a->data;
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	kg_str name, password;
+	struct es_user u;
+	const char *msg = NULL;
+	if (a->dialect != KG_DIALECT_ES || kg_basic_decode(req->cred.value, buf, sizeof(buf), &name, &password) != KG_OK)
+		return NULL;
+	bool is_known = user_find(es, name, &u);
+	user_free(&u);
+	if (is_known || !es->users_basic)
+		msg = arena_printf(arena, KG_ES_REASON_BAD_USER, (int)name.n, name.p, (int)req->path.n, req->path.p);
+	OPENSSL_cleanse(buf, sizeof(buf));
+	return msg;
+}
+
 const struct kg_authenticator *kg__es_basic_authenticator(struct kg_es *es, enum kg_dialect d)
 {
 	es->basic.dialect = d;
@@ -2284,6 +2305,7 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		.authenticate = basic_authenticate,
 		.slow = basic_slow,
 		.authorize = es_authorize,
+		.slow_refusal = basic_slow_refusal,
 	};
 	*out = es;
 	return KG_OK;

@@ -209,7 +209,20 @@ static void settle(const struct kg_auth_job *j, struct kg_conn *c, kg_str method
 	} else {
 		kg_warn("client %s: %s: %s", kg__conn_client(c), d->scheme ? d->scheme->name : "password",
 		        j->message ? j->message : kg_strerror(j->err));
-		refuse(d, 401, j->err, j->message, 0);
+		const char *message = j->message;
+		if (d->scheme && d->scheme->slow_refusal) {
+			struct kg_auth_request req = {
+				.method = method,
+				.path = path,
+				.cred = kg_cred_parse(kg__conn_req(c)->facts.authorization),
+				.policy = kg__conn_rt(c)->auth.policy,
+				.now = j->now,
+			};
+			const char *m = d->scheme->slow_refusal(d->scheme, &req, kg__conn_arena(c));
+			if (m)
+				message = m;
+		}
+		refuse(d, 401, j->err, message, 0);
 	}
 }
 

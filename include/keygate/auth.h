@@ -90,6 +90,10 @@ struct kg_authenticator {
 	kg_err (*authorize)(const struct kg_authenticator *a, const struct kg_auth_request *req,
 	                    const struct kg_principal *p, const char **message);
 	void (*destroy)(struct kg_authenticator *a);
+	/* Optional: the message of a refusal after slow() failed, when it
+	 * depends on the request (Elasticsearch names the user and the path);
+	 * arena memory, or NULL to keep slow()'s own. Runs on the event loop. */
+	const char *(*slow_refusal)(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena);
 };
 
 /* The set of enabled schemes plus the rules that decide a request. */

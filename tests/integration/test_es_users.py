@@ -126,6 +126,10 @@ def test_es_wrong_password_is_401_naming_the_user_with_three_challenges_and_noth
         r = es(kg.port, "GET", "/data/x", basic("bob", "wrong"))
         check(r.status == 401 and r.header_all("WWW-Authenticate") == WWW, "proxied wrong password: %d %r"
               % (r.status, r.header_all("WWW-Authenticate")))
+        es_error(r, 401, "security_exception", "unable to authenticate user [bob] for REST request [/data/x]",
+                 "proxied wrong password names the user and the path, as on /_security/")
+        es_error(es(kg.port, "GET", "/data/y", basic("nobody", "x")), 401, "security_exception",
+                 "unable to authenticate user [nobody] for REST request [/data/y]", "proxied unknown user")
         check(up.requests() == [], "the upstream saw a wrong password: %r" % up.requests())
 
 
