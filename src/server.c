@@ -280,10 +280,18 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		.up_hostport = kg_str_c(rt->up_hostport),
 	};
 
+	/* one admin password for every dialect that has one */
+	if ((cfg->restricted || cfg->api_keys) &&
+	    (err = kg__admin_hash(cfg, g_store,
+	                          cfg->restricted && cfg->api_keys
+	                              ? "Use it with POST /auth (HTTP Basic, any user name); it is also the password of "
+	                                "the Elasticsearch user elastic."
+	                          : cfg->restricted ? "Use it with POST /auth (HTTP Basic, any user name)."
+	                                            : "It is the password of the Elasticsearch user elastic (curl -u elastic "
+	                                              "...).",
+	                          rt->admin_hash, sizeof(rt->admin_hash), why)))
+		goto fail;
 	if (cfg->restricted) {
-		if ((err = kg__admin_hash(cfg, g_store, "Use it with POST /auth (HTTP Basic, any user name).", rt->admin_hash,
-		                          sizeof(rt->admin_hash), why)))
-			goto fail;
 		if ((err = kg__bee_new(cfg, rt->policy, rt->admin_hash, g_store, g_cache, &rt->bee, why)))
 			goto fail;
 		const struct kg_authenticator *a = kg__bee_authenticator(rt->bee);
@@ -322,10 +330,6 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		}
 	}
 	if (cfg->api_keys) {
-		if (!rt->admin_hash[0] &&
-		    (err = kg__admin_hash(cfg, g_store, "It is the password of the Elasticsearch user elastic.", rt->admin_hash,
-		                          sizeof(rt->admin_hash), why)))
-			goto fail;
 		const struct kg_authenticator *users_basic =
 		    rt->users ? kg_users_authenticator(rt->users, KG_DIALECT_ES) : NULL;
 		if ((err = kg__es_new(cfg, rt->admin_hash, g_store, g_cache, users_basic, &rt->es, why)))
