@@ -243,7 +243,12 @@ static SSL_CTX *pair_load(const char *cert, const char *key, kg_buf *why)
 		goto fail;
 	}
 	if (SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1) {
-		kg_buf_printf(why, "tls.key %s: not a PEM private key for %s: %s", key, cert, ssl_reason());
+		unsigned long e = ERR_peek_last_error();
+		/* OpenSSL compares the pair as it loads the key */
+		if (ERR_GET_LIB(e) == ERR_LIB_X509 && ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH)
+			kg_buf_printf(why, "tls.key %s does not match the certificate in %s", key, cert);
+		else
+			kg_buf_printf(why, "tls.key %s: not a PEM private key: %s", key, ssl_reason());
 		goto fail;
 	}
 	if (SSL_CTX_check_private_key(ctx) != 1) {
