@@ -48,6 +48,13 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "data_dir", .type = KG_SET_STRING, .def = "./keygate-data", .offset = OFF(data_dir), .metavar = "DIR", .check = check_not_empty, .help = "directory for the key store and other state" },
 	{ .name = "api_prefix", .type = KG_SET_STRING, .def = "/_keygate", .offset = OFF(api_prefix), .metavar = "PATH", .check = check_path_prefix, .help = "path under which keygate serves its own endpoints" },
 	{ .name = "shutdown_timeout", .type = KG_SET_DURATION, .def = "10s", .min = 0, .max = DAY, .offset = OFF(shutdown_timeout_ms), .help = "how long to let requests in flight finish on SIGTERM" },
+	/* TLS towards clients */
+	{ .name = "tls.listen", .type = KG_SET_LIST, .def = "", .offset = OFF(tls_listen), .metavar = "HOST:PORT", .check = check_listen, .help = "address that speaks TLS (HTTPS), beside the listen ones; repeat for several; needs tls.cert and tls.key" },
+	{ .name = "tls.cert", .type = KG_SET_LIST, .def = "", .offset = OFF(tls_cert), .metavar = "FILE", .check = check_not_empty, .help = "PEM certificate file, its chain after it; repeat for several pairs (the first is the default, SNI picks the others by their names)" },
+	{ .name = "tls.key", .type = KG_SET_LIST, .def = "", .offset = OFF(tls_key), .metavar = "FILE", .check = check_not_empty, .help = "PEM private key file of the tls.cert in the same position" },
+	{ .name = "http_tls_enabled", .type = KG_SET_BOOL, .def = "false", .offset = OFF(http_tls_enabled), .help = "AvalancheGo's --http-tls-enabled: the listen addresses speak TLS too" },
+	{ .name = "http_tls_cert_file", .type = KG_SET_STRING, .def = "", .offset = OFF(http_tls_cert_file), .metavar = "FILE", .help = "AvalancheGo's --http-tls-cert-file: a certificate pair after the tls.cert ones (with http_tls_key_file)" },
+	{ .name = "http_tls_key_file", .type = KG_SET_STRING, .def = "", .offset = OFF(http_tls_key_file), .metavar = "FILE", .help = "AvalancheGo's --http-tls-key-file: the private key of http_tls_cert_file" },
 	/* authorization */
 	{ .name = "require_auth", .type = KG_SET_TRIBOOL, .def = "auto", .offset = OFF(require_auth), .help = "refuse requests without a valid credential; auto: on when any auth scheme is enabled" },
 	{ .name = "error_dialect", .type = KG_SET_STRING, .def = "auto", .choices = "auto|keygate|bee|avalanche|elasticsearch", .offset = OFF(error_dialect), .help = "shape of error responses; auto follows the API the request looks like" },
@@ -966,6 +973,23 @@ static void load_flags(struct load *ld, int argc, char *const *argv)
 	kg_buf_free(&flag, false);
 }
 
+/* The TLS settings that only make sense together: pairs complete, and a
+ * certificate for every address that speaks TLS. */
+static void check_tls(struct load *ld)
+{
+	const kg_config *c = ld->cfg;
+	bool has_alias_cert = c->http_tls_cert_file[0] != '\0', has_alias_key = c->http_tls_key_file[0] != '\0';
+	if (c->tls_cert.n != c->tls_key.n)
+		problem(ld, "tls.cert and tls.key: %zu certificate%s but %zu key%s; they go in pairs, in the same order",
+		        c->tls_cert.n, c->tls_cert.n == 1 ? "" : "s", c->tls_key.n, c->tls_key.n == 1 ? "" : "s");
+	if (has_alias_cert != has_alias_key)
+		problem(ld, "http_tls_cert_file and http_tls_key_file: set both or neither");
+	bool has_pair = c->tls_cert.n > 0 || (has_alias_cert && has_alias_key);
+	if ((c->tls_listen.n > 0 || c->http_tls_enabled) && !has_pair)
+		problem(ld, "%s: needs a certificate and its key (tls.cert and tls.key)",
+		        c->tls_listen.n > 0 ? "tls.listen" : "http_tls_enabled");
+}
+
 kg_err kg_config_load(const char *path, char *const *envp, int argc, char *const *argv, kg_config **out,
                       kg_config_errors *errs)
 {
@@ -995,6 +1019,8 @@ kg_err kg_config_load(const char *path, char *const *envp, int argc, char *const
 		if (s->type == KG_SET_LIST && (int64_t)l->n < s->min && !ld.has_problem[s - kg_settings])
 			problem(&ld, "%s: needs at least %lld value%s", s->name, (long long)s->min, s->min == 1 ? "" : "s");
 	}
+	if (!ld.fatal)
+		check_tls(&ld);
 	if (ld.fatal) {
 		err = ld.fatal;
 		goto out;

@@ -465,7 +465,7 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
 		OUT(h->peer);
 		OUT(KG_STR("\r\n"));
 		if (!has_proto)
-			OUT(KG_STR("X-Forwarded-Proto: http\r\n"));
+			OUT(h->is_tls ? KG_STR("X-Forwarded-Proto: https\r\n") : KG_STR("X-Forwarded-Proto: http\r\n"));
 		if (f->host.n && !has_host) {
 			OUT(KG_STR("X-Forwarded-Host: "));
 			OUT(f->host);

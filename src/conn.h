@@ -52,7 +52,9 @@ struct kg_request {
 	uint64_t bytes_out;
 };
 
-void kg__conn_accept(struct kg_worker *w, uv_stream_t *server);
+/* Takes the connection waiting on server; is_tls: server is a TLS listener
+ * (the session uses the runtime's tls_ctx). */
+void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls);
 struct kg_request *kg__conn_req(const struct kg_conn *c);
 struct kg_runtime *kg__conn_rt(const struct kg_conn *c); /* held for the current request */
 struct kg_worker *kg__conn_worker(const struct kg_conn *c);

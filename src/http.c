@@ -22,6 +22,7 @@
 #include "routes.h"
 #include "slow.h"
 #include "stream.h"
+#include "tls.h"
 
 enum kg_conn_state {
 	KG_CONN_HEAD,      /* reading a request head */
@@ -63,6 +64,7 @@ struct kg_conn {
 	struct kg_request req;
 	kg_arena arena;
 	struct kg_proxy *px;     /* the exchange with the upstream (proxy.h), NULL when none */
+	struct kg_tls_conn *tls; /* accepted on a TLS listener (tls.h); NULL: plain */
 	size_t write_queued;     /* bytes handed to libuv and not yet written */
 	bool is_reading;
 	bool is_read_paused;     /* backpressure from the upstream side */
@@ -108,6 +110,7 @@ void kg__req_head(const struct kg_conn *c, kg_head *out)
 		.content_length = c->parser.content_length,
 		.is_upgrade_requested = c->parser.upgrade != 0,
 		.peer = kg_str_c(c->peer),
+		.is_tls = c->tls != NULL,
 	};
 }
 
@@ -123,6 +126,7 @@ kg_str kg__req_find(const struct kg_conn *c, kg_str name)
 
 static void conn_free(struct kg_conn *c)
 {
+	kg__tls_conn_free(&c->tls);
 	free(c->pending);
 	free(c->head);
 	kg_buf_free(&c->req.own_body, true); /* /ext/auth bodies hold passwords */
@@ -166,6 +170,8 @@ static void conn_release_buffers(struct kg_conn *c)
 		c->pending = NULL;
 		c->pending_off = c->pending_len = c->pending_cap = 0;
 	}
+	if (c->tls)
+		kg__tls_release_buffers(c->tls);
 }
 
 static void conn_unpark(struct kg_conn *c)
@@ -276,6 +282,8 @@ void kg__conn_close(struct kg_conn *c)
 		kg__worker_drain(c->w);
 }
 
+static void conn_tls_flush(struct kg_conn *c);
+
 /* Lingering close: after our FIN, read and drop what the client still sends
  * (a body we refused) for a bounded time, so the kernel does not answer it
  * with a reset that could destroy the response before the client reads it. */
@@ -324,6 +332,15 @@ static void conn_close_gracefully(struct kg_conn *c)
 		return;
 	}
 	req->data = c;
+	if (c->tls) {
+		/* close_notify before the FIN: the client knows the response is whole */
+		kg__tls_shutdown(c->tls);
+		conn_tls_flush(c);
+		if (c->is_closing) {
+			free(req);
+			return;
+		}
+	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
 	uv_timer_stop(&c->timer);
 	c->state = KG_CONN_CLOSING;
@@ -389,12 +406,51 @@ static void on_write(uv_write_t *req, int status)
 		conn_watch(c, true); /* the client took bytes */
 }
 
+/* Sends what c's TLS session has to say (records, handshake messages,
+ * tickets, alerts): the queued bytes, and so the backpressure and the send
+ * timeout, count ciphertext. */
+static void conn_tls_flush(struct kg_conn *c)
+{
+	const char *p;
+	size_t n = kg__tls_pending_out(c->tls, &p);
+	if (n == 0 || c->is_closing)
+		return;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
+	int r = kg__stream_write((uv_stream_t *)&c->tcp, &b, 1, c, &c->write_queued, on_write);
+	kg__tls_consumed(c->tls); /* written or copied into the write request */
+	if (r < 0) {
+		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
+		kg__conn_close(c);
+	} else if (c->write_queued > 0) {
+		conn_watch(c, false);
+	}
+}
+
+static void conn_tls_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
+{
+	for (unsigned i = 0; i < nbufs; i++) {
+		if (kg__tls_write(c->tls, bufs[i].base, bufs[i].len) != KG_OK) {
+			/* before the handshake ended (a timeout, max_connections): no
+			 * way to say anything the client could read */
+			kg_debug("client %s: cannot answer over TLS: %s", c->peer,
+			         kg__tls_is_established(c->tls) ? kg__tls_error(c->tls) : "handshake not finished");
+			kg__conn_close(c);
+			return;
+		}
+	}
+	conn_tls_flush(c);
+}
+
 static void conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (c->is_closing || c->state == KG_CONN_CLOSING)
 		return;
 	for (unsigned i = 0; i < nbufs; i++)
 		c->req.bytes_out += bufs[i].len;
+	if (c->tls) {
+		conn_tls_write(c, bufs, nbufs);
+		return;
+	}
 	int r = kg__stream_write((uv_stream_t *)&c->tcp, bufs, nbufs, c, &c->write_queued, on_write);
 	if (r < 0) {
 		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
@@ -930,9 +986,12 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	buf->len = sizeof(c->w->rbuf);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* What a read brought, as plaintext: nread bytes at data, or a libuv error
+ * (UV_EOF). */
+static void conn_on_data(struct kg_conn *c, ssize_t nread, const char *data)
 {
-	struct kg_conn *c = s->data;
+	uv_buf_t one = uv_buf_init((char *)data, nread > 0 ? (unsigned)nread : 0);
+	const uv_buf_t *buf = &one;
 
 	if (nread == 0 || c->is_closing)
 		return;
@@ -978,6 +1037,60 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	conn_execute(c, buf->base, (size_t)nread, false);
 	conn_pump(c);
+}
+
+/* Ciphertext from a TLS client: fed to its session, and the plaintext
+ * handed on as a plain connection's reads are. All of it is decrypted now:
+ * it is no more than the ciphertext just read, so c->pending stays bounded
+ * as for plain reads. The session's answers (handshake, tickets) go out at
+ * once. */
+static void conn_tls_read(struct kg_conn *c, const char *cipher, size_t len)
+{
+	if (kg__tls_feed(c->tls, cipher, len) != KG_OK) {
+		kg__conn_close(c);
+		return;
+	}
+	/* cipher was w->rbuf, copied into the session: the plaintext goes there */
+	char *plain = c->w->rbuf;
+	for (;;) {
+		ssize_t n = kg__tls_read(c->tls, plain, sizeof(c->w->rbuf));
+		if (n > 0) {
+			if (c->pending_len > c->pending_off && c->state != KG_CONN_TUNNEL) {
+				/* bytes of an earlier read wait their turn: these go after them */
+				if (pending_append(c, plain, (size_t)n) != KG_OK) {
+					kg__conn_close(c);
+					return;
+				}
+				conn_pump(c);
+			} else {
+				conn_on_data(c, n, plain);
+			}
+			if (c->is_closing)
+				return;
+			continue;
+		}
+		conn_tls_flush(c);
+		if (c->is_closing || n == KG_TLS_AGAIN)
+			return;
+		if (n == KG_TLS_CLOSED) {
+			conn_on_data(c, UV_EOF, NULL);
+			return;
+		}
+		kg_info("client %s: TLS %s: %s; closing", c->peer,
+		        kg__tls_is_established(c->tls) ? "session failed" : "handshake failed", kg__tls_error(c->tls));
+		c->keep_alive = false;
+		conn_close_gracefully(c);
+		return;
+	}
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_conn *c = s->data;
+	if (c->tls && nread > 0 && !c->is_closing)
+		conn_tls_read(c, buf->base, (size_t)nread);
+	else
+		conn_on_data(c, nread, buf->base);
 }
 
 static void conn_update_reading(struct kg_conn *c)
@@ -1185,7 +1298,7 @@ void kg__conn_close_idle(struct kg_worker *w)
 	}
 }
 
-void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)
+void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls)
 {
 	struct kg_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -1235,7 +1348,24 @@ void kg__conn_accept(struct kg_worker *w, uv_stream_t *server)
 
 	struct kg_runtime *rt = kg__runtime_acquire();
 	int64_t max = rt->cfg->max_connections, timeout = rt->cfg->header_timeout_ms;
+	kg_err tls_err = KG_OK;
+	if (is_tls)
+		tls_err = rt->tls_ctx ? kg__tls_conn_new(rt->tls_ctx, true, &c->tls) : KG_ECONFIG;
 	kg__runtime_release(rt);
+	if (tls_err) {
+		kg_warn("worker %d: cannot start TLS with %s: %s", w->id, c->peer,
+		        tls_err == KG_ECONFIG ? "no certificate since the last reload (restart to apply tls.listen)"
+		                              : "out of memory");
+		kg__conn_close(c);
+		return;
+	}
+	if ((int64_t)w->nconns > max && c->tls) {
+		/* nothing readable can be said before a handshake it would cost */
+		kg_warn("worker %d: %zu connections, over limits.max_connections=%lld: closing TLS connection from %s",
+		        w->id, w->nconns, (long long)max, c->peer);
+		kg__conn_close(c);
+		return;
+	}
 	if ((int64_t)w->nconns > max) {
 		kg_warn("worker %d: %zu connections, over limits.max_connections=%lld: refusing %s", w->id,
 		        w->nconns, (long long)max, c->peer);

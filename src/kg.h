@@ -31,6 +31,7 @@ struct kg_store;
 struct kg_bee;
 struct kg_avax;
 struct kg_es;
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
 
 #define KG_READ_BUF (64 * 1024)
 
@@ -57,6 +58,11 @@ struct kg_runtime {
 	struct kg_users *users; /* HTTP Basic users, NULL when off */
 	struct kg_es *es;       /* Elasticsearch security APIs, NULL when off */
 	char admin_hash[128];   /* the admin password's bcrypt hash (admin.h), "" when no dialect uses one */
+	/* TLS towards clients (tls.h): the default server context, the pairs
+	 * SNI picks from hang off it; NULL when no address speaks TLS. Every
+	 * worker uses it; a connection's session keeps its context alive after
+	 * a reload replaces it. */
+	struct ssl_ctx_st *tls_ctx;
 };
 
 /* server.c */
@@ -91,7 +97,7 @@ struct kg_worker {
 	uv_thread_t thread;
 	uv_async_t wakeup;
 	uv_timer_t drain_timer;
-	uv_tcp_t *listeners;
+	uv_tcp_t *listeners;        /* the plain ones, then the TLS ones */
 	size_t nlisteners;
 	atomic_bool stop_requested;
 	bool draining;

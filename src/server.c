@@ -33,6 +33,7 @@
 #include "kg.h"
 #include "proxy.h"
 #include "server.h"
+#include "tls.h"
 
 const char *const kg__version = KG_VERSION;
 
@@ -100,6 +101,7 @@ static void runtime_free(struct kg_runtime *rt)
 	kg_config_free(&rt->cfg);
 	free(rt->trusted);
 	OPENSSL_cleanse(rt->admin_hash, sizeof(rt->admin_hash));
+	SSL_CTX_free(rt->tls_ctx); /* sessions still open hold their own reference */
 	free(rt);
 }
 
@@ -211,6 +213,53 @@ static bool route_dialect(void *data, kg_str path, enum kg_dialect *out)
 	return false;
 }
 
+/* Every address keygate listens on: the listen ones, then tls.listen's.
+ * http_tls_enabled (AvalancheGo's flag) makes the listen ones speak TLS. */
+static size_t listen_count(const kg_config *cfg)
+{
+	return cfg->listen.n + cfg->tls_listen.n;
+}
+
+static const char *listen_at(const kg_config *cfg, size_t i, bool *is_tls)
+{
+	if (i < cfg->listen.n) {
+		*is_tls = cfg->http_tls_enabled;
+		return cfg->listen.v[i];
+	}
+	*is_tls = true;
+	return cfg->tls_listen.v[i - cfg->listen.n];
+}
+
+static bool has_tls_listener(const kg_config *cfg)
+{
+	return cfg->tls_listen.n > 0 || cfg->http_tls_enabled;
+}
+
+/* The certificate pairs in order: tls.cert/tls.key, then AvalancheGo's
+ * http_tls_cert_file/http_tls_key_file (the config check has paired them). */
+static kg_err runtime_build_tls(struct kg_runtime *rt, const kg_config *cfg, kg_buf *why)
+{
+	size_t n = cfg->tls_cert.n < cfg->tls_key.n ? cfg->tls_cert.n : cfg->tls_key.n;
+	const char **certs = calloc(n + 1, sizeof(*certs)), **keys = calloc(n + 1, sizeof(*keys));
+	kg_err err = KG_ENOMEM;
+	if (!certs || !keys)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		certs[i] = cfg->tls_cert.v[i];
+		keys[i] = cfg->tls_key.v[i];
+	}
+	if (cfg->http_tls_cert_file[0] && cfg->http_tls_key_file[0]) {
+		certs[n] = cfg->http_tls_cert_file;
+		keys[n] = cfg->http_tls_key_file;
+		n++;
+	}
+	err = kg__tls_server_new(certs, keys, n, &rt->tls_ctx, why);
+out:
+	free(certs);
+	free(keys);
+	return err;
+}
+
 kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 {
 	struct kg_runtime *rt = calloc(1, sizeof(*rt));
@@ -253,6 +302,8 @@ kg_err kg__runtime_build(kg_config *cfg, struct kg_runtime **out, kg_buf *why)
 		}
 	}
 	if (cfg->upstream[0] && (err = parse_upstream(rt, cfg->upstream, why)))
+		goto fail;
+	if (has_tls_listener(cfg) && (err = runtime_build_tls(rt, cfg, why)))
 		goto fail;
 	if (cfg->trusted_proxies.n) {
 		rt->trusted = calloc(cfg->trusted_proxies.n, sizeof(*rt->trusted));
@@ -530,24 +581,26 @@ static size_t nlisten_locks;
  * stay in listen_locks for listen_locks_release. */
 static kg_err listen_claim_all(const kg_config *cfg, kg_buf *why)
 {
-	listen_locks = calloc(cfg->listen.n, sizeof(*listen_locks));
+	size_t n = listen_count(cfg);
+	listen_locks = calloc(n, sizeof(*listen_locks));
 	if (!listen_locks)
 		return KG_ENOMEM;
-	for (size_t j = 0; j < cfg->listen.n; j++) {
+	for (size_t j = 0; j < n; j++) {
 		struct listen_addr la, other;
-		kg_err err = listen_resolve(cfg->listen.v[j], &la, why);
+		bool is_tls;
+		const char *at = listen_at(cfg, j, &is_tls);
+		kg_err err = listen_resolve(at, &la, why);
 		if (err)
 			return err;
 		/* our own lock would call it "another keygate" */
 		for (size_t k = 0; k < j; k++) {
-			if (listen_resolve(cfg->listen.v[k], &other, why) == KG_OK && la.port != 0 &&
-			    strcmp(la.text, other.text) == 0) {
-				kg_buf_printf(why, "listen: %s and %s are the same address", cfg->listen.v[k],
-				              cfg->listen.v[j]);
+			const char *before = listen_at(cfg, k, &is_tls);
+			if (listen_resolve(before, &other, why) == KG_OK && la.port != 0 && strcmp(la.text, other.text) == 0) {
+				kg_buf_printf(why, "listen: %s and %s are the same address", before, at);
 				return KG_ECONFIG;
 			}
 		}
-		if ((err = listen_claim(cfg->listen.v[j], &la, &listen_locks[j], why)))
+		if ((err = listen_claim(at, &la, &listen_locks[j], why)))
 			return err;
 		nlisten_locks = j + 1;
 	}
@@ -574,7 +627,19 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (w->draining)
 		return;
-	kg__conn_accept(w, server);
+	kg__conn_accept(w, server, false);
+}
+
+static void on_tls_connection(uv_stream_t *server, int status)
+{
+	struct kg_worker *w = server->data;
+	if (status < 0) {
+		kg_warn("worker %d: accept: %s", w->id, uv_strerror(status));
+		return;
+	}
+	if (w->draining)
+		return;
+	kg__conn_accept(w, server, true);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
@@ -647,17 +712,19 @@ static kg_err workers_start(const kg_config *cfg, kg_buf *why)
 		w->drain_timer.data = w;
 		uv_timer_init(&w->loop, &w->log_timer);
 		w->log_timer.data = w;
-		w->listeners = calloc(cfg->listen.n, sizeof(uv_tcp_t));
+		w->listeners = calloc(listen_count(cfg), sizeof(uv_tcp_t));
 		if (!w->listeners)
 			return KG_ENOMEM;
 	}
 	/* address by address: probe it, then every worker binds it at once (see
 	 * listen_claim for why nothing may come in between) */
-	for (size_t j = 0; j < cfg->listen.n; j++) {
+	for (size_t j = 0; j < listen_count(cfg); j++) {
 		struct listen_addr la;
-		kg_err err = listen_resolve(cfg->listen.v[j], &la, why);
+		bool is_tls;
+		const char *at = listen_at(cfg, j, &is_tls);
+		kg_err err = listen_resolve(at, &la, why);
 		if (!err)
-			err = listen_probe(cfg->listen.v[j], &la, why);
+			err = listen_probe(at, &la, why);
 		if (err)
 			return err;
 		for (size_t i = 0; i < nworkers; i++) {
@@ -665,17 +732,17 @@ static kg_err workers_start(const kg_config *cfg, kg_buf *why)
 			int fd = bind_socket(&la, true);
 			if (fd < 0) {
 				if (errno == EADDRINUSE)
-					in_use(cfg->listen.v[j], &la, "another program took", why);
+					in_use(at, &la, "another program took", why);
 				else
-					kg_buf_printf(why, "listen %s: %s", cfg->listen.v[j], strerror(errno));
+					kg_buf_printf(why, "listen %s: %s", at, strerror(errno));
 				return KG_EIO;
 			}
 			uv_tcp_init(&w->loop, &w->listeners[j]);
 			w->listeners[j].data = w;
 			uv_tcp_open(&w->listeners[j], fd);
-			int r = uv_listen((uv_stream_t *)&w->listeners[j], 1024, on_connection);
+			int r = uv_listen((uv_stream_t *)&w->listeners[j], 1024, is_tls ? on_tls_connection : on_connection);
 			if (r < 0) {
-				kg_buf_printf(why, "listen %s: %s", cfg->listen.v[j], uv_strerror(r));
+				kg_buf_printf(why, "listen %s: %s", at, uv_strerror(r));
 				return KG_EIO;
 			}
 			w->nlisteners++;
@@ -745,10 +812,27 @@ static void warn_exposed_file(const char *what, const char *path)
 		        (unsigned)(sb.st_mode & 07777), path);
 }
 
+/* A TLS private key: nobody but its owner (and keygate) needs to read it. */
+static void warn_key_file(const char *what, const char *path)
+{
+	struct stat sb;
+	if (!path || !path[0] || stat(path, &sb) != 0)
+		return;
+	if (sb.st_mode & (S_IRGRP | S_IROTH))
+		kg_warn("%s %s can be read by %s (mode %04o): chmod 600 %s (owned by the user keygate runs as)", what,
+		        path, (sb.st_mode & S_IROTH) ? "every user" : "its group", (unsigned)(sb.st_mode & 07777), path);
+	if (sb.st_mode & (S_IWGRP | S_IWOTH))
+		kg_warn("%s %s can be changed by group or others (mode %04o): chmod go-w %s", what, path,
+		        (unsigned)(sb.st_mode & 07777), path);
+}
+
 static void warn_exposed_files(const kg_config *cfg, const char *config_path)
 {
 	warn_exposed_file("api_auth_password_file", cfg->api_auth_password_file);
 	warn_exposed_file("basic_users file", cfg->basic_users);
+	for (size_t i = 0; i < cfg->tls_key.n; i++)
+		warn_key_file("tls.key", cfg->tls_key.v[i]);
+	warn_key_file("http_tls_key_file", cfg->http_tls_key_file);
 	if (!config_path)
 		return;
 	/* the config file matters when it is where a secret comes from, not
@@ -783,18 +867,26 @@ static void reload(void)
 		goto out;
 	}
 	struct kg_runtime *cur = kg__runtime_acquire();
-	if (!same_list(&cur->cfg->listen, &cfg->listen) || cur->cfg->workers != cfg->workers ||
+	if (!same_list(&cur->cfg->listen, &cfg->listen) || !same_list(&cur->cfg->tls_listen, &cfg->tls_listen) ||
+	    cur->cfg->http_tls_enabled != cfg->http_tls_enabled || cur->cfg->workers != cfg->workers ||
 	    strcmp(cur->cfg->data_dir, cfg->data_dir) != 0)
-		kg_warn("listen, workers and data_dir take effect only after a restart");
+		kg_warn("listen, tls.listen, http_tls_enabled, workers and data_dir take effect only after a restart");
 	if (strcmp(cur->cfg->access_log, cfg->access_log) != 0 || strcmp(cfg->access_log, "-") != 0) {
 		if (kg__access_log_open(cfg->access_log) != KG_OK)
 			kg_error("cannot open access log %s: %s", cfg->access_log, strerror(errno));
 	}
+	/* the addresses are a restart's business: certificates for TLS are
+	 * loaded only when the running process has a TLS listener */
+	if (!cur->tls_ctx && rt->tls_ctx) {
+		SSL_CTX_free(rt->tls_ctx);
+		rt->tls_ctx = NULL;
+	}
+	bool is_tls_reloaded = rt->tls_ctx != NULL;
 	kg__runtime_release(cur);
 	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
 	warn_exposed_files(cfg, serve_args.config_path);
 	runtime_install(rt);
-	kg_info("configuration reloaded");
+	kg_info("configuration reloaded%s", is_tls_reloaded ? " (TLS certificates too: new connections get them)" : "");
 out:
 	kg_config_errors_free(&errs);
 	kg_buf_free(&why, false);
@@ -891,10 +983,13 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		kg__runtime_release(cur);
 		exit(1); /* threads may be half started: no orderly way back */
 	}
-	for (size_t i = 0; i < cur->cfg->listen.n; i++)
-		kg_info("keygate %s listening on %s (%zu workers, %s%s)", kg__version, cur->cfg->listen.v[i],
+	for (size_t i = 0; i < listen_count(cur->cfg); i++) {
+		bool is_tls;
+		const char *at = listen_at(cur->cfg, i, &is_tls);
+		kg_info("keygate %s listening on %s%s (%zu workers, %s%s)", kg__version, at, is_tls ? " (TLS)" : "",
 		        nworkers, cur->has_upstream ? "proxy to " : "forward-auth mode",
 		        cur->has_upstream ? cur->cfg->upstream : "");
+	}
 	kg_info("store: %s %s; require_auth %s", g_store->ops->name, kg_store_location(g_store),
 	        cur->auth.require_auth ? "on" : "off (pass-through)");
 	kg__runtime_release(cur);

@@ -39,6 +39,14 @@ typedef struct kg_config {
 	char *api_prefix;             /* "/_keygate" */
 	int64_t shutdown_timeout_ms;
 
+	/* TLS towards clients (docs/tls.md) */
+	kg_strlist tls_listen;        /* tls.listen: addresses that speak TLS */
+	kg_strlist tls_cert;          /* tls.cert: PEM certificate (and chain) files, paired with tls.key */
+	kg_strlist tls_key;           /* tls.key: PEM private key files */
+	bool http_tls_enabled;        /* AvalancheGo's http-tls-enabled: listen speaks TLS */
+	char *http_tls_cert_file;     /* AvalancheGo's http-tls-cert-file: one more pair, after tls.cert's */
+	char *http_tls_key_file;      /* AvalancheGo's http-tls-key-file */
+
 	/* authorization */
 	int require_auth;             /* enum kg_tribool */
 	char *error_dialect;          /* "auto" | "keygate" | "bee" | "avalanche" | "elasticsearch" */

@@ -48,6 +48,7 @@ typedef struct kg_head {
 	uint64_t content_length;
 	bool is_upgrade_requested;    /* llhttp: Upgrade with Connection: upgrade */
 	kg_str peer;                  /* the socket peer's address as text */
+	bool is_tls;                  /* it came over TLS: X-Forwarded-Proto https */
 } kg_head;
 
 enum kg_body_kind { KG_BODY_NONE, KG_BODY_LENGTH, KG_BODY_CHUNKED };
@@ -111,7 +112,7 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
  * X-Forwarded-Proto/-Host from an untrusted peer, X-Forwarded-For (rewritten
  * with the peer appended when rules->forwarded_headers), Authorization when
  * is_cred_consumed and not rules->forward_credentials; then Host,
- * X-Forwarded-*, the framing, Connection/Upgrade for a tunnel, and the
+ * X-Forwarded-* (Proto https when h->is_tls), the framing, Connection/Upgrade for a tunnel, and the
  * identity headers of who (borrowed; NULL: none). Of h it reads the method,
  * the fields and the peer; the body and upgrade facts come from f.
  * KG_ENOMEM when out cannot grow. */
