@@ -911,32 +911,51 @@ static kg_err append_names(kg_buf *b, const char *const *names, size_t n)
 	return err;
 }
 
-static kg_err add_unknown_cluster(struct kg_es_fail *f, const char *priv)
+/* The text of ES's IllegalArgumentException for an unknown privilege (priv as
+ * ES prints it: lower-cased). */
+static kg_err unknown_message(bool is_index, const char *priv, kg_buf *out)
 {
 	kg_buf list = { 0 };
-	const char *names[NCLUSTER_PRIVS];
-	for (size_t i = 0; i < NCLUSTER_PRIVS; i++)
-		names[i] = cluster_privs[i].name;
-	kg_err err = append_names(&list, names, NCLUSTER_PRIVS);
-	if (!err)
-		err = kg_es_fail_validation_add(f, "unknown cluster privilege [%s]. a privilege must be either one of the predefined cluster privilege names [%s] or a pattern over one of the available cluster actions",
-		                                priv, list.p);
+	kg_err err;
+	if (is_index) {
+		size_t n = 0;
+		while (index_privs[n])
+			n++;
+		err = append_names(&list, index_privs, n);
+	} else {
+		const char *names[NCLUSTER_PRIVS];
+		for (size_t i = 0; i < NCLUSTER_PRIVS; i++)
+			names[i] = cluster_privs[i].name;
+		err = append_names(&list, names, NCLUSTER_PRIVS);
+	}
+	if (!err && is_index)
+		err = kg_buf_printf(out, "unknown index privilege [%s]. a privilege must be either one of the predefined fixed indices privileges [%s] or a pattern over one of the available index actions",
+		                    priv, list.p);
+	else if (!err)
+		err = kg_buf_printf(out, "unknown cluster privilege [%s]. a privilege must be either one of the predefined cluster privilege names [%s] or a pattern over one of the available cluster actions",
+		                    priv, list.p);
 	kg_buf_free(&list, false);
 	return err;
 }
 
+static kg_err add_unknown(struct kg_es_fail *f, bool is_index, const char *priv)
+{
+	kg_buf msg = { 0 };
+	kg_err err = unknown_message(is_index, priv, &msg);
+	if (!err)
+		err = kg_es_fail_validation_add(f, "%s", msg.p);
+	kg_buf_free(&msg, false);
+	return err;
+}
+
+static kg_err add_unknown_cluster(struct kg_es_fail *f, const char *priv)
+{
+	return add_unknown(f, false, priv);
+}
+
 static kg_err add_unknown_index(struct kg_es_fail *f, const char *priv)
 {
-	kg_buf list = { 0 };
-	size_t n = 0;
-	while (index_privs[n])
-		n++;
-	kg_err err = append_names(&list, index_privs, n);
-	if (!err)
-		err = kg_es_fail_validation_add(f, "unknown index privilege [%s]. a privilege must be either one of the predefined fixed indices privileges [%s] or a pattern over one of the available index actions",
-		                                priv, list.p);
-	kg_buf_free(&list, false);
-	return err;
+	return add_unknown(f, true, priv);
 }
 
 /* ES's message names the privilege lower-cased, as its resolver sees it. */
@@ -1590,4 +1609,282 @@ kg_err kg_es_unauthorized_message(kg_buf *out, kg_str action, kg_str principal, 
 	if (!err && granted_by)
 		err = kg_buf_printf(out, ", this action is granted by the cluster privileges [%s]", granted_by);
 	return err;
+}
+
+/* ---- privilege names: what exists, and what a permission implies ---------- */
+
+const char *kg_es_cluster_privilege_name(size_t i)
+{
+	return i < NCLUSTER_PRIVS ? cluster_privs[i].name : NULL;
+}
+
+const char *kg_es_index_privilege_name(size_t i)
+{
+	size_t n = 0;
+	while (index_privs[n])
+		n++;
+	return i < n ? index_privs[i] : NULL;
+}
+
+bool kg_es_cluster_privilege_is_known(const char *privilege)
+{
+	return privilege && (is_cluster_action(privilege) || cluster_priv_index(privilege) >= 0);
+}
+
+bool kg_es_index_privilege_is_known(const char *privilege)
+{
+	return privilege && (is_index_action(privilege) || is_index_priv_name(privilege));
+}
+
+kg_err kg_es_unknown_privilege_message(bool is_index, const char *privilege, kg_buf *out)
+{
+	char *l = lowered(privilege ? privilege : "");
+	if (!l)
+		return KG_ENOMEM;
+	kg_err err = unknown_message(is_index, l, out);
+	free(l);
+	return err;
+}
+
+/* One element of a pattern that is itself the thing matched: a literal
+ * character, '?' (exactly one of anything) or '*' (any run). */
+enum tok_kind { TOK_CHAR, TOK_ONE, TOK_ANY };
+
+static size_t next_tok(kg_str s, size_t i, enum tok_kind *kind, char *c)
+{
+	if (s.p[i] == '*') {
+		*kind = TOK_ANY;
+		return i + 1;
+	}
+	if (s.p[i] == '?') {
+		*kind = TOK_ONE;
+		return i + 1;
+	}
+	*kind = TOK_CHAR;
+	if (s.p[i] == '\\' && i + 1 < s.n) {
+		*c = s.p[i + 1];
+		return i + 2;
+	}
+	*c = s.p[i];
+	return i + 1;
+}
+
+/* glob_match with a pattern on both sides: held's '*' takes any run of want's
+ * elements, held's '?' one literal or '?' of want (never a '*', which may be
+ * longer), held's literal only the same literal. Every string want matches
+ * is then matched by held (sound; it may miss a cover that only a union of
+ * patterns gives, which makes the answer "no", never a wrong "yes"). */
+bool kg_es_pattern_covers(kg_str held, kg_str want)
+{
+	size_t p = 0, i = 0, star_p = SIZE_MAX, star_i = 0;
+	while (i < want.n) {
+		if (p < held.n && held.p[p] == '*') {
+			star_p = ++p;
+			star_i = i;
+			continue;
+		}
+		enum tok_kind wk;
+		char wc = 0;
+		size_t wnext = next_tok(want, i, &wk, &wc);
+		if (p < held.n) {
+			enum tok_kind hk;
+			char hc = 0;
+			size_t hnext = next_tok(held, p, &hk, &hc);
+			bool is_ok = (hk == TOK_ONE && wk != TOK_ANY) || (hk == TOK_CHAR && wk == TOK_CHAR && hc == wc);
+			if (is_ok) {
+				p = hnext;
+				i = wnext;
+				continue;
+			}
+		}
+		if (star_p == SIZE_MAX)
+			return false;
+		p = star_p;
+		/* the star takes one more element of want */
+		enum tok_kind sk;
+		char sc;
+		i = star_i = next_tok(want, star_i, &sk, &sc);
+	}
+	while (p < held.n && held.p[p] == '*')
+		p++;
+	return p == held.n;
+}
+
+/* The literal text before a pattern's first wildcard (escapes count as
+ * wildcards here: conservative). */
+static size_t literal_prefix(kg_str s, bool *is_exact)
+{
+	size_t i = 0;
+	while (i < s.n && s.p[i] != '*' && s.p[i] != '?' && s.p[i] != '\\')
+		i++;
+	*is_exact = i == s.n;
+	return i;
+}
+
+/* Whether two patterns may match a common string (conservative: true when
+ * unsure, so an exclusion is assumed to cut). */
+static bool patterns_overlap(kg_str a, kg_str b)
+{
+	bool a_exact, b_exact;
+	size_t na = literal_prefix(a, &a_exact), nb = literal_prefix(b, &b_exact);
+	if (a_exact && b_exact)
+		return kg_str_eq(a, b);
+	if (a_exact)
+		return glob_match(b, a);
+	if (b_exact)
+		return glob_match(a, b);
+	size_t n = na < nb ? na : nb;
+	return memcmp(a.p, b.p, n) == 0;
+}
+
+static bool table_covers(const char *const *list, kg_str want)
+{
+	for (; *list; list++)
+		if (kg_es_pattern_covers(kg_str_c(*list), want))
+			return true;
+	return false;
+}
+
+/* Whether one level of p (no limit) grants every action of the pattern g.
+ * except: the excludes of the privilege being asked about (its actions do
+ * not include them, so a holder's exclusion inside them does not cut). */
+static bool cluster_level_covers(const kg_es_perm *p, kg_str g, const char *const *except)
+{
+	for (size_t i = 0; i < p->cluster_actions.n; i++)
+		if (kg_es_pattern_covers(p->cluster_actions.v[i], g))
+			return true;
+	for (size_t i = 0; i < NCLUSTER_PRIVS; i++) {
+		if (!(p->cluster >> i & 1) || !table_covers(cluster_privs[i].grants, g))
+			continue;
+		bool is_cut = false;
+		for (const char *const *e = cluster_privs[i].excludes; *e && !is_cut; e++)
+			is_cut = patterns_overlap(kg_str_c(*e), g) && !(except && table_covers(except, kg_str_c(*e)));
+		if (!is_cut)
+			return true;
+	}
+	return false;
+}
+
+static bool cluster_level_privilege(const kg_es_perm *p, const char *privilege)
+{
+	int x = cluster_priv_index(privilege);
+	if (x >= 0) {
+		if (p->cluster >> x & 1)
+			return true;
+		if (x == CLUSTER_MANAGE_OWN_API_KEY) {
+			/* implied by whatever grants the actions it allows on any key */
+			for (const char *const *a = own_actions; *a; a++)
+				if (!cluster_level_covers(p, kg_str_c(*a), NULL))
+					return false;
+			return true;
+		}
+		/* none grants nothing, so everything implies it */
+		for (const char *const *g = cluster_privs[x].grants; *g; g++)
+			if (!cluster_level_covers(p, kg_str_c(*g), cluster_privs[x].excludes))
+				return false;
+		return true;
+	}
+	if (!is_cluster_action(privilege))
+		return false;
+	char *l = lowered(privilege);
+	if (!l)
+		return false;
+	bool is_granted = str_in(everyone_actions, l) || cluster_level_covers(p, kg_str_c(l), NULL);
+	free(l);
+	return is_granted;
+}
+
+bool kg_es_perm_cluster_privilege(const kg_es_perm *p, const char *privilege)
+{
+	if (!p || !privilege || !kg_es_cluster_privilege_is_known(privilege))
+		return false;
+	for (; p; p = p->limit)
+		if (!cluster_level_privilege(p, privilege))
+			return false;
+	return true;
+}
+
+/* The actions behind ES's named index privileges (IndexPrivilege), for a
+ * has_privileges question about an action ("indices:data/read/search"). */
+static const struct {
+	const char *name;
+	const char *actions[8];
+} index_priv_actions[] = {
+	{ "read", L("indices:data/read/*", "indices:admin/resolve/index*") },
+	{ "write", L("indices:data/write/*", "indices:admin/mapping/auto_put*") },
+	{ "index", L("indices:data/write/index*", "indices:data/write/update*", "indices:data/write/bulk*",
+	             "indices:admin/mapping/auto_put*") },
+	{ "create", L("indices:data/write/index*", "indices:data/write/bulk*", "indices:admin/mapping/auto_put*") },
+	{ "delete", L("indices:data/write/delete*", "indices:data/write/bulk*") },
+	{ "monitor", L("indices:monitor/*") },
+	{ "manage", L("indices:monitor/*", "indices:admin/*") },
+	{ "create_index", L("indices:admin/create*", "indices:admin/auto_create*", "indices:admin/data_stream/create*") },
+	{ "delete_index", L("indices:admin/delete*", "indices:admin/data_stream/delete*") },
+	{ "view_index_metadata",
+	  L("indices:admin/aliases/get*", "indices:admin/get*", "indices:admin/mappings/get*",
+	    "indices:admin/mappings/fields/get*", "indices:admin/settings/get*", "indices:admin/resolve/index*",
+	    "indices:monitor/settings/get*") },
+};
+
+static bool entry_grants_privilege(const struct index_grant *g, const char *privilege)
+{
+	if (index_priv_covers(g->privs, privilege))
+		return true;
+	if (!is_index_action(privilege))
+		return false;
+	char *l = lowered(privilege);
+	if (!l)
+		return false;
+	kg_str want = kg_str_c(l);
+	bool is_granted = false;
+	for (size_t i = 0; i < g->actions.n && !is_granted; i++)
+		is_granted = kg_es_pattern_covers(g->actions.v[i], want);
+	for (size_t i = 0; i < sizeof(index_priv_actions) / sizeof(index_priv_actions[0]) && !is_granted; i++)
+		is_granted = (g->privs >> index_priv_bit(index_priv_actions[i].name) & 1) &&
+		             table_covers(index_priv_actions[i].actions, want);
+	free(l);
+	return is_granted;
+}
+
+/* Whether a pattern may name a restricted index (.security*). */
+static bool may_be_restricted(kg_str pattern)
+{
+	bool is_exact;
+	size_t n = literal_prefix(pattern, &is_exact);
+	kg_str sec = KG_STR(".security");
+	if (is_exact)
+		return kg_str_has_prefix(pattern, sec);
+	size_t m = n < sec.n ? n : sec.n;
+	return memcmp(pattern.p, sec.p, m) == 0;
+}
+
+static bool index_level_pattern(const kg_es_perm *p, kg_str pattern, const char *privilege, bool allow_restricted)
+{
+	bool is_exact;
+	(void)literal_prefix(pattern, &is_exact);
+	/* ES takes the restricted indices out of a pattern unless asked (a
+	 * concrete restricted name is checked as it is) */
+	bool needs_restricted = is_exact ? kg_str_has_prefix(pattern, KG_STR(".security"))
+	                                 : allow_restricted && may_be_restricted(pattern);
+	for (size_t i = 0; i < p->nindices; i++) {
+		const struct index_grant *g = &p->indices[i];
+		if (needs_restricted && !g->allow_restricted)
+			continue;
+		bool is_covered = false;
+		for (size_t j = 0; j < g->names.n && !is_covered; j++)
+			is_covered = kg_es_pattern_covers(g->names.v[j], pattern);
+		if (is_covered && entry_grants_privilege(g, privilege))
+			return true;
+	}
+	return false;
+}
+
+bool kg_es_perm_index_pattern(const kg_es_perm *p, kg_str pattern, const char *privilege, bool allow_restricted)
+{
+	if (!p || !privilege || !kg_es_index_privilege_is_known(privilege))
+		return false;
+	for (; p; p = p->limit)
+		if (!index_level_pattern(p, pattern, privilege, allow_restricted))
+			return false;
+	return true;
 }

@@ -136,4 +136,43 @@ bool kg_es_perm_index(const kg_es_perm *p, kg_str index, const char *privilege);
 kg_err kg_es_unauthorized_message(kg_buf *out, kg_str action, kg_str principal, bool is_api_key,
                                   const char *const *roles, size_t nroles, const char *granted_by) KG_MUST_CHECK;
 
+/* ---- has_privileges and the builtin list (es_priv.c uses these) ---- */
+
+/* ES's named privileges, by index i from 0 until NULL: cluster in keygate's
+ * table order (least to most privileged), index alphabetical. Static strings. */
+const char *kg_es_cluster_privilege_name(size_t i);
+const char *kg_es_index_privilege_name(size_t i);
+
+/* Whether ES would resolve privilege (a name, any case, or an action
+ * pattern: "cluster:..." / "indices:..."), as role validation accepts it. */
+bool kg_es_cluster_privilege_is_known(const char *privilege);
+bool kg_es_index_privilege_is_known(const char *privilege);
+
+/* Appends ES's "unknown cluster privilege [x]. a privilege must be either one
+ * of the predefined cluster privilege names [...] or a pattern over one of the
+ * available cluster actions" (or the index one), privilege lower-cased as ES
+ * prints it. KG_ENOMEM. */
+kg_err kg_es_unknown_privilege_message(bool is_index, const char *privilege, kg_buf *out) KG_MUST_CHECK;
+
+/* Whether every string the pattern want matches is matched by the pattern
+ * held (both in the syntax above: '*', '?', '\'). Sound, not complete: a
+ * "no" may come where only a union of patterns would cover want. */
+bool kg_es_pattern_covers(kg_str held, kg_str want);
+
+/* has_privileges for a cluster privilege: true when what p holds implies
+ * privilege, a NAME (all ⊇ manage_security ⊇ manage_api_key ⊇
+ * manage_own_api_key, manage ⊇ monitor, ...: p's actions cover the named
+ * privilege's actions; `none` is implied by anything) or an action pattern
+ * ("cluster:monitor/health", any "cluster:" action pattern). Through an API key's limit
+ * too. False for an unknown privilege. */
+bool kg_es_perm_cluster_privilege(const kg_es_perm *p, const char *privilege);
+
+/* has_privileges for an index privilege (a name or an "indices:..." action)
+ * on an index name or pattern ("logs-*"): true when one entry of p (at each
+ * level of an API key) covers the whole pattern and grants the privilege.
+ * As ES, a pattern leaves the restricted indices (.security*) out unless
+ * allow_restricted; a concrete restricted name needs an entry with
+ * allow_restricted_indices. False for an unknown privilege. */
+bool kg_es_perm_index_pattern(const kg_es_perm *p, kg_str pattern, const char *privilege, bool allow_restricted);
+
 #endif

@@ -516,6 +516,117 @@ KG_TEST(test_unauthorized_messages)
 	kg_buf_free(&b, false);
 }
 
+KG_TEST(test_cluster_privilege_names_imply_as_es)
+{
+	static const struct {
+		const char *held;  /* a map */
+		const char *asked;
+		bool want;
+	} cases[] = {
+		{ "{\"r\":{\"cluster\":[\"all\"]}}", "manage_security", true },
+		{ "{\"r\":{\"cluster\":[\"all\"]}}", "manage_own_api_key", true },
+		{ "{\"r\":{\"cluster\":[\"manage_security\"]}}", "manage_api_key", true },
+		{ "{\"r\":{\"cluster\":[\"manage_security\"]}}", "read_security", true },
+		{ "{\"r\":{\"cluster\":[\"manage_security\"]}}", "delegate_pki", false },
+		{ "{\"r\":{\"cluster\":[\"manage_security\"]}}", "all", false },
+		{ "{\"r\":{\"cluster\":[\"manage_api_key\"]}}", "manage_own_api_key", true },
+		{ "{\"r\":{\"cluster\":[\"manage_api_key\"]}}", "manage_security", false },
+		{ "{\"r\":{\"cluster\":[\"manage_own_api_key\"]}}", "manage_own_api_key", true },
+		{ "{\"r\":{\"cluster\":[\"manage_own_api_key\"]}}", "manage_api_key", false },
+		{ "{\"r\":{\"cluster\":[\"manage\"]}}", "monitor", true },
+		{ "{\"r\":{\"cluster\":[\"manage\"]}}", "manage_ilm", true },
+		{ "{\"r\":{\"cluster\":[\"manage\"]}}", "manage_api_key", false },
+		{ "{\"r\":{\"cluster\":[\"manage\"]}}", "read_security", false },
+		{ "{\"r\":{\"cluster\":[\"monitor\"]}}", "manage", false },
+		{ "{\"r\":{\"cluster\":[\"monitor\"]}}", "MONITOR", true },
+		{ "{\"r\":{\"cluster\":[]}}", "none", true },
+		{ "{\"r\":{\"cluster\":[]}}", "monitor", false },
+		/* a union of two roles */
+		{ "{\"a\":{\"cluster\":[\"manage_ml\"]},\"b\":{\"cluster\":[\"manage_watcher\"]}}", "monitor_ml", true },
+		{ "{\"a\":{\"cluster\":[\"manage_ml\"]},\"b\":{\"cluster\":[\"manage_watcher\"]}}", "monitor_watcher", true },
+		/* action names and patterns */
+		{ "{\"r\":{\"cluster\":[\"monitor\"]}}", "cluster:monitor/health", true },
+		{ "{\"r\":{\"cluster\":[\"monitor\"]}}", "cluster:monitor/*", true },
+		{ "{\"r\":{\"cluster\":[\"monitor\"]}}", "cluster:admin/*", false },
+		{ "{\"r\":{\"cluster\":[\"manage\"]}}", "cluster:admin/xpack/security/user/put", false },
+		{ "{\"r\":{\"cluster\":[\"cluster:monitor/*\"]}}", "monitor_ml", true },
+		{ "{\"r\":{\"cluster\":[]}}", "cluster:admin/xpack/security/user/authenticate", true },
+		{ "{\"r\":{\"cluster\":[\"all\"]}}", "no_such_privilege", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		kg_es_perm *p = compile(cases[i].held);
+		bool got = kg_es_perm_cluster_privilege(p, cases[i].asked);
+		KG_CHECK(got == cases[i].want, "%s asked %s: got %d, want %d", cases[i].held, cases[i].asked, got, cases[i].want);
+		kg_es_perm_free(&p);
+	}
+	/* a key: its descriptors and its owner's both must imply it */
+	json_t *key = parse("{\"k\":{\"cluster\":[\"all\"]}}"), *owner = parse("{\"o\":{\"cluster\":[\"manage_own_api_key\"]}}");
+	kg_es_perm *p = NULL;
+	KG_CHECK(kg_es_perm_compile_key(key, owner, &p) == KG_OK, "key not compiled");
+	KG_CHECK(kg_es_perm_cluster_privilege(p, "manage_own_api_key"), "own lost through the limit");
+	KG_CHECK(!kg_es_perm_cluster_privilege(p, "manage_api_key"), "the key implies more than its owner");
+	kg_es_perm_free(&p);
+	json_decref(key);
+	json_decref(owner);
+}
+
+KG_TEST(test_pattern_covers)
+{
+	static const struct {
+		const char *held, *want;
+		bool is_covered;
+	} cases[] = {
+		{ "logs-*", "logs-2024", true },  { "logs-*", "logs-2024-*", true }, { "logs-2024-*", "logs-*", false },
+		{ "*", "*", true },               { "logs-?", "logs-*", false },     { "logs-?", "logs-?", true },
+		{ "logs-?", "logs-a", true },     { "a*b", "a*b", true },            { "a*b", "a*c", false },
+		{ "a\\*", "a*", false },          { "a\\*", "a\\*", true },          { "*x*", "axbxc", true },
+		{ "", "", true },                 { "", "a", false },                { "abc", "ab", false },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool got = kg_es_pattern_covers(kg_str_c(cases[i].held), kg_str_c(cases[i].want));
+		KG_CHECK(got == cases[i].is_covered, "%s covers %s: got %d", cases[i].held, cases[i].want, got);
+	}
+}
+
+KG_TEST(test_index_privilege_on_patterns)
+{
+	kg_es_perm *p = compile("{\"a\":{\"indices\":[{\"names\":[\"logs-*\"],\"privileges\":[\"read\"]}]},"
+	                        "\"b\":{\"indices\":[{\"names\":[\"*\"],\"privileges\":[\"monitor\"]},"
+	                        "{\"names\":[\".security*\"],\"privileges\":[\"read\"],\"allow_restricted_indices\":true}]}}");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR("logs-1"), "read", false), "read on logs-1");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR("logs-2024-*"), "read", false), "read on logs-2024-*");
+	KG_CHECK(!kg_es_perm_index_pattern(p, KG_STR("*"), "read", false), "read on * granted by logs-*");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR("logs-1"), "indices:data/read/search", false), "search under read");
+	KG_CHECK(!kg_es_perm_index_pattern(p, KG_STR("logs-1"), "write", false), "write granted");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR("anything"), "monitor", false), "monitor on * (role b)");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR("*"), "monitor", false), "monitor on the pattern *");
+	KG_CHECK(!kg_es_perm_index_pattern(p, KG_STR("*"), "monitor", true), "* with restricted indices granted by a plain entry");
+	KG_CHECK(!kg_es_perm_index_pattern(p, KG_STR(".security-7"), "monitor", false), "a restricted name without allow");
+	KG_CHECK(kg_es_perm_index_pattern(p, KG_STR(".security-7"), "read", false), "the allow_restricted entry");
+	KG_CHECK(!kg_es_perm_index_pattern(p, KG_STR("logs-1"), "no_such", false), "unknown privilege granted");
+	kg_es_perm_free(&p);
+}
+
+KG_TEST(test_privilege_lists_and_unknown_message)
+{
+	KG_CHECK(kg_es_cluster_privilege_name(0) && strcmp(kg_es_cluster_privilege_name(0), "manage_own_api_key") == 0,
+	         "first cluster privilege");
+	size_t n = 0;
+	while (kg_es_index_privilege_name(n))
+		n++;
+	KG_CHECK(n == 22, "%zu index privileges", n);
+	KG_CHECK(kg_es_cluster_privilege_is_known("Monitor") && kg_es_cluster_privilege_is_known("cluster:x") &&
+	             !kg_es_cluster_privilege_is_known("read"),
+	         "cluster names");
+	KG_CHECK(kg_es_index_privilege_is_known("read") && !kg_es_index_privilege_is_known("monitor_ml"), "index names");
+	kg_buf b = { 0 };
+	KG_CHECK(kg_es_unknown_privilege_message(true, "Foo", &b) == KG_OK, "no memory");
+	KG_CHECK(b.p && strncmp(b.p, "unknown index privilege [foo]. a privilege must be either one of the predefined fixed indices privileges [all,auto_configure,",
+	                        strlen("unknown index privilege [foo]. a privilege must be either one of the predefined fixed indices privileges [all,auto_configure,")) == 0,
+	         "got %s", b.p ? b.p : "");
+	kg_buf_free(&b, false);
+}
+
 int main(void)
 {
 	return kg_test_main();
