@@ -16,9 +16,11 @@
  * writing ES's bodies are lib/es*.c's (pure, unit-tested); this file keeps
  * the state, moves the bytes, and runs store I/O and bcrypt on the thread
  * pool. Keys, users and roles are kv records of the store (namespaces
- * es.api_key, es.user, es.role); the event loops read them through the
- * cache, which replays the store's change log, so a key invalidated on one
- * instance is refused by every instance within a second. */
+ * es.api_key, es.user, es.role); the event loops read users and roles
+ * through the cache, and keys through this file's index of them (no
+ * documents: see KEY_STRIPES), which the cache feeds with every change of
+ * es.api_key as it replays the store's change log, so a key invalidated on
+ * one instance is refused by every instance within a second. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
