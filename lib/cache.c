@@ -244,7 +244,50 @@ struct kg_cache {
 	pthread_mutex_t write_lock; /* one updater at a time; guards the fields below */
 	int64_t refreshed_at;       /* when the cache last caught up with the store */
 	int64_t min_expires;        /* no revocation expires before this; prune skips until then */
+	/* namespaces whose records are not kept here (kg_cache_new_unstored,
+	 * kg_cache_watch): only passed on to their watchers */
+	struct {
+		size_t n;
+		char p[KG_STORE_MAX_KEY_BYTES];
+	} unstored[KG_CACHE_UNSTORED_MAX];
+	size_t nunstored;
+	struct kg_cache_watcher *watches;
 };
+
+struct kg_cache_watcher {
+	struct kg_cache_watcher *next;
+	kg_cache_watch_fn fn;
+	void *data;
+	size_t nsn;
+	char ns[KG_STORE_MAX_KEY_BYTES];
+};
+
+/* Called holding write_lock (or before the cache is shared). */
+static bool is_unstored(const kg_cache *c, kg_str ns)
+{
+	for (size_t i = 0; i < c->nunstored; i++)
+		if (c->unstored[i].n == ns.n && memcmp(c->unstored[i].p, ns.p, ns.n) == 0)
+			return true;
+	return false;
+}
+
+static bool is_watched(const kg_cache *c, kg_str ns)
+{
+	for (const struct kg_cache_watcher *w = c->watches; w; w = w->next)
+		if (w->nsn == ns.n && memcmp(w->ns, ns.p, ns.n) == 0)
+			return true;
+	return false;
+}
+
+/* Tells the watchers of ns (every watcher, for the RESET events); called
+ * holding write_lock, which is what keeps the events in order. */
+static void notify(kg_cache *c, kg_str ns, enum kg_cache_event ev, kg_str key, kg_str value)
+{
+	bool is_reset = ev == KG_CACHE_RESET_BEGIN || ev == KG_CACHE_RESET_END;
+	for (struct kg_cache_watcher *w = c->watches; w; w = w->next)
+		if (is_reset || (w->nsn == ns.n && memcmp(w->ns, ns.p, ns.n) == 0))
+			w->fn(w->data, ev, key, value);
+}
 
 /* Joins ns and key the way the kv table keys them; buf holds
  * 2 * KG_STORE_MAX_KEY_BYTES + 1 bytes. */
@@ -337,6 +380,10 @@ static kg_err load_kv_cb(void *data, kg_str ns, kg_str key, kg_str value)
 {
 	struct load *l = data;
 	kg_err err;
+	if (is_unstored(l->c, ns)) {
+		notify(l->c, ns, KG_CACHE_PUT, key, value);
+		return KG_OK;
+	}
 	struct entry *e = kv_entry_new(l->c, ns, key, value, &err);
 	if (!e)
 		return err;
@@ -362,8 +409,10 @@ static kg_err load(kg_cache *c, struct load *l)
 		goto fail;
 	if ((err = kg_store_revoked_scan(c->store, load_revoked_cb, l)))
 		goto fail;
+	notify(c, KG_STR_NULL, KG_CACHE_RESET_BEGIN, KG_STR_NULL, KG_STR_NULL);
 	if ((err = kg_store_kv_scan_all(c->store, load_kv_cb, l)))
 		goto fail;
+	notify(c, KG_STR_NULL, KG_CACHE_RESET_END, KG_STR_NULL, KG_STR_NULL);
 	return KG_OK;
 fail:
 	load_free(l);
@@ -399,6 +448,11 @@ static kg_err reload_locked(kg_cache *c)
 
 kg_err kg_cache_new(kg_store *store, kg_cache **out)
 {
+	return kg_cache_new_unstored(store, NULL, out);
+}
+
+kg_err kg_cache_new_unstored(kg_store *store, const char *const *unstored, kg_cache **out)
+{
 	kg_cache *c = NULL;
 	pthread_rwlockattr_t attr;
 	kg_err err;
@@ -419,6 +473,15 @@ kg_err kg_cache_new(kg_store *store, kg_cache **out)
 	pthread_rwlock_init(&c->lock, &attr);
 	pthread_rwlockattr_destroy(&attr);
 	pthread_mutex_init(&c->write_lock, NULL);
+	for (size_t i = 0; unstored && unstored[i]; i++) {
+		kg_str ns = kg_str_c(unstored[i]);
+		if (c->nunstored == KG_CACHE_UNSTORED_MAX || kg__store_check_key(ns, false) != KG_OK) {
+			kg_cache_free(&c);
+			return KG_EINVAL;
+		}
+		memcpy(c->unstored[c->nunstored].p, ns.p, ns.n);
+		c->unstored[c->nunstored++].n = ns.n;
+	}
 
 	struct load l;
 	if ((err = load(c, &l))) {
@@ -442,6 +505,11 @@ void kg_cache_free(kg_cache **cp)
 		return;
 	table_free(&c->revoked);
 	table_free(&c->kv);
+	while (c->watches) {
+		struct kg_cache_watcher *w = c->watches;
+		c->watches = w->next;
+		free(w);
+	}
 	pthread_rwlock_destroy(&c->lock);
 	pthread_mutex_destroy(&c->write_lock);
 	OPENSSL_cleanse(c->seed, sizeof(c->seed));
@@ -513,6 +581,7 @@ struct update {
 	struct table *t;
 	struct entry *e;
 	bool is_absent;
+	bool is_watched; /* of an unstored namespace: for its watchers only */
 };
 
 struct replay {
@@ -570,6 +639,11 @@ static kg_err replay_collect_cb(void *data, const struct kg_change *ch)
 	case KG_CHANGE_PUT:
 	case KG_CHANGE_DEL:
 		u.t = &c->kv;
+		if (is_unstored(c, ch->ns)) {
+			if (!is_watched(c, ch->ns))
+				return KG_OK; /* nobody keeps it */
+			u.is_watched = true;
+		}
 		if (!(u.e = kv_entry_new(c, ch->ns, ch->key, KG_STR(""), &err)))
 			return err == KG_ENOMEM ? err : KG_OK;
 		break;
@@ -627,6 +701,8 @@ static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 	pthread_rwlock_wrlock(&c->lock);
 	for (size_t i = 0; i < r->n; i++) {
 		struct update *u = &r->v[i];
+		if (u->is_watched)
+			continue; /* passed on by replay_notify */
 		if (u->is_absent) {
 			struct entry *gone = table_remove(u->t, u->e->hash, u->e->data, u->e->klen);
 			u->e->next = gone;
@@ -640,6 +716,25 @@ static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 	c->last_seq = seq;
 	c->refreshes++;
 	pthread_rwlock_unlock(&c->lock);
+}
+
+/* Passes the re-read records of unstored namespaces to their watchers
+ * (holding write_lock). */
+static void replay_notify(kg_cache *c, const struct replay *r)
+{
+	for (size_t i = 0; i < r->n; i++) {
+		const struct update *u = &r->v[i];
+		if (!u->is_watched)
+			continue;
+		const struct entry *e = u->e;
+		size_t nsn = (size_t)((const unsigned char *)memchr(e->data, '\0', e->klen) - e->data);
+		kg_str ns = { (const char *)e->data, nsn };
+		kg_str key = { (const char *)e->data + nsn + 1, e->klen - nsn - 1 };
+		if (u->is_absent)
+			notify(c, ns, KG_CACHE_DEL, key, KG_STR_NULL);
+		else
+			notify(c, ns, KG_CACHE_PUT, key, (kg_str){ (const char *)e->data + e->klen, e->vlen });
+	}
 }
 
 kg_err kg_cache_refresh(kg_cache *c)
@@ -663,6 +758,7 @@ kg_err kg_cache_refresh(kg_cache *c)
 		err = replay_read(&r, &value);
 	if (!err) {
 		replay_apply(c, &r, seq);
+		replay_notify(c, &r);
 		c->refreshed_at = now_seconds();
 	}
 out:
@@ -721,7 +817,9 @@ kg_err kg_cache_kv_put(kg_cache *c, kg_str ns, kg_str key, kg_str value, bool du
 		return err;
 	pthread_mutex_lock(&c->write_lock);
 	err = kg_store_kv_put(c->store, ns, key, value, durable);
-	if (!err) {
+	if (!err && is_unstored(c, ns)) {
+		notify(c, ns, KG_CACHE_PUT, key, value);
+	} else if (!err) {
 		pthread_rwlock_wrlock(&c->lock);
 		struct entry *old = table_put(&c->kv, e);
 		pthread_rwlock_unlock(&c->lock);
@@ -744,7 +842,9 @@ kg_err kg_cache_kv_del(kg_cache *c, kg_str ns, kg_str key)
 	pthread_mutex_lock(&c->write_lock);
 	err = kg_store_kv_del(c->store, ns, key);
 	/* ENOENT: absent in the store, so it must not linger here either */
-	if (!err || err == KG_ENOENT) {
+	if ((!err || err == KG_ENOENT) && is_unstored(c, ns)) {
+		notify(c, ns, KG_CACHE_DEL, key, KG_STR_NULL);
+	} else if (!err || err == KG_ENOENT) {
 		pthread_rwlock_wrlock(&c->lock);
 		gone = table_remove(&c->kv, h, k, klen);
 		pthread_rwlock_unlock(&c->lock);
@@ -800,4 +900,85 @@ void kg_cache_stats(kg_cache *c, struct kg_cache_stats *out)
 		.reloads = c->reloads,
 	};
 	pthread_rwlock_unlock(&c->lock);
+}
+
+/* ---- watchers of unstored namespaces ---- */
+
+static kg_err watch_scan_cb(void *data, kg_str key, kg_str value)
+{
+	struct kg_cache_watcher *w = data;
+	w->fn(w->data, KG_CACHE_PUT, key, value);
+	return KG_OK;
+}
+
+kg_err kg_cache_watch(kg_cache *c, kg_str ns, kg_cache_watch_fn fn, void *data, kg_cache_watcher **out)
+{
+	*out = NULL;
+	kg_err err = kg__store_check_key(ns, false);
+	if (err)
+		return err;
+	struct kg_cache_watcher *w = calloc(1, sizeof(*w));
+	if (!w)
+		return KG_ENOMEM;
+	w->fn = fn;
+	w->data = data;
+	w->nsn = ns.n;
+	memcpy(w->ns, ns.p, ns.n);
+	struct entry *gone = NULL;
+	pthread_mutex_lock(&c->write_lock);
+	if (!is_unstored(c, ns)) {
+		if (c->nunstored == KG_CACHE_UNSTORED_MAX) {
+			err = KG_ETOOBIG;
+			goto out;
+		}
+		memcpy(c->unstored[c->nunstored].p, ns.p, ns.n);
+		c->unstored[c->nunstored++].n = ns.n;
+		/* from now on its records live with the watcher: drop ours */
+		pthread_rwlock_wrlock(&c->lock);
+		for (size_t i = 0; i <= c->kv.mask; i++) {
+			struct entry **pp = &c->kv.buckets[i];
+			while (*pp) {
+				struct entry *e = *pp;
+				if (e->klen > ns.n && e->data[ns.n] == '\0' && memcmp(e->data, ns.p, ns.n) == 0) {
+					*pp = e->next;
+					e->next = gone;
+					gone = e;
+					c->kv.n--;
+				} else {
+					pp = &e->next;
+				}
+			}
+		}
+		pthread_rwlock_unlock(&c->lock);
+	}
+	/* under write_lock: no change can land between the scan and the link */
+	fn(data, KG_CACHE_RESET_BEGIN, KG_STR_NULL, KG_STR_NULL);
+	if ((err = kg_store_kv_scan(c->store, ns, watch_scan_cb, w)))
+		goto out;
+	fn(data, KG_CACHE_RESET_END, KG_STR_NULL, KG_STR_NULL);
+	w->next = c->watches;
+	c->watches = w;
+	*out = w;
+	w = NULL;
+out:
+	pthread_mutex_unlock(&c->write_lock);
+	entries_free(gone, true);
+	free(w);
+	return err;
+}
+
+void kg_cache_unwatch(kg_cache *c, kg_cache_watcher **pw)
+{
+	struct kg_cache_watcher *w = pw ? *pw : NULL;
+	if (!w)
+		return;
+	pthread_mutex_lock(&c->write_lock);
+	for (struct kg_cache_watcher **pp = &c->watches; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&c->write_lock);
+	free(w);
+	*pw = NULL;
 }

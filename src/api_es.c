@@ -16,9 +16,11 @@
  * writing ES's bodies are lib/es*.c's (pure, unit-tested); this file keeps
  * the state, moves the bytes, and runs store I/O and bcrypt on the thread
  * pool. Keys, users and roles are kv records of the store (namespaces
- * es.api_key, es.user, es.role); the event loops read them through the
- * cache, which replays the store's change log, so a key invalidated on one
- * instance is refused by every instance within a second. */
+ * es.api_key, es.user, es.role); the event loops read users and roles
+ * through the cache, and keys through this file's index of them (no
+ * documents: see KEY_STRIPES), which the cache feeds with every change of
+ * es.api_key as it replays the store's change log, so a key invalidated on
+ * one instance is refused by every instance within a second. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -54,29 +56,60 @@
 #define ELASTIC "elastic"
 #define CLUSTER_NAME "keygate"
 
-/* Compiled keys for the hot path: a direct-mapped table of the last keys
- * seen, each compiled from one generation of its stored document (see
- * kg_cache_kv_get_gen): the secret's salt and MAC decoded, the effective
- * permission compiled. A lookup whose record has another generation (an
- * update or an invalidation rewrote it, here or on another instance)
- * recompiles at once; a current slot costs no copy and no allocation.
- * Slot i is guarded by locks[i % KEY_LOCKS]. */
-#define KEY_SLOTS 16384
-#define KEY_LOCKS 64
+/* The index of every API key, for the hot path: id -> the secret's salt and
+ * MAC (decoded), expiration, invalidated, the owner and the effective
+ * permission. It holds no document: owners and compiled permissions are
+ * interned (a million keys made by one user with one set of role
+ * descriptors share one of each), so a key costs its entry and its share of
+ * the bucket array, and checking one costs a lookup, never a parse or a
+ * compile. It is built from the store when the module starts and kept
+ * current by the cache's watcher (on_key_change): own writes (the cache
+ * tells the watcher before kg_cache_kv_put returns) and other instances'
+ * (the change-log replay) alike, in the order the cache applies them.
+ *
+ * Locks: bucket b is guarded by stripes[b % KEY_STRIPES] (readers: the
+ * whole check, HMAC included, under its read lock); growing the bucket
+ * array holds every stripe. index_lock lets one writer at a time change the
+ * index (the cache already serialises its watcher; this keeps the index
+ * safe on its own). Lock order: stripe, then an intern table's lock. */
+#define KEY_STRIPES 64
+#define KEY_BUCKETS_MIN 1024
 
-struct key_slot {
-	uint64_t gen;          /* the document's generation in the cache; 0: empty */
-	char id[KG_ES_ID_MAX + 1];
-	bool has_hash;         /* salt and mac hold a well-formed stored hash */
-	bool is_invalidated;
-	unsigned char salt[16], mac[32]; /* kg_es_secret_hash form, decoded */
-	char *owner;           /* username */
-	int64_t expiration_ms; /* 0: never */
-	kg_es_perm *perm;      /* effective: descriptors intersected with limited_by */
-	int64_t last_used_ms;  /* atomic: last use not yet taken (kg__es_last_used_take); 0: none */
+/* An owner (username, realm, realm_type) or a compiled permission, shared by
+ * every key that has it. */
+struct shared {
+	struct shared *next;
+	struct interns *home;
+	uint64_t hash;
+	size_t refs;      /* guarded by home->lock */
+	kg_es_perm *perm; /* a permission: compiled; an owner: NULL */
+	size_t n;
+	char text[];      /* a permission: the compact JSON of [role_descriptors, limited_by];
+	                   * an owner: username NUL realm NUL realm_type NUL */
 };
 
-/* Uses of keys whose slot was reused before kg__es_last_used_take saw them. */
+struct interns {
+	pthread_mutex_t lock;
+	struct shared **buckets;
+	size_t mask, n;
+	const unsigned char *seed;
+};
+
+/* One key. */
+struct key_ent {
+	struct key_ent *next;
+	struct shared *owner, *perm;
+	int64_t expiration_ms; /* 0: never */
+	int64_t last_used_ms;  /* atomic: last use not yet taken (kg__es_last_used_take); 0: none */
+	uint32_t epoch;        /* the full load that last saw it */
+	bool has_hash;         /* salt and mac hold a well-formed stored hash */
+	bool is_invalidated;
+	uint8_t idn;
+	unsigned char salt[16], mac[32]; /* kg_es_secret_hash form, decoded */
+	char id[];
+};
+
+/* Uses of keys deleted or replaced before kg__es_last_used_take saw them. */
 #define LAST_USED_PENDING_MAX 4096
 struct last_used {
 	char id[KG_ES_ID_MAX + 1];
@@ -95,9 +128,15 @@ struct kg_es {
 	kg_credcache *creds; /* verified passwords of ES users; value: fingerprint of the hash */
 	kg_es_file_realm *file;
 	json_t *file_roles;  /* the file realm's roles, normalised */
-	unsigned char slot_key[16];
-	pthread_mutex_t locks[KEY_LOCKS];
-	struct key_slot *slots;
+	unsigned char slot_key[16];          /* SipHash key of the index and the intern tables */
+	pthread_rwlock_t stripes[KEY_STRIPES];
+	struct key_ent **buckets;            /* the index; see KEY_STRIPES */
+	size_t mask;                         /* bucket count - 1 (a power of two >= KEY_STRIPES) */
+	pthread_mutex_t index_lock;          /* one writer at a time; guards nkeys, epoch */
+	size_t nkeys;
+	uint32_t epoch;
+	struct interns owners, perms;
+	kg_cache_watcher *watch;             /* of es.api_key */
 	pthread_mutex_t pending_lock; /* guards pending, npending */
 	struct last_used *pending;    /* LAST_USED_PENDING_MAX entries */
 	size_t npending;
@@ -242,8 +281,12 @@ struct es_who {
 	json_t *descriptors; /* user: the snapshot of its roles; key: its role_descriptors */
 	json_t *limited_by;  /* key: its owner's snapshot */
 	json_t *key_metadata;
-	kg_es_perm *perm;    /* effective */
+	const kg_es_perm *perm; /* effective: own_perm or perm_ref's */
+	kg_es_perm *own_perm;   /* user: compiled from descriptors */
+	struct shared *perm_ref; /* key: the index's, held */
 };
+
+static void shared_release(struct shared *s);
 
 static void who_free(struct es_who *w)
 {
@@ -252,7 +295,8 @@ static void who_free(struct es_who *w)
 	json_decref(w->descriptors);
 	json_decref(w->limited_by);
 	json_decref(w->key_metadata);
-	kg_es_perm_free(&w->perm);
+	kg_es_perm_free(&w->own_perm);
+	shared_release(w->perm_ref);
 	memset(w, 0, sizeof(*w));
 }
 
@@ -267,63 +311,155 @@ static kg_err who_from_user(const struct kg_es *es, kg_str name, struct es_user 
 	w->descriptors = roles_snapshot(es, u->roles);
 	if (!w->descriptors)
 		return KG_ENOMEM;
-	return kg_es_perm_compile(w->descriptors, &w->perm);
+	kg_err err = kg_es_perm_compile(w->descriptors, &w->own_perm);
+	w->perm = w->own_perm;
+	return err;
 }
 
-/* What a stored key document says, for the one that presented it. */
-static kg_err who_from_key(const json_t *doc, struct es_who *w)
+/* The rest of what a key caller's stored document says (its name,
+ * descriptors, limited_by, metadata), which the index does not keep: read
+ * from the store, so on the thread pool only. False when the document is
+ * gone. */
+static bool who_key_doc(struct es_who *w)
 {
-	memset(w, 0, sizeof(*w));
-	w->is_api_key = true;
-	snprintf(w->username, sizeof(w->username), "%s", json_str(doc, "username"));
-	snprintf(w->realm, sizeof(w->realm), "%s", json_str(doc, "realm"));
-	snprintf(w->realm_type, sizeof(w->realm_type), "%s", json_str(doc, "realm_type"));
-	snprintf(w->key_id, sizeof(w->key_id), "%s", json_str(doc, "id"));
+	kg_buf v = { 0 };
+	json_t *doc = NULL;
+	struct kg_store *store = kg__store();
+	if (store && kg_store_kv_get(store, NS_KEY, kg_str_c(w->key_id), &v) == KG_OK)
+		doc = json_parse(kg_buf_str(&v));
+	kg_buf_free(&v, false);
+	if (!doc)
+		return false;
 	snprintf(w->key_name, sizeof(w->key_name), "%s", json_str(doc, "name"));
-	w->roles = json_array();
 	w->descriptors = json_incref(json_object_get(doc, "role_descriptors"));
 	w->limited_by = json_incref(json_object_get(doc, "limited_by"));
 	w->key_metadata = json_incref(json_object_get(doc, "metadata"));
-	if (!w->roles)
-		return KG_ENOMEM;
-	return kg_es_perm_compile_key(w->descriptors, w->limited_by, &w->perm);
+	json_decref(doc);
+	return true;
 }
 
-/* ---- API keys: checking a presented one ---- */
+/* ---- API keys: the index ---- */
 
-static struct key_slot *slot_of(struct kg_es *es, kg_str id, pthread_mutex_t **lock)
+static uint64_t mix(const unsigned char seed[16], const void *p, size_t n)
 {
-	uint64_t h = kg__siphash24(es->slot_key, id.p, id.n);
-	size_t i = (size_t)(h % KEY_SLOTS);
-	/* the lock follows from the slot, so two ids sharing a slot share its lock */
-	*lock = &es->locks[i % KEY_LOCKS];
-	return &es->slots[i];
+	return kg__siphash24(seed, p, n);
 }
 
-static void slot_clear(struct key_slot *s)
+static kg_err interns_init(struct interns *t, const unsigned char *seed)
 {
-	free(s->owner);
-	kg_es_perm_free(&s->perm);
-	OPENSSL_cleanse(s, sizeof(*s));
+	pthread_mutex_init(&t->lock, NULL);
+	t->seed = seed;
+	t->mask = 63;
+	t->buckets = calloc(t->mask + 1, sizeof(*t->buckets));
+	return t->buckets ? KG_OK : KG_ENOMEM;
 }
 
-/* Empties s, keeping a use not yet taken for kg__es_last_used_take (called
- * holding the slot's lock). */
-static void slot_evict(struct kg_es *es, struct key_slot *s)
+static void interns_free(struct interns *t)
 {
-	int64_t ms = __atomic_exchange_n(&s->last_used_ms, 0, __ATOMIC_RELAXED);
-	if (ms && s->gen) {
-		pthread_mutex_lock(&es->pending_lock);
-		/* full: the use is lost, which only makes last_used older (it is
-		 * advisory; nothing is decided by it) */
-		if (es->npending < LAST_USED_PENDING_MAX) {
-			struct last_used *u = &es->pending[es->npending++];
-			memcpy(u->id, s->id, sizeof(u->id));
-			u->ms = ms;
+	/* every key is gone by now; anything left is freed anyway */
+	for (size_t i = 0; t->buckets && i <= t->mask; i++)
+		while (t->buckets[i]) {
+			struct shared *s = t->buckets[i];
+			t->buckets[i] = s->next;
+			kg_es_perm_free(&s->perm);
+			free(s);
 		}
-		pthread_mutex_unlock(&es->pending_lock);
+	free(t->buckets);
+	t->buckets = NULL;
+	pthread_mutex_destroy(&t->lock);
+}
+
+/* The shared thing of text (one more reference), made when new: a
+ * permission is compiled from (rd, lb) when is_perm. NULL when out of
+ * memory or the permission does not compile. */
+static struct shared *interns_get(struct interns *t, const char *text, size_t n, bool is_perm, const json_t *rd,
+                                  const json_t *lb)
+{
+	uint64_t h = mix(t->seed, text, n);
+	struct shared *s;
+	pthread_mutex_lock(&t->lock);
+	for (s = t->buckets[h & t->mask]; s; s = s->next)
+		if (s->hash == h && s->n == n && memcmp(s->text, text, n) == 0)
+			break;
+	if (!s && (s = calloc(1, sizeof(*s) + n + 1))) {
+		s->home = t;
+		s->hash = h;
+		s->n = n;
+		memcpy(s->text, text, n);
+		if (is_perm && kg_es_perm_compile_key(rd, lb, &s->perm) != KG_OK) {
+			free(s);
+			s = NULL;
+		} else {
+			if (t->n >= t->mask + 1) {
+				/* grow; on failure chains get longer, which still works */
+				size_t count = (t->mask + 1) * 2;
+				struct shared **b = calloc(count, sizeof(*b));
+				for (size_t i = 0; b && i <= t->mask; i++)
+					while (t->buckets[i]) {
+						struct shared *x = t->buckets[i];
+						t->buckets[i] = x->next;
+						x->next = b[x->hash & (count - 1)];
+						b[x->hash & (count - 1)] = x;
+					}
+				if (b) {
+					free(t->buckets);
+					t->buckets = b;
+					t->mask = count - 1;
+				}
+			}
+			s->next = t->buckets[h & t->mask];
+			t->buckets[h & t->mask] = s;
+			t->n++;
+		}
 	}
-	slot_clear(s);
+	if (s)
+		s->refs++;
+	pthread_mutex_unlock(&t->lock);
+	return s;
+}
+
+static void shared_hold(struct shared *s)
+{
+	pthread_mutex_lock(&s->home->lock);
+	s->refs++;
+	pthread_mutex_unlock(&s->home->lock);
+}
+
+static void shared_release(struct shared *s)
+{
+	if (!s)
+		return;
+	struct interns *t = s->home;
+	pthread_mutex_lock(&t->lock);
+	bool is_last = --s->refs == 0;
+	if (is_last) {
+		struct shared **pp = &t->buckets[s->hash & t->mask];
+		while (*pp != s)
+			pp = &(*pp)->next;
+		*pp = s->next;
+		t->n--;
+	}
+	pthread_mutex_unlock(&t->lock);
+	if (is_last) {
+		kg_es_perm_free(&s->perm);
+		free(s);
+	}
+}
+
+static const char *owner_name(const struct shared *o)
+{
+	return o->text;
+}
+
+static const char *owner_realm(const struct shared *o)
+{
+	return o->text + strlen(o->text) + 1;
+}
+
+static const char *owner_realm_type(const struct shared *o)
+{
+	const char *realm = owner_realm(o);
+	return realm + strlen(realm) + 1;
 }
 
 /* "s1$" + 22 characters of salt + "$" + 43 of MAC (kg_es_secret_hash),
@@ -339,45 +475,223 @@ static bool hash_decode(const char *stored, unsigned char salt[16], unsigned cha
 	return kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ h.p + 26, 43 }, mac, 32, &n) == KG_OK && n == 32;
 }
 
-/* Compiles the stored document bytes of key id, generation gen, into s
- * (empty). */
-static kg_err slot_fill(struct key_slot *s, kg_str id, kg_str bytes, uint64_t gen)
+static void key_ent_free(struct key_ent *e)
 {
-	json_t *doc = json_parse(bytes);
-	kg_err err = KG_ENOMEM;
-	if (!doc)
-		return KG_EINVAL;
-	if (!(s->owner = strdup(json_str(doc, "username"))))
-		goto out;
-	s->has_hash = hash_decode(json_str(doc, "hash"), s->salt, s->mac);
-	s->expiration_ms = json_integer_value(json_object_get(doc, "expiration"));
-	s->is_invalidated = json_is_true(json_object_get(doc, "invalidated"));
-	err = kg_es_perm_compile_key(json_object_get(doc, "role_descriptors"), json_object_get(doc, "limited_by"),
-	                             &s->perm);
-	if (!err) {
-		memcpy(s->id, id.p, id.n);
-		s->id[id.n] = '\0';
-		s->gen = gen;
-	}
-out:
-	json_decref(doc);
-	if (err)
-		slot_clear(s);
-	return err;
+	if (!e)
+		return;
+	shared_release(e->owner);
+	shared_release(e->perm);
+	OPENSSL_cleanse(e, sizeof(*e) + e->idn);
+	free(e);
 }
 
-/* HMAC-SHA256(salt, secret) against the slot's MAC, in constant time (the
- * per-thread MAC context of lib/hmac.c: no allocation). */
-static bool slot_secret_matches(const struct key_slot *s, kg_str secret)
+/* The entry of key id from its stored document; NULL when the document is
+ * no key (not JSON, a permission that does not compile) or out of memory. */
+static struct key_ent *key_ent_new(struct kg_es *es, kg_str id, kg_str bytes)
+{
+	json_t *doc = json_parse(bytes), *pair = NULL;
+	struct key_ent *e = NULL;
+	char *text = NULL;
+	kg_buf who = { 0 };
+	if (!doc || id.n == 0 || id.n > KG_ES_ID_MAX || !(e = calloc(1, sizeof(*e) + id.n + 1)))
+		goto fail;
+	e->idn = (uint8_t)id.n;
+	memcpy(e->id, id.p, id.n);
+	e->has_hash = hash_decode(json_str(doc, "hash"), e->salt, e->mac);
+	e->expiration_ms = json_integer_value(json_object_get(doc, "expiration"));
+	e->is_invalidated = json_is_true(json_object_get(doc, "invalidated"));
+	const char *f[] = { json_str(doc, "username"), json_str(doc, "realm"), json_str(doc, "realm_type") };
+	for (size_t i = 0; i < 3; i++)
+		if (kg_buf_append(&who, f[i], strlen(f[i]) + 1) != KG_OK)
+			goto fail;
+	if (!(e->owner = interns_get(&es->owners, who.p, who.n, false, NULL, NULL)))
+		goto fail;
+	/* a missing field (null) and an empty one ({}) may compile apart: the
+	 * text tells them apart too */
+	json_t *rd = json_object_get(doc, "role_descriptors"), *lb = json_object_get(doc, "limited_by");
+	if (!(pair = json_array()) || json_array_append_new(pair, rd ? json_incref(rd) : json_null()) ||
+	    json_array_append_new(pair, lb ? json_incref(lb) : json_null()) ||
+	    !(text = json_dumps(pair, JSON_COMPACT | JSON_ENCODE_ANY)))
+		goto fail;
+	if (!(e->perm = interns_get(&es->perms, text, strlen(text), true, rd, lb)))
+		goto fail;
+	goto out;
+fail:
+	key_ent_free(e);
+	e = NULL;
+out:
+	free(text);
+	json_decref(pair);
+	json_decref(doc);
+	kg_buf_free(&who, false);
+	return e;
+}
+
+/* Keeps a use not yet taken of a key leaving the index. */
+static void pending_push(struct kg_es *es, const struct key_ent *e, int64_t ms)
+{
+	if (!ms)
+		return;
+	pthread_mutex_lock(&es->pending_lock);
+	/* full: the use is lost, which only makes last_used older (it is
+	 * advisory; nothing is decided by it) */
+	if (es->npending < LAST_USED_PENDING_MAX) {
+		struct last_used *u = &es->pending[es->npending++];
+		memcpy(u->id, e->id, e->idn);
+		u->id[e->idn] = '\0';
+		u->ms = ms;
+	}
+	pthread_mutex_unlock(&es->pending_lock);
+}
+
+static void stripes_wrlock_all(struct kg_es *es)
+{
+	for (size_t i = 0; i < KEY_STRIPES; i++)
+		pthread_rwlock_wrlock(&es->stripes[i]);
+}
+
+static void stripes_unlock_all(struct kg_es *es)
+{
+	for (size_t i = KEY_STRIPES; i-- > 0;)
+		pthread_rwlock_unlock(&es->stripes[i]);
+}
+
+/* Doubles the bucket array (holding index_lock); on allocation failure
+ * chains get longer, which still works. */
+static void index_grow(struct kg_es *es)
+{
+	size_t count = (es->mask + 1) * 2;
+	struct key_ent **b = count < SIZE_MAX / sizeof(*b) ? calloc(count, sizeof(*b)) : NULL;
+	if (!b)
+		return;
+	stripes_wrlock_all(es);
+	for (size_t i = 0; i <= es->mask; i++)
+		while (es->buckets[i]) {
+			struct key_ent *e = es->buckets[i];
+			size_t j = (size_t)mix(es->slot_key, e->id, e->idn) & (count - 1);
+			es->buckets[i] = e->next;
+			e->next = b[j];
+			b[j] = e;
+		}
+	struct key_ent **old = es->buckets;
+	es->buckets = b;
+	es->mask = count - 1;
+	stripes_unlock_all(es);
+	free(old);
+}
+
+/* Puts e (NULL: nothing) in place of key id's entry. */
+static void index_set(struct kg_es *es, kg_str id, struct key_ent *e)
+{
+	uint64_t h = mix(es->slot_key, id.p, id.n);
+	struct key_ent *old = NULL;
+	int64_t ms = 0;
+	pthread_mutex_lock(&es->index_lock);
+	if (e && es->nkeys >= es->mask + 1)
+		index_grow(es);
+	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
+	pthread_rwlock_wrlock(lock);
+	struct key_ent **pp = &es->buckets[h & es->mask];
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->idn == id.n && memcmp((*pp)->id, id.p, id.n) == 0)
+			break;
+	if ((old = *pp)) {
+		*pp = old->next;
+		es->nkeys--;
+		/* readers only store while holding the read lock: none now */
+		ms = __atomic_exchange_n(&old->last_used_ms, 0, __ATOMIC_RELAXED);
+	}
+	if (e) {
+		e->epoch = es->epoch;
+		e->last_used_ms = ms;
+		e->next = es->buckets[h & es->mask];
+		es->buckets[h & es->mask] = e;
+		es->nkeys++;
+		ms = 0;
+	}
+	pthread_rwlock_unlock(lock);
+	pthread_mutex_unlock(&es->index_lock);
+	if (old)
+		pending_push(es, old, ms);
+	key_ent_free(old);
+}
+
+/* Drops the keys the last full load did not see. */
+static void index_sweep(struct kg_es *es)
+{
+	struct key_ent *gone = NULL;
+	pthread_mutex_lock(&es->index_lock);
+	stripes_wrlock_all(es);
+	for (size_t i = 0; i <= es->mask; i++)
+		for (struct key_ent **pp = &es->buckets[i]; *pp;) {
+			struct key_ent *e = *pp;
+			if (e->epoch == es->epoch) {
+				pp = &e->next;
+				continue;
+			}
+			*pp = e->next;
+			e->next = gone;
+			gone = e;
+			es->nkeys--;
+		}
+	stripes_unlock_all(es);
+	pthread_mutex_unlock(&es->index_lock);
+	while (gone) {
+		struct key_ent *next = gone->next;
+		pending_push(es, gone, gone->last_used_ms);
+		key_ent_free(gone);
+		gone = next;
+	}
+}
+
+/* The cache's watcher of es.api_key: every change of every key, in order. */
+static void on_key_change(void *data, enum kg_cache_event ev, kg_str key, kg_str value)
+{
+	struct kg_es *es = data;
+	switch (ev) {
+	case KG_CACHE_RESET_BEGIN:
+		pthread_mutex_lock(&es->index_lock);
+		es->epoch++;
+		pthread_mutex_unlock(&es->index_lock);
+		break;
+	case KG_CACHE_RESET_END: index_sweep(es); break;
+	case KG_CACHE_PUT:
+		/* a document that makes no entry (or no memory to make one) leaves
+		 * no older entry behind: the key is refused, never kept as it was */
+		if (key.n && key.n <= KG_ES_ID_MAX)
+			index_set(es, key, key_ent_new(es, key, value));
+		break;
+	case KG_CACHE_DEL:
+		if (key.n && key.n <= KG_ES_ID_MAX)
+			index_set(es, key, NULL);
+		break;
+	}
+}
+
+static void index_free(struct kg_es *es)
+{
+	for (size_t i = 0; es->buckets && i <= es->mask; i++)
+		while (es->buckets[i]) {
+			struct key_ent *e = es->buckets[i];
+			es->buckets[i] = e->next;
+			key_ent_free(e);
+		}
+	free(es->buckets);
+	es->buckets = NULL;
+}
+
+/* ---- API keys: checking a presented one ---- */
+
+/* HMAC-SHA256(salt, secret) against mac, in constant time (the per-thread
+ * MAC context of lib/hmac.c: no allocation). */
+static bool secret_matches(const unsigned char salt[16], const unsigned char mac[32], kg_str secret)
 {
 	unsigned char key[32] = { 0 }, got[32];
 	bool is_match = false;
-	if (!s->has_hash)
-		return false;
 	/* HMAC zero-pads a short key: salt then zeros is the 16-byte salt */
-	memcpy(key, s->salt, 16);
+	memcpy(key, salt, 16);
 	if (kg_hmac_sha256(key, secret.p, secret.n, NULL, 0, got))
-		is_match = CRYPTO_memcmp(got, s->mac, 32) == 0;
+		is_match = CRYPTO_memcmp(got, mac, 32) == 0;
 	OPENSSL_cleanse(got, sizeof(got));
 	OPENSSL_cleanse(key, sizeof(key));
 	return is_match;
@@ -386,60 +700,61 @@ static bool slot_secret_matches(const struct key_slot *s, kg_str secret)
 /* The outcome of presenting a key. */
 enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
 
-/* Checks (id, secret) against the stored key. Unknown id and wrong secret
- * are alike (KEY_BAD); expiry and invalidation are told only once the
- * secret matched. doc (may be NULL) gets the stored bytes. When is_allowed
- * is set, also judges the application privilege (method on path) under the
- * slot's lock; when owner is set, it gets the key's username in arena. A
- * key found good is marked used at now (kg__es_last_used_take). */
-static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_buf *doc,
-                                kg_str method, kg_str path, bool *is_allowed, kg_arena *arena, kg_str *owner)
+/* Checks (id, secret) against the index. Unknown id and wrong secret are
+ * alike (KEY_BAD; an unknown id costs the same HMAC); expiry and
+ * invalidation are told only once the secret matched. When is_allowed is
+ * set, also judges the application privilege (method on path); when owner
+ * is set, it gets the key's username in arena; when who is set, it gets the
+ * key's principal (a reference to its permission; who_free). A key found
+ * good is marked used at now (kg__es_last_used_take). */
+static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_str method, kg_str path,
+                                bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who)
 {
+	static const unsigned char no_salt[16], no_mac[32];
 	enum key_check r = KEY_BAD;
-	pthread_mutex_t *lock;
-	kg_buf copy = { 0 };
-	uint64_t gen = 0;
-	if (!es->cache || id.n == 0 || id.n > KG_ES_ID_MAX)
+	if (id.n == 0 || id.n > KG_ES_ID_MAX)
 		return KEY_BAD;
-	struct key_slot *s = slot_of(es, id, &lock);
-	pthread_mutex_lock(lock);
-	/* generations are unique in the cache: the slot's naming the record's
-	 * present one means it was compiled from these very bytes of this id,
-	 * and then nothing is copied (unless the caller wants the document) */
-	kg_err err = kg_cache_kv_get_gen(es->cache, NS_KEY, id, doc ? 0 : s->gen, doc ? doc : &copy, &gen);
-	if (err) {
-		r = err == KG_ENOMEM ? KEY_NOMEM : KEY_BAD;
+	uint64_t h = mix(es->slot_key, id.p, id.n);
+	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
+	pthread_rwlock_rdlock(lock);
+	struct key_ent *e = es->buckets[h & es->mask];
+	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
+		e = e->next;
+	bool is_match = secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
+	if (!e || !e->has_hash || !is_match)
 		goto out;
-	}
-	if (gen != s->gen) {
-		/* the bytes were copied with their generation, under one read lock */
-		slot_evict(es, s);
-		err = slot_fill(s, id, kg_buf_str(doc ? doc : &copy), gen);
-		if (err) {
-			r = err == KG_ENOMEM ? KEY_NOMEM : KEY_BAD;
-			goto out;
-		}
-	}
-	if (!slot_secret_matches(s, secret))
-		goto out;
-	if (s->is_invalidated)
+	if (e->is_invalidated)
 		r = KEY_INVALIDATED;
-	else if (s->expiration_ms && now >= s->expiration_ms)
+	else if (e->expiration_ms && now >= e->expiration_ms)
 		r = KEY_EXPIRED;
 	else
 		r = KEY_OK;
-	if (r == KEY_OK && is_allowed)
-		*is_allowed = kg_es_perm_app(s->perm, kg_str_c(es->app), method, path);
-	if (r == KEY_OK && owner) {
-		*owner = kg_arena_strdup(arena, kg_str_c(s->owner));
+	if (r != KEY_OK)
+		goto out;
+	if (is_allowed)
+		*is_allowed = kg_es_perm_app(e->perm->perm, kg_str_c(es->app), method, path);
+	if (owner) {
+		*owner = kg_arena_strdup(arena, kg_str_c(owner_name(e->owner)));
 		if (!owner->p)
 			r = KEY_NOMEM;
 	}
+	if (who) {
+		memset(who, 0, sizeof(*who));
+		who->is_api_key = true;
+		snprintf(who->username, sizeof(who->username), "%s", owner_name(e->owner));
+		snprintf(who->realm, sizeof(who->realm), "%s", owner_realm(e->owner));
+		snprintf(who->realm_type, sizeof(who->realm_type), "%s", owner_realm_type(e->owner));
+		memcpy(who->key_id, e->id, e->idn);
+		shared_hold(e->perm);
+		who->perm_ref = e->perm;
+		who->perm = e->perm->perm;
+		if (!(who->roles = json_array()))
+			r = KEY_NOMEM;
+	}
 	if (r == KEY_OK)
-		__atomic_store_n(&s->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
 out:
-	pthread_mutex_unlock(lock);
-	kg_buf_free(&copy, false);
+	pthread_rwlock_unlock(lock);
 	return r;
 }
 
@@ -456,18 +771,36 @@ void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *
 			break;
 		cb(data, u.id, u.ms);
 	}
-	for (size_t i = 0; i < KEY_SLOTS; i++) {
-		struct key_slot *s = &es->slots[i];
-		/* most slots are untouched: skip them without the lock */
-		if (!__atomic_load_n(&s->last_used_ms, __ATOMIC_RELAXED))
-			continue;
-		pthread_mutex_lock(&es->locks[i % KEY_LOCKS]);
-		u.ms = __atomic_exchange_n(&s->last_used_ms, 0, __ATOMIC_RELAXED);
-		memcpy(u.id, s->id, sizeof(u.id));
-		pthread_mutex_unlock(&es->locks[i % KEY_LOCKS]);
-		if (u.ms)
-			cb(data, u.id, u.ms);
+	/* the uses are gathered under the locks, told without them */
+	struct last_used *v = NULL;
+	size_t n = 0, cap = 0;
+	pthread_mutex_lock(&es->index_lock); /* the bucket array stays */
+	for (size_t s = 0; s < KEY_STRIPES; s++) {
+		pthread_rwlock_rdlock(&es->stripes[s]);
+		for (size_t i = s; i <= es->mask; i += KEY_STRIPES)
+			for (struct key_ent *e = es->buckets[i]; e; e = e->next) {
+				/* most keys are unused since: skip them without the exchange */
+				if (!__atomic_load_n(&e->last_used_ms, __ATOMIC_RELAXED))
+					continue;
+				if (n == cap) {
+					size_t c2 = cap ? cap * 2 : 64;
+					struct last_used *v2 = realloc(v, c2 * sizeof(*v));
+					if (!v2)
+						break; /* the rest wait for the next call */
+					v = v2;
+					cap = c2;
+				}
+				v[n].ms = __atomic_exchange_n(&e->last_used_ms, 0, __ATOMIC_RELAXED);
+				memcpy(v[n].id, e->id, e->idn);
+				v[n].id[e->idn] = '\0';
+				n += v[n].ms != 0;
+			}
+		pthread_rwlock_unlock(&es->stripes[s]);
 	}
+	pthread_mutex_unlock(&es->index_lock);
+	for (size_t i = 0; i < n; i++)
+		cb(data, v[i].id, v[i].ms);
+	free(v);
 }
 
 static const char *key_check_why(enum key_check r)
@@ -521,7 +854,7 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 	}
 	/* req->now is whole seconds: a key would outlive its expiration by up to
 	 * a second here while /_security (milliseconds) already refuses it */
-	enum key_check r = key_check(es, id, secret, now_ms(), NULL, req->method, req->path, &is_allowed, arena, &owner);
+	enum key_check r = key_check(es, id, secret, now_ms(), req->method, req->path, &is_allowed, arena, &owner, NULL);
 	kg_str key_id = kg_arena_strdup(arena, id);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (r == KEY_NOMEM || !key_id.p)
@@ -1091,26 +1424,22 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 	if (cred.kind == KG_CRED_APIKEY) {
 		char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8], logged[KG_ES_ID_MAX + 1] = "?";
 		kg_str id, secret;
-		kg_buf doc = { 0 };
 		enum key_check kc = KEY_BAD;
+		/* the index has what the loop needs (owner, realm, the permission);
+		 * the rest of the document is read on the thread pool (who_key_doc) */
 		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK) {
-			kc = key_check(r->es, id, secret, r->now, &doc, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL);
+			kc = key_check(r->es, id, secret, r->now, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL, &r->who);
 			loggable_id(id, logged, sizeof(logged));
 		}
 		OPENSSL_cleanse(buf, sizeof(buf));
-		json_t *d = kc == KEY_OK ? json_parse(kg_buf_str(&doc)) : NULL;
-		kg_buf_free(&doc, false);
-		if (kc != KEY_OK || !d) {
+		if (kc == KEY_NOMEM) {
+			kg__conn_respond_error(r->c, 500, "out of memory");
+			return false;
+		}
+		if (kc != KEY_OK) {
 			kg_info("elasticsearch: API key [%s] refused: %s", logged, key_check_why(kc));
 			send_401(r->c, r->content_type, KG_ES_REASON_BAD_CREDENTIALS,
 			         kc == KEY_EXPIRED || kc == KEY_INVALIDATED ? key_check_why(kc) : NULL);
-			json_decref(d);
-			return false;
-		}
-		kg_err err = who_from_key(d, &r->who);
-		json_decref(d);
-		if (err) {
-			kg__conn_respond_error(r->c, 500, "out of memory");
 			return false;
 		}
 		return true;
@@ -1494,6 +1823,19 @@ static bool key_matches(const struct es_req *r, const json_t *doc, const json_t 
  * the read to the write. */
 static pthread_mutex_t key_write_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Key id's stored document, parsed, or NULL (thread pool: the cache keeps
+ * no copy of es.api_key, only the index). */
+static json_t *key_doc_get(const char *id)
+{
+	kg_buf v = { 0 };
+	json_t *doc = NULL;
+	struct kg_store *store = kg__store();
+	if (store && kg_store_kv_get(store, NS_KEY, kg_str_c(id), &v) == KG_OK)
+		doc = json_parse(kg_buf_str(&v));
+	kg_buf_free(&v, false);
+	return doc;
+}
+
 static kg_err put_doc(struct es_req *r, kg_str ns, const char *key, const json_t *doc)
 {
 	char *text = json_dumps(doc, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -1649,11 +1991,7 @@ static void work_key_invalidate(struct es_req *r)
 		const char *id = json_str(doc, "id");
 		/* the scan may be older than an update since: write what the key is now */
 		pthread_mutex_lock(&key_write_lock);
-		kg_buf v = { 0 };
-		json_t *now = NULL;
-		if (r->es->cache && kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) == KG_OK)
-			now = json_parse(kg_buf_str(&v));
-		kg_buf_free(&v, false);
+		json_t *now = key_doc_get(id);
 		if (!now) {
 			pthread_mutex_unlock(&key_write_lock);
 			continue; /* deleted meanwhile (retention) */
@@ -1696,8 +2034,7 @@ static int update_one(struct es_req *r, const char *id, json_t **error)
 	int updated = -1;
 	struct kg_es_fail f = { 0 };
 	pthread_mutex_lock(&key_write_lock);
-	if (!r->es->cache || kg_cache_kv_get(r->es->cache, NS_KEY, kg_str_c(id), &v) != KG_OK ||
-	    !(doc = json_parse(kg_buf_str(&v))) || !is_owned_by(doc, &r->who)) {
+	if (!r->es->cache || !(doc = key_doc_get(id)) || !is_owned_by(doc, &r->who)) {
 		kg_es_fail_set(&f, 404, "resource_not_found_exception", "no API key owned by requesting user found for ID [%s]",
 		               id);
 		goto out;
@@ -2019,6 +2356,12 @@ static void work_cb(uv_work_t *req)
 {
 	struct es_req *r = req->data;
 	kg__slow_work_begin();
+	/* a key made by a key is limited by its parent's document; _authenticate
+	 * names the key */
+	if (r->who.is_api_key && (r->op == OP_KEY_CREATE || r->op == OP_AUTHENTICATE) && !who_key_doc(&r->who)) {
+		kg_es_fail_set(&r->fail, 500, "exception", "API key [%s] was deleted while in use", r->who.key_id);
+		return;
+	}
 	switch (r->op) {
 	case OP_AUTHENTICATE: work_authenticate(r); break;
 	case OP_KEY_CREATE: work_key_create(r); break;
@@ -2212,12 +2555,17 @@ void kg__es_free(struct kg_es **pes)
 	struct kg_es *es = *pes;
 	if (!es)
 		return;
-	for (size_t i = 0; es->slots && i < KEY_SLOTS; i++)
-		slot_clear(&es->slots[i]);
-	free(es->slots);
+	if (es->cache)
+		kg_cache_unwatch(es->cache, &es->watch);
+	index_free(es);
+	if (es->owners.buckets)
+		interns_free(&es->owners);
+	if (es->perms.buckets)
+		interns_free(&es->perms);
 	free(es->pending);
-	for (size_t i = 0; i < KEY_LOCKS; i++)
-		pthread_mutex_destroy(&es->locks[i]);
+	for (size_t i = 0; i < KEY_STRIPES; i++)
+		pthread_rwlock_destroy(&es->stripes[i]);
+	pthread_mutex_destroy(&es->index_lock);
 	pthread_mutex_destroy(&es->pending_lock);
 	kg_credcache_free(&es->creds);
 	kg_es_file_realm_free(&es->file);
@@ -2258,8 +2606,9 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	kg_err err = KG_ENOMEM;
 	if (!es)
 		return KG_ENOMEM;
-	for (size_t i = 0; i < KEY_LOCKS; i++)
-		pthread_mutex_init(&es->locks[i], NULL);
+	for (size_t i = 0; i < KEY_STRIPES; i++)
+		pthread_rwlock_init(&es->stripes[i], NULL);
+	pthread_mutex_init(&es->index_lock, NULL);
 	pthread_mutex_init(&es->pending_lock, NULL);
 	es->cache = cache;
 	es->users_basic = users_basic;
@@ -2267,13 +2616,16 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);
 	es->max_expiration_ms = cfg->api_key_max_expiration_ms;
 	es->retention_ms = cfg->api_key_retention_ms;
-	if (!(es->slots = calloc(KEY_SLOTS, sizeof(*es->slots))) ||
+	es->mask = KEY_BUCKETS_MIN - 1;
+	if (!(es->buckets = calloc(KEY_BUCKETS_MIN, sizeof(*es->buckets))) ||
 	    !(es->pending = calloc(LAST_USED_PENDING_MAX, sizeof(*es->pending))))
 		goto fail;
 	if (RAND_bytes(es->slot_key, sizeof(es->slot_key)) != 1) {
 		err = KG_EIO;
 		goto fail;
 	}
+	if ((err = interns_init(&es->owners, es->slot_key)) || (err = interns_init(&es->perms, es->slot_key)))
+		goto fail;
 	if ((err = kg_credcache_new((size_t)cfg->basic_cache_size, cfg->basic_cache_ttl_ms / 1000, &es->creds)))
 		goto fail;
 	/* unknown users are checked against a hash of the admin password's
@@ -2307,6 +2659,11 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		.authorize = es_authorize,
 		.slow_refusal = basic_slow_refusal,
 	};
+	/* last: from here on the cache tells the index every change of a key */
+	if (cache && (err = kg_cache_watch(cache, NS_KEY, on_key_change, es, &es->watch))) {
+		kg_buf_printf(why, "cannot index the API keys of the store: %s", kg_strerror(err));
+		goto fail;
+	}
 	*out = es;
 	return KG_OK;
 fail:

@@ -24,8 +24,8 @@ const struct kg_authenticator *kg__es_basic_authenticator(struct kg_es *es, enum
 void kg__es_maintain(struct kg_es *es);
 /* Reports, through cb, each API key used since the last call (id, the last
  * use in unix ms) and forgets it: the hook for writing last_used in
- * coalesced batches. Uses of keys whose compiled slot was reused before the
- * call are kept in a bounded list (the oldest beyond it are dropped).
+ * coalesced batches. Uses of keys deleted or rewritten before the call are
+ * kept in a bounded list (the newest beyond it are dropped).
  * Call it from one thread at a time; cb runs without any lock held. */
 void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *id, int64_t ms), void *data);
 /* Writes the last uses of keys since the previous call (maintenance timer,

@@ -946,7 +946,10 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		kg_config_free(&cfg);
 		goto out;
 	}
-	if (kg_cache_new(g_store, &g_cache) != KG_OK) {
+	/* the API keys live in api_es.c's index instead (kg_cache_watch): a
+	 * copy of every document here would cost their size a million times */
+	static const char *const unstored[] = { "es.api_key", NULL };
+	if (kg_cache_new_unstored(g_store, unstored, &g_cache) != KG_OK) {
 		fprintf(stderr, "keygate: store: cannot load the cache\n");
 		kg_config_free(&cfg);
 		goto out;

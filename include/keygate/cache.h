@@ -48,6 +48,41 @@ struct kg_cache_stats {
  * random hash key could be drawn. */
 kg_err kg_cache_new(kg_store *store, kg_cache **out) KG_MUST_CHECK;
 
+/* kg_cache_new for a store whose namespaces listed in unstored (a
+ * NULL-terminated array of C strings, borrowed; at most KG_CACHE_UNSTORED_MAX)
+ * are big and kept by their reader in a form of its own: the cache keeps no
+ * copy of their records (kg_cache_kv_get answers KG_ENOENT for them) and
+ * only passes their changes on to the watchers of kg_cache_watch. Loading a
+ * million records it would not keep would cost their size at start-up. */
+#define KG_CACHE_UNSTORED_MAX 8
+kg_err kg_cache_new_unstored(kg_store *store, const char *const *unstored, kg_cache **out) KG_MUST_CHECK;
+
+/* What a watcher of a namespace is told, always in the order the cache
+ * applies changes (under its updater lock, so never two at once):
+ *   KG_CACHE_PUT   key now holds value (borrowed for the call)
+ *   KG_CACHE_DEL   key is gone (value empty)
+ *   KG_CACHE_RESET_BEGIN, then a PUT for every record, then
+ *   KG_CACHE_RESET_END: a full load; a record not PUT between them is gone.
+ *   A load that fails half-way sends no RESET_END (the records PUT were
+ *   current; the next refresh tries again).
+ * The callback must not call the cache or the store. */
+enum kg_cache_event { KG_CACHE_PUT = 1, KG_CACHE_DEL, KG_CACHE_RESET_BEGIN, KG_CACHE_RESET_END };
+typedef void (*kg_cache_watch_fn)(void *data, enum kg_cache_event ev, kg_str key, kg_str value);
+typedef struct kg_cache_watcher kg_cache_watcher;
+
+/* Makes ns unstored (its records leave the cache's memory) and watches it:
+ * delivers RESET_BEGIN, every record of ns in the store, RESET_END, then
+ * every later change of ns, whether written through this cache
+ * (kg_cache_kv_put/del: the watcher has it before the call returns) or
+ * replayed from the change log by kg_cache_refresh/reload. *out (owned: pass
+ * to kg_cache_unwatch) identifies the watch. Errors: the store's, KG_ENOMEM,
+ * KG_ETOOBIG (too many unstored namespaces). Blocking. */
+kg_err kg_cache_watch(kg_cache *c, kg_str ns, kg_cache_watch_fn fn, void *data, kg_cache_watcher **out) KG_MUST_CHECK;
+
+/* Stops the watch (no call of its fn starts after this returns) and sets *w
+ * to NULL; ns stays unstored. Safe on NULL. Blocking. */
+void kg_cache_unwatch(kg_cache *c, kg_cache_watcher **w);
+
 /* True when id has been revoked (and not yet pruned). Hot path. */
 bool kg_cache_is_revoked(kg_cache *c, kg_str id);
 

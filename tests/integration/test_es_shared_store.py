@@ -117,3 +117,64 @@ def test_es_last_used_is_recorded_in_coalesced_writes_never_one_per_request():
         finally:
             db.close()
         check(1 <= writes <= 4, "50 uses became %d store writes (want a few coalesced ones)" % writes)
+
+
+def wait_status(port, path, auth, want, limit=5):
+    """The status of GET path once it is want, polling another process's
+    refresh (bounded); returns (status, seconds taken)."""
+    t0 = time.monotonic()
+    r = request(port, "GET", path, [("Authorization", auth)])
+    while r.status != want and time.monotonic() - t0 < limit:
+        time.sleep(0.05)
+        r = request(port, "GET", path, [("Authorization", auth)])
+    return r.status, time.monotonic() - t0
+
+
+def test_es_key_updated_on_one_instance_gets_its_new_privileges_on_another_within_a_second():
+    h = bcrypt_hash(PW)
+    with Upstream() as up, Keygate("--upstream", up.url, "--admin-password", h) as a:
+        with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", a.data_dir) as b:
+            key = create_key(a.port, "moving")
+            auth = "ApiKey " + key["encoded"]
+            status, _ = wait_status(b.port, "/data/1", auth, 200)
+            check(status == 200, "a key made on A works on B once B refreshed: %d" % status)
+            other = {"r": {"applications": [{"application": "keygate", "privileges": ["GET"],
+                                             "resources": ["/other/*"]}]}}
+            r = es(a.port, "PUT", "/_security/api_key/" + key["id"], {"role_descriptors": other})
+            check(r.status == 200 and r.json() == {"updated": True}, "update on A: %d %r" % (r.status, r.body))
+            r = request(a.port, "GET", "/data/2", [("Authorization", auth)])
+            check(r.status == 403, "A judges by the new descriptors at once: %d %r" % (r.status, r.body))
+            status, took = wait_status(b.port, "/data/3", auth, 403)
+            check(status == 403 and took < 3, "B refuses the old route: %d after %.1f s" % (status, took))
+            status, _ = wait_status(b.port, "/other/1", auth, 200)
+            check(status == 200, "B allows the new route: %d" % status)
+            # (B let /data/3 through until its refresh: only A's refusal is at once)
+            seen = [q[2] for q in up.requests()]
+            check("/data/2" not in seen, "the upstream saw a request A refused: %r" % seen)
+
+
+def test_es_keys_are_checked_after_a_restart_from_the_index_built_at_start():
+    h = bcrypt_hash(PW)
+    data = tempfile.mkdtemp(prefix="keygate-es-")
+    try:
+        with Upstream() as up:
+            with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", data) as a:
+                live = create_key(a.port, "live")
+                gone = create_key(a.port, "gone")
+                r = es(a.port, "DELETE", "/_security/api_key", {"ids": [gone["id"]]})
+                check(r.status == 200, "invalidate: %r" % r.body)
+            with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", data) as b:
+                r = request(b.port, "GET", "/data/live", [("Authorization", "ApiKey " + live["encoded"])])
+                check(r.status == 200, "a stored key works after a restart: %d %r" % (r.status, r.body))
+                r = request(b.port, "GET", "/data/gone", [("Authorization", "ApiKey " + gone["encoded"])])
+                check(r.status == 401 and "api key has been invalidated" in r.body.decode(),
+                      "an invalidated stored key stays refused after a restart: %d %r" % (r.status, r.body))
+                r = es(b.port, "GET", "/_security/_authenticate", auth="ApiKey " + live["encoded"])
+                body = r.json()
+                check(r.status == 200 and body["api_key"] == {"id": live["id"], "name": "live"} and
+                      body["username"] == "elastic",
+                      "_authenticate names the key from its stored document: %d %r" % (r.status, body))
+                seen = [q[2] for q in up.requests()]
+                check("/data/gone" not in seen, "the upstream saw the invalidated key's request: %r" % seen)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)

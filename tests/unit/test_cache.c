@@ -469,6 +469,139 @@ out:
 	tmp_remove(&t);
 }
 
+/* ---- watchers of unstored namespaces ---- */
+
+/* Writes each event as "B;" "E;" "P key=value;" "D key;" into the kg_buf. */
+static void record(void *data, enum kg_cache_event ev, kg_str key, kg_str value)
+{
+	kg_buf *log = data;
+	switch (ev) {
+	case KG_CACHE_RESET_BEGIN: kg_buf_printf(log, "B;"); break;
+	case KG_CACHE_RESET_END: kg_buf_printf(log, "E;"); break;
+	case KG_CACHE_PUT:
+		kg_buf_printf(log, "P %.*s=%.*s;", (int)key.n, key.p, (int)value.n, value.p);
+		break;
+	case KG_CACHE_DEL: kg_buf_printf(log, "D %.*s;", (int)key.n, key.p); break;
+	}
+}
+
+static const char *took(kg_buf *log, char *out, size_t cap)
+{
+	snprintf(out, cap, "%.*s", (int)log->n, log->p ? log->p : "");
+	kg_buf_clear(log);
+	return out;
+}
+
+KG_TEST(test_watch_gets_every_record_then_every_change_and_keeps_no_copy)
+{
+	struct tmp t;
+	kg_buf b = { 0 }, log = { 0 };
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	kg_cache_watcher *w = NULL;
+	char got[512];
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s)
+		goto out;
+	KG_CHECK(kg_store_kv_put(s, KG_STR("big"), KG_STR("a"), KG_STR("1"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("big"), KG_STR("b"), KG_STR("2"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("small"), KG_STR("a"), KG_STR("s"), true) == KG_OK, "put");
+	if (!(c = cache_ok(s)))
+		goto out;
+	KG_CHECK(strcmp(get(c, "big", "a", &b), "1") == 0, "before the watch big/a is cached: %s", get(c, "big", "a", &b));
+	KG_CHECK(kg_cache_watch(c, KG_STR("big"), record, &log, &w) == KG_OK && w, "watch");
+	KG_CHECK(strcmp(took(&log, got, sizeof(got)), "B;P a=1;P b=2;E;") == 0, "initial events: %s", got);
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.kv == 1, "the watched namespace stayed in memory: kv %zu", st.kv);
+	KG_CHECK(strcmp(get(c, "big", "a", &b), "<absent>") == 0, "big/a still cached: %s", get(c, "big", "a", &b));
+	KG_CHECK(strcmp(get(c, "small", "a", &b), "s") == 0, "other namespace lost: %s", get(c, "small", "a", &b));
+
+	/* own writes: told before the call returns, not kept */
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("big"), KG_STR("c"), KG_STR("3"), true) == KG_OK, "put");
+	KG_CHECK(kg_cache_kv_del(c, KG_STR("big"), KG_STR("a")) == KG_OK, "del");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("small"), KG_STR("b"), KG_STR("t"), true) == KG_OK, "put");
+	KG_CHECK(strcmp(took(&log, got, sizeof(got)), "P c=3;D a;") == 0, "own writes: %s", got);
+	KG_CHECK(strcmp(get(c, "big", "c", &b), "<absent>") == 0, "big/c cached: %s", get(c, "big", "c", &b));
+
+	/* another instance's writes: told by the refresh, each in its current state */
+	if (!(other = open_ok(t.dir)))
+		goto out;
+	KG_CHECK(kg_store_kv_put(other, KG_STR("big"), KG_STR("b"), KG_STR("22"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_store_kv_del(other, KG_STR("big"), KG_STR("c")) == KG_OK, "other: del");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("small"), KG_STR("c"), KG_STR("u"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	/* the replay tells the current state of every record changed since the
+	 * last refresh, own writes included: a repeat is harmless, a stale value
+	 * never comes */
+	took(&log, got, sizeof(got));
+	KG_CHECK(strstr(got, "P b=22;") && strstr(got, "D c;") && !strstr(got, "P c") && !strstr(got, "P a") &&
+	             !strstr(got, "b=2;") && !strstr(got, "small"),
+	         "replayed: %s", got);
+	KG_CHECK(strcmp(get(c, "small", "c", &b), "u") == 0, "small/c: %s", get(c, "small", "c", &b));
+	KG_CHECK(strcmp(get(c, "big", "b", &b), "<absent>") == 0, "big/b cached by the refresh");
+
+	/* a full reload: every record between B and E */
+	KG_CHECK(kg_cache_reload(c) == KG_OK, "reload");
+	KG_CHECK(strcmp(took(&log, got, sizeof(got)), "B;P b=22;E;") == 0, "reload: %s", got);
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.kv == 3, "reload kept the watched namespace: kv %zu", st.kv);
+
+	kg_cache_unwatch(c, &w);
+	KG_CHECK(w == NULL, "unwatch must clear the handle");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("big"), KG_STR("d"), KG_STR("4"), true) == KG_OK, "put");
+	KG_CHECK(log.n == 0, "told after unwatch: %.*s", (int)log.n, log.p);
+out:
+	kg_cache_unwatch(c, &w);
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	kg_buf_free(&log, false);
+	tmp_remove(&t);
+}
+
+KG_TEST(test_new_unstored_never_loads_the_namespace)
+{
+	struct tmp t;
+	kg_buf b = { 0 }, log = { 0 };
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	kg_cache_watcher *w = NULL;
+	char got[512];
+	const char *const unstored[] = { "big", NULL };
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s)
+		goto out;
+	KG_CHECK(kg_store_kv_put(s, KG_STR("big"), KG_STR("a"), KG_STR("1"), true) == KG_OK, "put");
+	KG_CHECK(kg_store_kv_put(s, KG_STR("small"), KG_STR("a"), KG_STR("s"), true) == KG_OK, "put");
+	KG_CHECK(kg_cache_new_unstored(s, unstored, &c) == KG_OK && c, "new");
+	if (!c)
+		goto out;
+	struct kg_cache_stats st;
+	kg_cache_stats(c, &st);
+	KG_CHECK(st.kv == 1, "kv %zu: the unstored namespace was loaded", st.kv);
+	KG_CHECK(strcmp(get(c, "big", "a", &b), "<absent>") == 0, "big/a: %s", get(c, "big", "a", &b));
+	/* unwatched: its changes are dropped, and the watch reads the store */
+	if (!(other = open_ok(t.dir)))
+		goto out;
+	KG_CHECK(kg_store_kv_put(other, KG_STR("big"), KG_STR("b"), KG_STR("2"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	KG_CHECK(strcmp(get(c, "big", "b", &b), "<absent>") == 0, "big/b: %s", get(c, "big", "b", &b));
+	KG_CHECK(kg_cache_watch(c, KG_STR("big"), record, &log, &w) == KG_OK, "watch");
+	KG_CHECK(strcmp(took(&log, got, sizeof(got)), "B;P a=1;P b=2;E;") == 0, "initial events: %s", got);
+out:
+	kg_cache_unwatch(c, &w);
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	kg_buf_free(&b, false);
+	kg_buf_free(&log, false);
+	tmp_remove(&t);
+}
+
 int main(void)
 {
 	return kg_test_main();
