@@ -32,6 +32,11 @@ class TLSUpstream(Upstream):
         self.client_pair = client_pair
         self.ready_ports = set()
 
+    def __enter__(self):
+        super().__enter__()
+        self.url = "https://localhost:%d" % self.port
+        return self
+
     def ready_check(self):
         ctx = client_ctx(self.certs, check_hostname=False)
         if self.client_pair:
