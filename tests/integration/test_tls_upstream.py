@@ -5,14 +5,16 @@ TLS session; sessions resumed on reconnect; a wrong name, an unknown CA and a
 handshake that never ends refused before anything is sent; mutual TLS;
 proxy.tls_verify=false working and warned about; the stale pooled
 connection retried over TLS."""
+import base64
 import hashlib
 import json
+import os
 import signal
 import socket
-import ssl
+import time
 
-from harness import (Client, Keygate, Upstream, check, expect_error, free_port, pattern_sha256, request,
-                     timeout)
+from harness import Client, Keygate, Upstream, big_size, check, expect_error, pattern_sha256, request, timeout
+from test_proxy import check_rss, send_pattern, ws_client_frame, ws_read_frame
 from test_tls import Certs, client_ctx
 
 
@@ -235,3 +237,61 @@ def test_stale_pooled_tls_connection_is_retried_for_get():
         check(info(r)["path"] == "/after-arm", "wrong response after the retry")
         hs = up.handshakes()
         check(len(hs) == 2 and hs[1][1], "the retry's new connection should resume the session: %r" % hs)
+
+
+# ---------------------------------------------------------------- timeouts and tunnels
+
+@timeout(60)
+def test_upstream_timeout_still_applies_over_tls():
+    with Certs() as certs, TLSUpstream(certs) as up, \
+            Keygate("--require-auth=false", "--upstream", up.url, "--proxy-tls-ca", certs.ca,
+                    "--proxy-upstream-timeout", "300ms") as kg:
+        t0 = time.monotonic()
+        r = request(kg.port, "GET", "/slow?ms=3000", timeout=10)
+        took = time.monotonic() - t0
+        expect_error(r, 504, "upstream")
+        check(took < 2.5, "504 came after %.1f s with a 300ms upstream timeout" % took)
+        check(info(request(kg.port, "GET", "/after-timeout"))["path"] == "/after-timeout", "request after a 504")
+
+
+@timeout(60)
+def test_websocket_is_tunnelled_through_a_tls_upstream_connection():
+    key = base64.b64encode(os.urandom(16)).decode()
+    with Certs() as certs, TLSUpstream(certs) as up, \
+            Keygate("--require-auth=false", "--upstream", up.url, "--proxy-tls-ca", certs.ca) as kg, \
+            Client(kg.port, timeout=5) as c:
+        c.send(c.build("GET", "/ws", [("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                      ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13")]))
+        r = c.read_response(skip_1xx=False)
+        check(r.status == 101, "upgrade answered %d %r" % (r.status, r.body[:200]))
+        blob = os.urandom(5000)
+        c.send(ws_client_frame(2, blob))
+        op, data = ws_read_frame(c)
+        check((op, data) == (2, blob), "binary echo through the TLS tunnel differs (opcode %d, %d bytes)"
+              % (op, len(data)))
+
+
+# ---------------------------------------------------------------- big bodies: backpressure
+
+@timeout(180)
+def test_big_bodies_through_a_tls_upstream_keep_memory_flat_both_ways():
+    size = big_size() // 3
+    with Certs() as certs, TLSUpstream(certs) as up, \
+            Keygate("--require-auth=false", "--upstream", up.url, "--proxy-tls-ca", certs.ca) as kg, \
+            Client(kg.port, timeout=60) as c:
+        c.send(c.build("PUT", "/upload", [("Content-Length", str(size))]))
+        send_pattern(c, size, False)
+        j = info(c.read_response())
+        check(j["body_len"] == size and j["body_sha256"] == pattern_sha256(size),
+              "upload: the upstream got %d bytes (or other bytes), want %d" % (j["body_len"], size))
+        h, n = hashlib.sha256(), [0]
+
+        def sink(d):
+            h.update(d)
+            n[0] += len(d)
+
+        c.send(c.build("GET", "/download?size=%d&chunked=1" % size))
+        r = c.read_response(sink=sink)
+        check(r.status == 200 and n[0] == size and h.hexdigest() == pattern_sha256(size),
+              "download: status %d, %d bytes of %d, or other bytes" % (r.status, n[0], size))
+        check_rss(kg, "TLS upstream upload and download")
