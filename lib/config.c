@@ -61,7 +61,7 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "policy", .type = KG_SET_STRING, .def = "", .offset = OFF(policy), .metavar = "NAME|FILE", .help = "access policy: a preset name or the path of a policy file; empty: the built-in default" },
 	{ .name = "public_paths", .type = KG_SET_LIST, .def = "", .offset = OFF(public_paths), .metavar = "PATH", .check = check_path, .help = "extra paths that never need a credential; repeat for several" },
 	{ .name = "trusted_proxies", .type = KG_SET_LIST, .def = "", .offset = OFF(trusted_proxies), .metavar = "ADDR[/BITS]", .check = check_cidr, .help = "addresses or CIDRs of proxies whose X-Forwarded-For (IP entries only), Forwarded, X-Forwarded-Proto and X-Forwarded-Host are believed; repeat for several" },
-	{ .name = "upstream", .type = KG_SET_STRING, .def = "", .offset = OFF(upstream), .metavar = "URL", .check = check_upstream, .help = "proxy allowed requests to http://HOST[:PORT][/PATH]; empty: forward-auth only" },
+	{ .name = "upstream", .type = KG_SET_STRING, .def = "", .offset = OFF(upstream), .metavar = "URL", .check = check_upstream, .help = "proxy allowed requests to http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH] (TLS, verified: see proxy.tls_*); empty: forward-auth only" },
 	/* limits */
 	{ .name = "limits.max_header_bytes", .type = KG_SET_SIZE, .def = "16KiB", .min = KIB, .max = MIB, .offset = OFF(max_header_bytes), .help = "largest request head (request line and headers)" },
 	{ .name = "limits.max_headers", .type = KG_SET_INT, .def = "100", .min = 1, .max = 10000, .offset = OFF(max_headers), .help = "most header fields in one request" },
@@ -76,7 +76,11 @@ const struct kg_setting kg_settings[] = {
 	{ .name = "limits.password_queue", .type = KG_SET_INT, .def = "4096", .min = 1, .max = 1000000, .offset = OFF(password_queue), .help = "password checks waiting for their turn per worker; beyond it 503" },
 	/* proxy */
 	{ .name = "proxy.upstream_timeout", .type = KG_SET_DURATION, .def = "60s", .min = 100, .max = DAY, .offset = OFF(upstream_timeout_ms), .help = "time allowed for the upstream to start its response once the request is out, and its longest silence while taking a body or sending a response" },
-	{ .name = "proxy.connect_timeout", .type = KG_SET_DURATION, .def = "5s", .min = 100, .max = HOUR, .offset = OFF(connect_timeout_ms), .help = "time allowed to connect to the upstream" },
+	{ .name = "proxy.connect_timeout", .type = KG_SET_DURATION, .def = "5s", .min = 100, .max = HOUR, .offset = OFF(connect_timeout_ms), .help = "time allowed to connect to the upstream (the TCP connection and, for https, the TLS handshake)" },
+	{ .name = "proxy.tls_verify", .type = KG_SET_BOOL, .def = "true", .offset = OFF(proxy_tls_verify), .help = "verify an https upstream's certificate and host name; false accepts any certificate (a warning at every start and reload)" },
+	{ .name = "proxy.tls_ca", .type = KG_SET_STRING, .def = "", .offset = OFF(proxy_tls_ca), .metavar = "FILE|DIR", .help = "PEM file or hashed directory of CA certificates an https upstream's certificate is verified against; empty: the system's" },
+	{ .name = "proxy.tls_cert", .type = KG_SET_STRING, .def = "", .offset = OFF(proxy_tls_cert), .metavar = "FILE", .help = "PEM client certificate (its chain after it) keygate shows an https upstream that asks for one (mutual TLS); with proxy.tls_key" },
+	{ .name = "proxy.tls_key", .type = KG_SET_STRING, .def = "", .offset = OFF(proxy_tls_key), .metavar = "FILE", .help = "PEM private key of proxy.tls_cert" },
 	{ .name = "proxy.pool_size", .type = KG_SET_INT, .def = "64", .min = 0, .max = 100000, .offset = OFF(pool_size), .help = "idle upstream connections kept per worker" },
 	{ .name = "proxy.preserve_host", .type = KG_SET_BOOL, .def = "true", .offset = OFF(preserve_host), .help = "pass the client's Host header upstream instead of the upstream's" },
 	{ .name = "proxy.forwarded_headers", .type = KG_SET_BOOL, .def = "true", .offset = OFF(forwarded_headers), .help = "add X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host (a trusted proxy's own -Proto and -Host are kept)" },
@@ -988,6 +992,8 @@ static void check_tls(struct load *ld)
 	if ((c->tls_listen.n > 0 || c->http_tls_enabled) && !has_pair)
 		problem(ld, "%s: needs a certificate and its key (tls.cert and tls.key)",
 		        c->tls_listen.n > 0 ? "tls.listen" : "http_tls_enabled");
+	if ((c->proxy_tls_cert[0] != '\0') != (c->proxy_tls_key[0] != '\0'))
+		problem(ld, "proxy.tls_cert and proxy.tls_key: set both or neither");
 }
 
 kg_err kg_config_load(const char *path, char *const *envp, int argc, char *const *argv, kg_config **out,

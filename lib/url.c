@@ -1,4 +1,4 @@
-/* url.c - HOST:PORT and http:// URLs from the configuration (keygate/url.h). */
+/* url.c - HOST:PORT and http:// or https:// URLs from the configuration (keygate/url.h). */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -85,11 +85,16 @@ kg_err kg_url_parse(kg_str url, kg_url *out, kg_buf *why)
 	int un = (int)url.n;
 
 	*out = (kg_url){ 0 };
-	if (kg_str_has_prefix_ci(url, KG_STR("https://")))
-		return bad(why, "https upstreams are not supported yet");
-	if (!kg_str_has_prefix(url, KG_STR("http://")))
-		return bad(why, "'%.*s': expected http://HOST[:PORT][/PATH]", un, url.p);
-	kg_str rest = { url.p + 7, url.n - 7 };
+	size_t scheme = 0;
+	if (kg_str_has_prefix(url, KG_STR("https://"))) {
+		scheme = 8;
+		out->is_https = true;
+	} else if (kg_str_has_prefix(url, KG_STR("http://"))) {
+		scheme = 7;
+	} else {
+		return bad(why, "'%.*s': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]", un, url.p);
+	}
+	kg_str rest = { url.p + scheme, url.n - scheme };
 	const char *slash = memchr(rest.p, '/', rest.n);
 	kg_str authority = { rest.p, slash ? (size_t)(slash - rest.p) : rest.n };
 	if (memchr(url.p, '?', url.n) || memchr(url.p, '#', url.n))

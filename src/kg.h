@@ -32,6 +32,7 @@ struct kg_bee;
 struct kg_avax;
 struct kg_es;
 struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+struct ssl_session_st; /* OpenSSL's SSL_SESSION */
 
 #define KG_READ_BUF (64 * 1024)
 
@@ -50,6 +51,10 @@ struct kg_runtime {
 	char up_base[1024];     /* path prefix of the upstream URL, "" when none */
 	struct sockaddr_storage up_addr;
 	socklen_t up_addrlen;
+	bool up_is_tls;         /* https://: up_tls speaks to it */
+	/* TLS towards the upstream (tls.h, kg__tls_client_new): verification,
+	 * the name to check, the client certificate; NULL for http:// */
+	struct ssl_ctx_st *up_tls;
 	struct kg_cidr *trusted;
 	size_t ntrusted;
 	kg_head_rules head_rules; /* how request heads are judged and rewritten (lib/head.c) */
@@ -115,6 +120,10 @@ struct kg_worker {
 	struct kg_upconn *pool;     /* idle upstream connections, most recent first */
 	size_t npool;
 	char ubuf[KG_READ_BUF];     /* upstream reads */
+	/* the newest TLS session an https upstream gave this worker, resumed by
+	 * its next new connection; made under runtime generation up_session_gen */
+	struct ssl_session_st *up_session;
+	unsigned up_session_gen;
 
 	/* slow.c: password jobs, running and waiting their turn */
 	struct kg_slow_job *slow_head, *slow_tail;

@@ -3,9 +3,21 @@
  * and identity headers in), bodies streamed both ways with backpressure, and
  * Upgrade requests tunnelled once the upstream answers 101. The response
  * head is checked and its framing decided here, by keygate: whatever the
- * upstream writes, the client connection cannot be desynchronised. */
+ * upstream writes, the client connection cannot be desynchronised.
+ *
+ * An https upstream is the same connection with a TLS session (tls.h) in
+ * between, as on the client side: ciphertext read from the socket is fed to
+ * the session and the plaintext goes where a plain read goes; what is
+ * written is encrypted and the records go out through the same write path,
+ * so the queued bytes (backpressure) count ciphertext. The session lives
+ * with the connection, so a pooled connection is a pooled TLS session. */
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include <openssl/ssl.h>
 
 #include <llhttp.h>
 #include <uv.h>
@@ -14,6 +26,7 @@
 #include "kg.h"
 #include "proxy.h"
 #include "stream.h"
+#include "tls.h"
 
 #define KG_MAX_RESP_HEAD (64 * 1024)
 #define KG_MAX_RESP_HEADERS 256
@@ -32,6 +45,7 @@ struct kg_upconn {
 	struct kg_proxy *p;      /* the exchange being served; NULL while pooled */
 	struct kg_upconn *next;  /* pool link */
 	llhttp_t parser;
+	struct kg_tls_conn *tls; /* https upstream: the session (its handshake done once is_connected) */
 	unsigned gen;            /* runtime generation whose upstream this reaches */
 	int handles_open;
 	size_t write_queued;
@@ -85,6 +99,7 @@ static void on_up_closed(uv_handle_t *h)
 {
 	struct kg_upconn *u = h->data;
 	if (--u->handles_open == 0) {
+		kg__tls_conn_free(&u->tls);
 		kg_buf_free(&u->head_out, false);
 		free(u->rhead);
 		free(u);
@@ -114,6 +129,17 @@ static void up_close(struct kg_upconn *u)
 	if (u->p && u->p->u == u)
 		u->p->u = NULL;
 	u->p = NULL;
+	if (u->tls && u->is_connected && u->write_queued == 0) {
+		/* a close_notify, if the socket takes it at once: the upstream
+		 * then knows the session ended on purpose (best effort, no wait) */
+		const char *out;
+		kg__tls_shutdown(u->tls);
+		size_t n = kg__tls_pending_out(u->tls, &out);
+		uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+		if (n)
+			(void)uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
+		kg__tls_consumed(u->tls);
+	}
 	uv_close((uv_handle_t *)&u->timer, on_up_closed);
 	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
 }
@@ -167,6 +193,8 @@ static void pool_put(struct kg_upconn *u, int64_t pool_size)
 		return;
 	}
 	uv_timer_start(&u->timer, on_pool_idle, KG_POOL_IDLE_MS, 0);
+	if (u->tls)
+		kg__tls_release_buffers(u->tls); /* an idle session keeps no record buffers */
 	u->is_pooled = true;
 	u->next = w->pool;
 	w->pool = u;
@@ -191,6 +219,19 @@ void kg__pool_close_all(struct kg_worker *w)
 {
 	while (w->pool)
 		up_close(w->pool);
+	SSL_SESSION_free(w->up_session);
+	w->up_session = NULL;
+}
+
+int kg__proxy_tls_session(SSL *ssl, SSL_SESSION *sess)
+{
+	struct kg_upconn *u = SSL_get_app_data(ssl);
+	if (!u)
+		return 0;
+	SSL_SESSION_free(u->w->up_session);
+	u->w->up_session = sess;
+	u->w->up_session_gen = u->gen;
+	return 1;
 }
 
 /* ---- failures ---- */
@@ -238,10 +279,50 @@ static bool try_retry(struct kg_proxy *p, struct kg_upconn *u)
 
 /* ---- writing upstream ---- */
 
+/* "prefix reason" in the request's arena (it lives as long as the error
+ * response needs it); the prefix alone when the arena is exhausted. */
+static const char *tls_message(struct kg_proxy *p, const char *prefix, const char *reason)
+{
+	size_t a = strlen(prefix), b = strlen(reason);
+	char *m = kg_arena_alloc(p->req.arena, a + b + 1);
+	if (!m)
+		return prefix;
+	memcpy(m, prefix, a);
+	memcpy(m + a, reason, b + 1);
+	return m;
+}
+
+/* Why an https upstream closed on keygate: the alert it sent before
+ * closing, when one waits unread in the socket (an upstream that refuses the
+ * client certificate answers the first request with one: in TLS 1.3 it
+ * judges the certificate after keygate's handshake ended). NULL when none. */
+static const char *up_tls_last_words(struct kg_upconn *u)
+{
+	uv_os_fd_t fd;
+	char cipher[4096];
+	if (!u->tls || uv_fileno((uv_handle_t *)&u->tcp, &fd) != 0)
+		return NULL;
+	ssize_t n = recv(fd, cipher, sizeof(cipher), MSG_DONTWAIT);
+	if (n <= 0 || kg__tls_feed(u->tls, cipher, (size_t)n) != KG_OK)
+		return NULL;
+	/* plaintext here would be a response to a request the upstream did not
+	 * take whole: dropped, only the alert matters */
+	ssize_t r;
+	while ((r = kg__tls_read(u->tls, u->w->ubuf, sizeof(u->w->ubuf))) > 0)
+		;
+	return r == KG_TLS_ERROR ? kg__tls_error(u->tls) : NULL;
+}
+
 static void up_write_failed(struct kg_upconn *u, int status)
 {
 	struct kg_proxy *p = u->p;
 	kg_debug("upstream write failed: %s", uv_strerror(status));
+	const char *alert = p && !u->got_bytes ? up_tls_last_words(u) : NULL;
+	if (alert) {
+		kg_warn("upstream %s: TLS session failed: %s", p->req.rt->up_hostport, alert);
+		fail(p, 502, tls_message(p, "upstream TLS session failed: ", alert));
+		return;
+	}
 	if (p && !try_retry(p, u))
 		fail(p, 502, "upstream closed the connection while receiving the request");
 	else if (!p)
@@ -299,6 +380,20 @@ static void on_up_write(uv_write_t *req, int status)
 	}
 }
 
+/* Sends the records u's TLS session has ready (request bytes, handshake
+ * messages, alerts): a libuv error code or 0. */
+static int up_tls_flush(struct kg_upconn *u)
+{
+	const char *out;
+	size_t n = kg__tls_pending_out(u->tls, &out);
+	if (n == 0)
+		return 0;
+	uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
+	int r = kg__stream_write((uv_stream_t *)&u->tcp, &b, 1, u, &u->write_queued, on_up_write);
+	kg__tls_consumed(u->tls); /* written or copied into the write request */
+	return r;
+}
+
 /* False when the write failed: the exchange was retried, or failed and its
  * handle is gone (the caller must not touch it again). */
 static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
@@ -306,7 +401,19 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 	if (u->is_closing)
 		return true;
 	bool was_queued = u->write_queued > 0;
-	int r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
+	int r;
+	if (u->tls) {
+		for (unsigned i = 0; i < nbufs; i++)
+			if (kg__tls_write(u->tls, bufs[i].base, bufs[i].len) != KG_OK) {
+				kg_warn("upstream %s: TLS session failed: %s", u->p ? u->p->req.rt->up_hostport : "",
+				        kg__tls_error(u->tls));
+				up_write_failed(u, UV_EPROTO);
+				return false;
+			}
+		r = up_tls_flush(u);
+	} else {
+		r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
+	}
 	if (r < 0) {
 		up_write_failed(u, r);
 		return false;
@@ -690,12 +797,13 @@ static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
 	p->sink.resume_reading(p->sink.ctx);
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* What the upstream said (plaintext for an https one), or nread < 0: its
+ * end or a failure. */
+static void up_on_data(struct kg_upconn *u, ssize_t nread, const char *data)
 {
-	struct kg_upconn *u = s->data;
 	struct kg_proxy *p = u->p;
 
-	if (nread == 0 || u->is_closing)
+	if (u->is_closing)
 		return;
 	if (!p) {
 		up_close(u);
@@ -720,7 +828,7 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	u->got_bytes = true;
-	uv_buf_t b = uv_buf_init(buf->base, (unsigned)nread);
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)nread);
 	if (u->is_tunnel) {
 		client_write(p, u, &b, 1);
 		return;
@@ -751,6 +859,100 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+static void send_request(struct kg_proxy *p, struct kg_upconn *u);
+
+/* The TLS handshake with the upstream failed (or the upstream left during
+ * it): a 502 saying why, and a log line naming the upstream and OpenSSL's
+ * reason (the certificate verification's when it refused the certificate). */
+static void up_tls_failed(struct kg_upconn *u, const char *reason)
+{
+	struct kg_proxy *p = u->p;
+	if (!p) {
+		up_close(u);
+		return;
+	}
+	kg_warn("upstream %s: TLS handshake failed: %s", p->req.rt->up_hostport, reason);
+	fail(p, 502, tls_message(p, "upstream TLS handshake failed: ", reason));
+}
+
+/* Ciphertext from an https upstream: fed to its session and decrypted at
+ * once (no more plaintext than the ciphertext just read, as a plain read);
+ * the plaintext goes to up_on_data. The handshake advances here too, and
+ * the request goes out when it ends. */
+static void up_tls_read(struct kg_upconn *u, const char *cipher, size_t len)
+{
+	if (kg__tls_feed(u->tls, cipher, len) != KG_OK) {
+		up_on_data(u, UV_ENOMEM, NULL);
+		return;
+	}
+	/* cipher was w->ubuf, copied into the session: the plaintext goes there */
+	char *plain = u->w->ubuf;
+	for (;;) {
+		ssize_t n = kg__tls_read(u->tls, plain, sizeof(u->w->ubuf));
+		if (n > 0) {
+			up_on_data(u, n, plain);
+			if (u->is_closing)
+				return;
+			continue;
+		}
+		int r = up_tls_flush(u);
+		if (u->is_closing)
+			return;
+		if (n == KG_TLS_ERROR) {
+			if (!u->is_connected) {
+				up_tls_failed(u, kg__tls_verify_error(u->tls));
+				return;
+			}
+			kg_warn("upstream %s: TLS session failed: %s", u->p ? u->p->req.rt->up_hostport : "(pooled)",
+			        kg__tls_error(u->tls));
+			if (u->p && !u->got_bytes) {
+				/* not a stale connection: the upstream refused the session
+				 * (a client certificate it does not accept, say) */
+				fail(u->p, 502, tls_message(u->p, "upstream TLS session failed: ", kg__tls_error(u->tls)));
+				return;
+			}
+			up_on_data(u, UV_EPROTO, NULL);
+			return;
+		}
+		if (n == KG_TLS_CLOSED) {
+			if (!u->is_connected)
+				up_tls_failed(u, "the upstream closed the connection during the handshake");
+			else
+				up_on_data(u, UV_EOF, NULL);
+			return;
+		}
+		if (r < 0) {
+			up_write_failed(u, r);
+			return;
+		}
+		break; /* KG_TLS_AGAIN */
+	}
+	if (!u->is_connected && kg__tls_is_established(u->tls) && u->p) {
+		/* TCP connect and handshake are both proxy.connect_timeout's */
+		uv_timer_stop(&u->timer);
+		u->is_connected = true;
+		send_request(u->p, u);
+	}
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_upconn *u = s->data;
+
+	if (nread == 0 || u->is_closing)
+		return;
+	if (u->tls && nread > 0) {
+		up_tls_read(u, buf->base, (size_t)nread);
+		return;
+	}
+	if (u->tls && !u->is_connected && u->p) {
+		up_tls_failed(u, nread == UV_EOF ? "the upstream closed the connection during the handshake"
+		                                 : uv_strerror((int)nread));
+		return;
+	}
+	up_on_data(u, nread, buf ? buf->base : NULL);
+}
+
 static void up_read_start(struct kg_upconn *u)
 {
 	if (u->is_reading || u->is_closing)
@@ -768,7 +970,10 @@ static void on_up_timeout(uv_timer_t *t)
 		return;
 	}
 	kg_str m = p->req.method, path = p->req.path;
-	if (!u->is_connected) {
+	if (!u->is_connected && u->tls) {
+		kg_warn("upstream %s: connect timed out (the TLS handshake did not finish)", p->req.rt->up_hostport);
+		fail(p, 504, "upstream timed out: no TLS connection within proxy.connect_timeout");
+	} else if (!u->is_connected) {
 		kg_warn("upstream connect timed out");
 		fail(p, 504, "upstream timed out: no connection within proxy.connect_timeout");
 	} else if (u->got_bytes) {
@@ -803,6 +1008,37 @@ static void send_request(struct kg_proxy *p, struct kg_upconn *u)
 		p->sink.ready(p->sink.ctx);
 }
 
+/* The TCP connection to an https upstream is up: a client session with
+ * SNI (a name, not an IP literal), the worker's last session to resume,
+ * and the ClientHello. The handshake goes on in up_tls_read. */
+static void up_tls_start(struct kg_proxy *p, struct kg_upconn *u)
+{
+	const struct kg_runtime *rt = p->req.rt;
+	struct kg_worker *w = u->w;
+	unsigned char a[sizeof(struct in6_addr)];
+
+	if (kg__tls_conn_new(rt->up_tls, false, &u->tls) != KG_OK) {
+		fail(p, 500, "out of memory");
+		return;
+	}
+	SSL *ssl = kg__tls_ssl(u->tls);
+	SSL_set_app_data(ssl, u); /* kg__proxy_tls_session finds the worker */
+	bool is_ip = inet_pton(AF_INET, rt->up_host, a) == 1 || inet_pton(AF_INET6, rt->up_host, a) == 1;
+	if (!is_ip && SSL_set_tlsext_host_name(ssl, rt->up_host) != 1) {
+		fail(p, 500, "out of memory");
+		return;
+	}
+	if (w->up_session && w->up_session_gen == u->gen)
+		(void)SSL_set_session(ssl, w->up_session); /* a refused one: a full handshake */
+	up_read_start(u);
+	if (!u->is_reading) {
+		fail(p, 502, "upstream unavailable: cannot read from the connection");
+		return;
+	}
+	/* nothing to read yet: this writes the ClientHello */
+	up_tls_read(u, NULL, 0);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
 	struct kg_upconn *u = req->data;
@@ -813,15 +1049,20 @@ static void on_connect(uv_connect_t *req, int status)
 		up_close(u);
 		return;
 	}
-	uv_timer_stop(&u->timer);
 	if (status < 0) {
+		uv_timer_stop(&u->timer);
 		kg_warn("upstream %s: connect failed: %s", p->req.rt->up_hostport, uv_strerror(status));
 		fail(p, 502, status == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
 		                                       : "upstream unavailable: connect failed");
 		return;
 	}
-	u->is_connected = true;
 	uv_tcp_nodelay(&u->tcp, 1);
+	if (p->req.rt->up_tls) {
+		up_tls_start(p, u); /* the connect timer runs on through the handshake */
+		return;
+	}
+	uv_timer_stop(&u->timer);
+	u->is_connected = true;
 	send_request(p, u);
 }
 

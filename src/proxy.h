@@ -87,7 +87,17 @@ void kg__proxy_proceed(struct kg_proxy *p);
  * body off): the upstream connection closes, no callback follows, p is
  * dead. */
 void kg__proxy_cancel(struct kg_proxy *p);
-/* Closes w's idle upstream connections (worker exit, reload). */
+/* Closes w's idle upstream connections and forgets its TLS session (worker
+ * exit, reload). */
 void kg__pool_close_all(struct kg_worker *w);
+
+/* The https upstream handed a session keygate may resume (a TLS 1.3 ticket
+ * arrives after the handshake, so this is SSL_CTX_sess_set_new_cb's
+ * callback on the runtime's up_tls): the worker of the connection keeps the
+ * newest one, taking sess's reference (returns 1), for its next new
+ * upstream connection. Runs on that worker's loop. */
+struct ssl_st;
+struct ssl_session_st;
+int kg__proxy_tls_session(struct ssl_st *ssl, struct ssl_session_st *sess);
 
 #endif

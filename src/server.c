@@ -102,6 +102,7 @@ static void runtime_free(struct kg_runtime *rt)
 	free(rt->trusted);
 	OPENSSL_cleanse(rt->admin_hash, sizeof(rt->admin_hash));
 	SSL_CTX_free(rt->tls_ctx); /* sessions still open hold their own reference */
+	SSL_CTX_free(rt->up_tls);
 	free(rt);
 }
 
@@ -177,7 +178,8 @@ static kg_err parse_upstream(struct kg_runtime *rt, const char *url, kg_buf *why
 	}
 	snprintf(rt->up_hostport, sizeof(rt->up_hostport), "%.*s", (int)a->hostport.n, a->hostport.p);
 	snprintf(rt->up_host, sizeof(rt->up_host), "%.*s", (int)a->host.n, a->host.p);
-	snprintf(port, sizeof(port), "%u", a->port ? a->port : 80);
+	snprintf(port, sizeof(port), "%u", a->port ? a->port : u.is_https ? 443 : 80);
+	rt->up_is_tls = u.is_https;
 	/* "/api/" + "/x" would give "//x": the request target brings its own '/' */
 	while (u.path.n > 0 && u.path.p[u.path.n - 1] == '/')
 		u.path.n--;
@@ -192,6 +194,8 @@ static kg_err parse_upstream(struct kg_runtime *rt, const char *url, kg_buf *why
 	memcpy(&rt->up_addr, res->ai_addr, res->ai_addrlen);
 	rt->up_addrlen = res->ai_addrlen;
 	freeaddrinfo(res);
+	if (u.is_https && kg__tls_client_new(rt->cfg, rt->up_host, kg__proxy_tls_session, &rt->up_tls, why) != KG_OK)
+		return KG_ECONFIG;
 	rt->has_upstream = true;
 	return KG_OK;
 }
@@ -846,6 +850,17 @@ static void warn_exposed_files(const kg_config *cfg, const char *config_path)
 	kg_config_errors_free(&errs);
 }
 
+/* Turning verification off is allowed (a test upstream, a self-signed
+ * certificate one cannot add to proxy.tls_ca yet) but never silently: it is
+ * said at every start and reload. */
+static void warn_upstream_tls(const kg_config *cfg)
+{
+	if (!cfg->proxy_tls_verify && kg_str_has_prefix(kg_str_c(cfg->upstream), KG_STR("https://")))
+		kg_warn("proxy.tls_verify is false: the certificate of upstream %s is NOT verified; anyone on the "
+		        "path can read and change what keygate sends it (passwords and tokens included)",
+		        cfg->upstream);
+}
+
 static void reload(void)
 {
 	kg_config *cfg = NULL;
@@ -885,6 +900,7 @@ static void reload(void)
 	kg__runtime_release(cur);
 	kg_log_set_level((enum kg_log_level)kg_log_level_parse(cfg->log_level));
 	warn_exposed_files(cfg, serve_args.config_path);
+	warn_upstream_tls(cfg);
 	runtime_install(rt);
 	kg_info("configuration reloaded%s", is_tls_reloaded ? " (TLS certificates too: new connections get them)" : "");
 out:
@@ -964,6 +980,7 @@ int kg_serve(const struct kg_serve_args *args, kg_config *cfg)
 		goto out;
 	}
 	warn_exposed_files(cfg, args->config_path);
+	warn_upstream_tls(cfg);
 	runtime_install(rt);
 	rt = NULL;
 	on_maintenance(NULL);

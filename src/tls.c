@@ -5,6 +5,7 @@
  * reads into the worker's buffer and writes with its own queue; the session
  * only turns bytes into bytes, so backpressure, timeouts and the write queue
  * stay where they are for plain connections. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -469,4 +470,113 @@ void kg__tls_release_buffers(struct kg_tls_conn *t)
 const char *kg__tls_error(const struct kg_tls_conn *t)
 {
 	return t->why ? t->why : "TLS failure";
+}
+
+/* ---- the client context (keygate -> https upstreams) ---- */
+
+kg_err kg__tls_client_new(const kg_config *cfg, const char *host, int (*on_new_session)(SSL *, SSL_SESSION *),
+                          SSL_CTX **out, kg_buf *why)
+{
+	SSL_CTX *ctx = NULL;
+	struct stat sb;
+	unsigned char a[sizeof(struct in6_addr)];
+	kg_err err = KG_ECONFIG;
+
+	*out = NULL;
+	ERR_clear_error();
+	if (!(ctx = SSL_CTX_new(TLS_client_method()))) {
+		kg_buf_printf(why, "upstream tls: cannot create a context: %s", ssl_reason());
+		err = KG_ENOMEM;
+		goto out;
+	}
+	if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1 ||
+	    SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION) != 1 ||
+	    SSL_CTX_set_cipher_list(ctx, KG_TLS12_CIPHERS) != 1 || SSL_CTX_set1_groups_list(ctx, KG_TLS_GROUPS) != 1 ||
+	    SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)"\x08http/1.1", 9) != 0) {
+		kg_buf_printf(why, "upstream tls: cannot set protocols and ciphers: %s", ssl_reason());
+		goto out;
+	}
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	/* resumption: the caller keeps the newest session it is handed (TLS 1.3
+	 * tickets come after the handshake, so SSL_get1_session at its end would
+	 * miss them); OpenSSL's own cache would only grow */
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+	if (on_new_session)
+		SSL_CTX_sess_set_new_cb(ctx, on_new_session);
+
+	if (cfg->proxy_tls_ca[0]) {
+		int ok = 0;
+		if (stat(cfg->proxy_tls_ca, &sb) != 0) {
+			kg_buf_printf(why, "proxy.tls_ca %s: %s", cfg->proxy_tls_ca, strerror(errno));
+			goto out;
+		}
+		if (S_ISDIR(sb.st_mode))
+			ok = SSL_CTX_load_verify_dir(ctx, cfg->proxy_tls_ca);
+		else
+			ok = SSL_CTX_load_verify_file(ctx, cfg->proxy_tls_ca);
+		if (ok != 1) {
+			kg_buf_printf(why, "proxy.tls_ca %s: no PEM CA certificate in it: %s", cfg->proxy_tls_ca,
+			              ssl_reason());
+			goto out;
+		}
+	} else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+		kg_buf_printf(why, "upstream tls: cannot load the system's CA certificates: %s", ssl_reason());
+		goto out;
+	}
+
+	if (cfg->proxy_tls_verify) {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+		/* the name check: an IP literal is matched against the certificate's
+		 * IP addresses, a name against its DNS names (no partial wildcards) */
+		X509_VERIFY_PARAM *vp = SSL_CTX_get0_param(ctx);
+		bool is_ip = inet_pton(AF_INET, host, a) == 1 || inet_pton(AF_INET6, host, a) == 1;
+		X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+		if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : X509_VERIFY_PARAM_set1_host(vp, host, 0)) != 1) {
+			kg_buf_printf(why, "upstream tls: cannot check the name %s: %s", host, ssl_reason());
+			goto out;
+		}
+	} else {
+		SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+	}
+
+	if (cfg->proxy_tls_cert[0]) {
+		if (stat(cfg->proxy_tls_cert, &sb) != 0) {
+			kg_buf_printf(why, "proxy.tls_cert %s: %s", cfg->proxy_tls_cert, strerror(errno));
+			goto out;
+		}
+		if (stat(cfg->proxy_tls_key, &sb) != 0) {
+			kg_buf_printf(why, "proxy.tls_key %s: %s", cfg->proxy_tls_key, strerror(errno));
+			goto out;
+		}
+		if (SSL_CTX_use_certificate_chain_file(ctx, cfg->proxy_tls_cert) != 1) {
+			kg_buf_printf(why, "proxy.tls_cert %s: not a PEM certificate (chain): %s", cfg->proxy_tls_cert,
+			              ssl_reason());
+			goto out;
+		}
+		if (SSL_CTX_use_PrivateKey_file(ctx, cfg->proxy_tls_key, SSL_FILETYPE_PEM) != 1 ||
+		    SSL_CTX_check_private_key(ctx) != 1) {
+			kg_buf_printf(why, "proxy.tls_key %s: not a PEM private key, or not the key of %s: %s",
+			              cfg->proxy_tls_key, cfg->proxy_tls_cert, ssl_reason());
+			goto out;
+		}
+	}
+	*out = ctx;
+	ctx = NULL;
+	err = KG_OK;
+out:
+	ERR_clear_error();
+	SSL_CTX_free(ctx);
+	return err;
+}
+
+/* Why a client handshake failed: the verification's own words when the
+ * certificate was refused ("certificate has expired", "Hostname mismatch",
+ * "unable to get local issuer certificate"), else kg__tls_error's. */
+const char *kg__tls_verify_error(struct kg_tls_conn *t)
+{
+	long v = SSL_get_verify_result(t->ssl);
+	if (v != X509_V_OK)
+		return X509_verify_cert_error_string(v);
+	return kg__tls_error(t);
 }

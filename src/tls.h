@@ -37,6 +37,19 @@
  * others live as long as it does. */
 kg_err kg__tls_server_new(const char *const *certs, const char *const *keys, size_t n, SSL_CTX **out, kg_buf *why);
 
+/* The client context for https upstreams, from cfg's proxy.tls_* settings
+ * (borrowed, read now): TLS 1.2 and 1.3, ALPN http/1.1, the peer verified
+ * against proxy.tls_ca (a PEM file or a hashed directory) or the system's
+ * CAs and its name checked against host (an IP literal against the
+ * certificate's IP addresses) unless proxy.tls_verify is false, and
+ * proxy.tls_cert/proxy.tls_key shown when the upstream asks (mutual TLS).
+ * on_new_session (may be NULL) is handed every session the upstream lets
+ * keygate resume (SSL_CTX_sess_set_new_cb's contract: return 1 to keep the
+ * reference). On failure why names the setting and file (KG_ECONFIG).
+ * *out: returns owned (SSL_CTX_free). */
+kg_err kg__tls_client_new(const kg_config *cfg, const char *host, int (*on_new_session)(SSL *, SSL_SESSION *),
+                          SSL_CTX **out, kg_buf *why);
+
 /* One TLS session over memory BIOs. */
 struct kg_tls_conn;
 
@@ -77,5 +90,10 @@ void kg__tls_release_buffers(struct kg_tls_conn *t);
 /* Why the last kg__tls_read failed, for a log line ("plain HTTP on a TLS
  * port", "protocol version not supported", ...): a static string. */
 const char *kg__tls_error(const struct kg_tls_conn *t);
+
+/* Why a client session's handshake failed, for a log line and a 502: the
+ * certificate verification's reason when it refused the peer's
+ * (X509_verify_cert_error_string), else kg__tls_error's. A static string. */
+const char *kg__tls_verify_error(struct kg_tls_conn *t);
 
 #endif

@@ -68,10 +68,14 @@ typedef struct kg_config {
 	int64_t password_queue;       /* limits.password_queue: jobs waiting, per worker */
 
 	/* proxy */
-	char *upstream;               /* "" or http://host:port[/base] */
+	char *upstream;               /* "" or http[s]://host:port[/base] */
 	int64_t upstream_timeout_ms;  /* proxy.upstream_timeout: to first response byte */
 	int64_t connect_timeout_ms;   /* proxy.connect_timeout */
 	int64_t pool_size;            /* proxy.pool_size: idle upstream connections per worker */
+	bool proxy_tls_verify;        /* proxy.tls_verify: check an https upstream's certificate and name */
+	char *proxy_tls_ca;           /* proxy.tls_ca: CA file or directory; "": the system's */
+	char *proxy_tls_cert;         /* proxy.tls_cert: client certificate for mutual TLS, "" when none */
+	char *proxy_tls_key;          /* proxy.tls_key: its private key */
 	bool preserve_host;           /* proxy.preserve_host */
 	bool forwarded_headers;       /* proxy.forwarded_headers: X-Forwarded-For/-Proto/-Host */
 	bool forward_credentials;     /* proxy.forward_credentials */

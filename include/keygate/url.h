@@ -32,16 +32,16 @@ typedef struct kg_hostport {
 kg_err kg_hostport_parse(kg_str s, bool is_port_required, kg_hostport *out, kg_buf *why) KG_MUST_CHECK;
 
 typedef struct kg_url {
-	kg_hostport authority; /* port 0 when the URL names none (80 for http) */
+	kg_hostport authority; /* port 0 when the URL names none (80 for http, 443 for https) */
 	kg_str path;           /* borrowed: from the first '/' after the authority, as written; empty when none */
+	bool is_https;         /* https://: keygate speaks TLS to it */
 } kg_url;
 
-/* Parses an upstream URL, http://HOST[:PORT][/PATH]: the scheme in lower
- * case, the authority as kg_hostport_parse takes it, no userinfo, query or
+/* Parses an upstream URL, http://HOST[:PORT][/PATH] or
+ * https://HOST[:PORT][/PATH]: the scheme in lower case, the authority as kg_hostport_parse takes it, no userinfo, query or
  * fragment, and no space or control byte anywhere. url is borrowed and out
  * points into it. On error returns KG_EINVAL and appends to why (borrowed,
- * may be NULL) one line, quoting url except for "https upstreams are not
- * supported yet". */
+ * may be NULL) one line quoting url. */
 kg_err kg_url_parse(kg_str url, kg_url *out, kg_buf *why) KG_MUST_CHECK;
 
 #endif

@@ -16,6 +16,8 @@ import elasticsearch
 
 URL = os.environ["KG_URL"]
 PW = os.environ["KG_PASSWORD"]
+# an https KG_URL: KG_CA is the CA that signed keygate's certificate
+TLS = {"ca_certs": os.environ["KG_CA"]} if os.environ.get("KG_CA") else {}
 
 
 def outcome(fn, *args, **kw):
@@ -30,7 +32,7 @@ def outcome(fn, *args, **kw):
 
 
 def keys(out):
-    es = elasticsearch.Elasticsearch([URL], http_auth=("elastic", PW), max_retries=0)
+    es = elasticsearch.Elasticsearch([URL], http_auth=("elastic", PW), max_retries=0, **TLS)
     out["create"] = outcome(es.security.create_api_key, body={
         "name": "py-key",
         "role_descriptors": {"r": {
@@ -41,7 +43,7 @@ def keys(out):
     key = out["create"]["body"]
     out["get"] = outcome(es.security.get_api_key, id=key["id"])
     out["authenticate"] = outcome(es.security.authenticate)
-    user = elasticsearch.Elasticsearch([URL], api_key=(key["id"], key["api_key"]), max_retries=0)
+    user = elasticsearch.Elasticsearch([URL], api_key=(key["id"], key["api_key"]), max_retries=0, **TLS)
     out["key_authenticate"] = outcome(user.security.authenticate)
     out["data"] = outcome(user.transport.perform_request, "GET", "/data/x")
     out["other"] = outcome(user.transport.perform_request, "GET", "/other")
@@ -50,7 +52,7 @@ def keys(out):
 
 
 def anonymous(out):
-    es = elasticsearch.Elasticsearch([URL], max_retries=0)
+    es = elasticsearch.Elasticsearch([URL], max_retries=0, **TLS)
     out["authenticate"] = outcome(es.security.authenticate)
 
 

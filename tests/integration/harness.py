@@ -426,15 +426,22 @@ class _Proc:
 class Upstream(_Proc):
     """Runs upstream.py as a subprocess on a free port; .port, .requests()."""
 
-    def __init__(self):
+    def __init__(self, *args):
+        """args: more upstream.py arguments (--tls-cert ...: see
+        test_tls_upstream.TLSUpstream)."""
         self.tmp = tempfile.mkdtemp(prefix="keygate-up-")
         self.log_path = os.path.join(self.tmp, "requests.log")
         self.port = None
         self.url = None
+        self.args = list(args)
+
+    def ready_check(self):
+        r = request(self.port, "GET", "/__upstream_ready", timeout=5)
+        check(r.status == 200, "upstream.py answered %d" % r.status)
 
     def __enter__(self):
         self.proc = subprocess.Popen(
-            [sys.executable, os.path.join(HERE, "upstream.py"), "--port", "0", "--log", self.log_path],
+            [sys.executable, os.path.join(HERE, "upstream.py"), "--port", "0", "--log", self.log_path] + self.args,
             stdout=subprocess.PIPE, stderr=open(os.path.join(self.tmp, "stderr"), "wb"),
             preexec_fn=_pdeathsig)
         _procs.append(self)
@@ -452,8 +459,7 @@ class Upstream(_Proc):
                 line += c
             self.port = int(line.split()[1])
             self.url = "http://127.0.0.1:%d" % self.port
-            r = request(self.port, "GET", "/__upstream_ready", timeout=5)
-            check(r.status == 200, "upstream.py answered %d" % r.status)
+            self.ready_check()
         except BaseException:
             self.__exit__(*sys.exc_info())
             raise

@@ -9,6 +9,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from harness import Keygate, ROOT, check, note
+from test_tls import Certs, tls_keygate
 
 HERE = os.path.join(ROOT, "tests", "compat", "avalanche")
 PW = "Str0ng-Passw0rd-for-keygate-2026!"
@@ -45,7 +46,9 @@ def npm_install():
     check(p.returncode == 0, "npm ci failed: %s" % p.stderr[-2000:])
 
 
-def run_client(no_fetch):
+def run_client(no_fetch, certs=None):
+    """certs: the client speaks HTTPS to keygate's TLS listener, whose
+    certificate certs' CA signed (Node trusts it by NODE_EXTRA_CA_CERTS)."""
     npm_install()
     node = shutil.which("node")
     check(node, "node is not installed")
@@ -57,9 +60,12 @@ def run_client(no_fetch):
         pw = os.path.join(tmp, "pw")
         with open(pw, "w") as f:
             f.write(PW + "\n")
-        with Keygate("--api-auth-required", "--api-auth-password-file", pw,
-                     "--upstream", "http://127.0.0.1:%d" % srv.server_address[1]) as kg:
+        args = ("--api-auth-required", "--api-auth-password-file", pw,
+                "--upstream", "http://127.0.0.1:%d" % srv.server_address[1])
+        with (tls_keygate(certs, *args) if certs else Keygate(*args)) as kg:
             env = dict(os.environ, KG_PORT=str(kg.port), KG_PASSWORD=PW, KG_NEW_PASSWORD="N3w-Str0ng-Passw0rd-2026?")
+            if certs:
+                env.update(KG_PORT=str(kg.tls_port), KG_PROTOCOL="https", NODE_EXTRA_CA_CERTS=certs.ca)
             if no_fetch:
                 env["KG_NO_FETCH"] = "1"
             p = subprocess.run([node, "auth_client.js"], cwd=HERE, env=env, capture_output=True, text=True, timeout=120)
@@ -80,3 +86,8 @@ def test_avalanche_npm_client_with_its_default_fetch_adapter():
 
 def test_avalanche_npm_client_with_the_node_http_adapter_sees_exact_refusals():
     run_client(no_fetch=True)
+
+
+def test_avalanche_npm_client_over_tls_with_the_test_ca():
+    with Certs() as certs:
+        run_client(no_fetch=False, certs=certs)

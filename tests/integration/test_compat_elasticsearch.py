@@ -14,6 +14,8 @@ import subprocess
 import sys
 
 from harness import Client, Keygate, ROOT, Upstream, bcrypt_hash, check, note, request, skip
+from test_tls import Certs, tls_keygate
+from test_tls_upstream import TLSUpstream
 
 COMPAT = os.path.join(ROOT, "tests", "compat")
 PW = "Str0ng-Elastic-Passw0rd-2026!"
@@ -44,14 +46,21 @@ def npm_install(here):
     check(p.returncode == 0, "npm ci in %s failed: %s" % (here, p.stderr[-2000:]))
 
 
-def run_js_client(major):
+def run_js_client(major, certs=None):
+    """certs: HTTPS on both sides, client -> keygate's TLS listener (Node
+    trusts certs' CA by NODE_EXTRA_CA_CERTS) and keygate -> an https
+    upstream (verified with proxy.tls_ca), as in front of Elasticsearch 8."""
     here = os.path.join(COMPAT, "elasticsearch%d" % major)
     node = shutil.which("node")
     if not node:
         skip("node is not installed (tools/deps.sh --tests installs it)")
     npm_install(here)
-    with Upstream() as up, keygate(up) as kg:
+    with (TLSUpstream(certs) if certs else Upstream()) as up, \
+            (tls_keygate(certs, "--upstream", up.url, "--proxy-tls-ca", certs.ca, "--admin-password", bcrypt_hash(PW))
+             if certs else keygate(up)) as kg:
         env = dict(os.environ, KG_URL="http://127.0.0.1:%d" % kg.port, KG_PASSWORD=PW)
+        if certs:
+            env.update(KG_URL="https://localhost:%d" % kg.tls_port, NODE_EXTRA_CA_CERTS=certs.ca)
         p = subprocess.run([node, os.path.join(COMPAT, "elasticsearch_client.js")], cwd=here, env=env,
                            capture_output=True, text=True, timeout=120)
         check(p.returncode == 0 and p.stdout.strip(),
@@ -130,6 +139,11 @@ def test_npm_elasticsearch_8_manages_api_keys_and_its_key_opens_only_its_routes_
 
 def test_npm_elasticsearch_9_manages_api_keys_and_its_key_opens_only_its_routes_until_invalidated():
     run_js_client(9)
+
+
+def test_npm_elasticsearch_8_over_tls_to_keygate_and_from_keygate_to_an_https_upstream():
+    with Certs() as certs:
+        run_js_client(8, certs)
 
 
 # ---------------------------------------------------------------- GET /
@@ -229,9 +243,12 @@ def python_with_es7():
     skip("python3-elasticsearch is not installed (tools/deps.sh --tests installs it)")
 
 
-def run_py7(kg, scenario):
+def run_py7(kg, scenario, certs=None):
+    """certs: over keygate's TLS listener, verified with certs' CA (ca_certs)."""
     py = python_with_es7()
     env = dict(os.environ, KG_URL="http://127.0.0.1:%d" % kg.port, KG_PASSWORD=PW)
+    if certs:
+        env.update(KG_URL="https://localhost:%d" % kg.tls_port, KG_CA=certs.ca)
     p = subprocess.run([py, os.path.join(COMPAT, "elasticsearch_py7.py"), scenario], env=env, capture_output=True,
                        text=True, timeout=120)
     check(p.returncode == 0 and p.stdout.strip(),
@@ -290,3 +307,17 @@ def test_python_elasticsearch_7_17_goes_on_after_a_401_on_get_root():
               and r.get("type") == "security_exception", "_authenticate without credentials: %r" % r)
         check(any("unable to verify" in w for w in out["warnings"]), "no 'unable to verify' warning: %r" % out["warnings"])
         check(upstream_paths(up) == [], "the upstream saw %r" % upstream_paths(up))
+
+
+def test_python_elasticsearch_7_17_over_tls_with_the_test_ca():
+    with Certs() as certs, Upstream() as up, \
+            tls_keygate(certs, "--upstream", up.url, "--admin-password", bcrypt_hash(PW), "--api-key-info",
+                        "keygate") as kg:
+        out = run_py7(kg, "keys", certs)
+        kid = body_of(out, "create")["id"]
+        check(body_of(out, "key_authenticate").get("api_key") == {"id": kid, "name": "py-key"},
+              "authenticate with the key over TLS: %r" % out["key_authenticate"])
+        check(body_of(out, "data").get("path") == "/data/x", "GET /data/x with the key over TLS: %r" % out["data"])
+        check(not [w for w in out["warnings"] if "verify" in w.lower() or "insecure" in w.lower()],
+              "TLS warnings from the client: %r" % out["warnings"])
+        check(upstream_paths(up) == [("GET", "/data/x")], "the upstream saw %r" % upstream_paths(up))

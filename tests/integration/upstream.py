@@ -2,12 +2,19 @@
 """A real HTTP/1.1 upstream for keygate's integration tests (loopback only).
 
     python3 upstream.py [--port N] [--log FILE]
+                        [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 Prints "PORT <n>" on stdout once it listens (port 0 = pick a free one). With
 --log, appends one line per request ("REQ <conn> <METHOD> <target>") and per
 deliberately dropped request ("DROP <conn> <request line>") and per response
 cut short by the client ("ABORT <conn> <target> <error>") so tests can see
 what reached the upstream without asking it over HTTP.
+
+With --tls-cert and --tls-key it speaks HTTPS (an https upstream for
+keygate) and logs each handshake: "TLS <conn> reused=0|1 client=<CN|->" (the
+session was resumed; the client certificate's common name), or "TLSFAIL
+<conn> <reason>" (the request handler never runs). --tls-client-ca requires
+a client certificate signed by that CA (mutual TLS).
 
 Routes (any method unless noted):
   default            200 JSON {method, path, version, headers, body_len,
@@ -45,6 +52,8 @@ import hashlib
 import http.client
 import http.server
 import json
+import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -81,10 +90,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     def setup(self):
+        self.tls_failed = False
+        if isinstance(self.request, ssl.SSLSocket):
+            port = self.client_address[1]
+            try:
+                self.request.settimeout(10)
+                self.request.do_handshake()
+                self.request.settimeout(None)
+                cert = self.request.getpeercert() or {}
+                cn = [v for rdn in cert.get("subject", ()) for k, v in rdn if k == "commonName"]
+                log("TLS %d reused=%d client=%s" % (port, int(self.request.session_reused), cn[0] if cn else "-"))
+            except (ssl.SSLError, OSError) as e:
+                log("TLSFAIL %d %s" % (port, getattr(e, "reason", None) or type(e).__name__))
+                self.tls_failed = True
         super().setup()
         self.armed = False
 
     def handle(self):
+        if self.tls_failed:
+            return
         try:
             super().handle()
         except (ConnectionError, TimeoutError, OSError) as e:
@@ -330,6 +354,15 @@ class Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
+    tls = None  # an ssl.SSLContext: HTTPS
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.tls:
+            # the handshake runs on the connection's thread (Handler.setup),
+            # so a client that never finishes one blocks nobody else
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
 
 def main():
@@ -337,10 +370,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--log")
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--tls-client-ca")
     args = ap.parse_args()
     if args.log:
         _log_file = open(args.log, "a")
     srv = Server(("127.0.0.1", args.port), Handler)
+    if args.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+        if args.tls_client_ca:
+            ctx.verify_mode = ssl.CERT_REQUIRED
+            ctx.load_verify_locations(args.tls_client_ca)
+        srv.tls = ctx
     print("PORT %d" % srv.server_address[1], flush=True)
     try:
         srv.serve_forever()

@@ -423,10 +423,11 @@ KG_TEST(test_list_item_validation_table)
 		{ "--upstream", "http://backend:9000/api", NULL },
 		{ "--upstream", "http://backend", NULL },
 		{ "--upstream", "http://[::1]:9000/", NULL },
-		{ "--upstream", "https://backend:443", "--upstream: https upstreams are not supported yet" },
-		{ "--upstream", "HTTPS://backend", "--upstream: https upstreams are not supported yet" },
-		{ "--upstream", "backend:9000", "--upstream: 'backend:9000': expected http://HOST[:PORT][/PATH]" },
-		{ "--upstream", "ftp://backend", "--upstream: 'ftp://backend': expected http://HOST[:PORT][/PATH]" },
+		{ "--upstream", "https://backend:443", NULL },
+		{ "--upstream", "https://backend/api", NULL },
+		{ "--upstream", "HTTPS://backend", "--upstream: 'HTTPS://backend': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "--upstream", "backend:9000", "--upstream: 'backend:9000': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "--upstream", "ftp://backend", "--upstream: 'ftp://backend': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
 		{ "--upstream", "http://", "--upstream: 'http://': the host is empty" },
 		{ "--upstream", "http://:9000", "--upstream: 'http://:9000': the host is empty" },
 		{ "--upstream", "http:///x", "--upstream: 'http:///x': the host is empty" },
@@ -771,7 +772,7 @@ KG_TEST(test_yaml_errors_are_all_reported_with_lines)
 	                   "  - nope\n"                 /* 14 */
 	                   "  - {a: b}\n"               /* 15 */
 	                   "log: verbose\n"             /* 16 */
-	                   "upstream: https://x\n"      /* 17 */
+	                   "upstream: ftp://x\n"        /* 17 */
 	                   "proxy.pool_size: 5\n"       /* 18 */
 	                   "? [a, b]\n"                 /* 19 */
 	                   ": c\n";                     /* 20 */
@@ -786,7 +787,7 @@ KG_TEST(test_yaml_errors_are_all_reported_with_lines)
 		":14: public_paths: 'nope': must start with '/'",
 		":15: public_paths: expected a list of values, got a mapping in it",
 		":16: log: expected a mapping of settings, got a value",
-		":17: upstream: https upstreams are not supported yet",
+		":17: upstream: 'ftp://x': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]",
 		":18: proxy.pool_size: set twice (first on line 5)",
 		":19: a key must be a plain name, not a list",
 	};

@@ -1,3 +1,4 @@
+#include <string.h>
 #include <stdlib.h>
 
 #include "keygate/url.h"
@@ -118,12 +119,14 @@ KG_TEST(test_url_parse_table)
 		{ "http://backend/", "backend", "backend", 0, "/", NULL },
 		{ "http://[::1]:9000/", "[::1]:9000", "::1", 9000, "/", NULL },
 		{ "http://[::1]/a/b//", "[::1]", "::1", 0, "/a/b//", NULL },
-		{ "https://backend:443", NULL, NULL, 0, NULL, "https upstreams are not supported yet" },
-		{ "HTTPS://backend", NULL, NULL, 0, NULL, "https upstreams are not supported yet" },
-		{ "HTTP://backend", NULL, NULL, 0, NULL, "'HTTP://backend': expected http://HOST[:PORT][/PATH]" },
-		{ "backend:9000", NULL, NULL, 0, NULL, "'backend:9000': expected http://HOST[:PORT][/PATH]" },
-		{ "ftp://backend", NULL, NULL, 0, NULL, "'ftp://backend': expected http://HOST[:PORT][/PATH]" },
-		{ "", NULL, NULL, 0, NULL, "'': expected http://HOST[:PORT][/PATH]" },
+		{ "https://backend:8443/api", "backend:8443", "backend", 8443, "/api", NULL },
+		{ "https://backend", "backend", "backend", 0, "", NULL },
+		{ "https://[::1]/", "[::1]", "::1", 0, "/", NULL },
+		{ "HTTPS://backend", NULL, NULL, 0, NULL, "'HTTPS://backend': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "HTTP://backend", NULL, NULL, 0, NULL, "'HTTP://backend': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "backend:9000", NULL, NULL, 0, NULL, "'backend:9000': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "ftp://backend", NULL, NULL, 0, NULL, "'ftp://backend': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
+		{ "", NULL, NULL, 0, NULL, "'': expected http://HOST[:PORT][/PATH] or https://HOST[:PORT][/PATH]" },
 		{ "http://", NULL, NULL, 0, NULL, "'http://': the host is empty" },
 		{ "http:///api", NULL, NULL, 0, NULL, "'http:///api': the host is empty" },
 		{ "http://b/api?x=1", NULL, NULL, 0, NULL, "'http://b/api?x=1': an upstream URL cannot have a query or fragment" },
@@ -148,6 +151,8 @@ KG_TEST(test_url_parse_table)
 			KG_CHECK(u.authority.port == cases[i].port, "'%s': port %u", cases[i].in, u.authority.port);
 			KG_CHECK(kg_str_eq(u.path, kg_str_c(cases[i].path)), "'%s': path '%.*s', want '%s'", cases[i].in,
 			         (int)u.path.n, u.path.p, cases[i].path);
+			KG_CHECK(u.is_https == (strncmp(cases[i].in, "https://", 8) == 0), "'%s': is_https %d", cases[i].in,
+			         u.is_https);
 		}
 		kg_buf_free(&why, false);
 	}

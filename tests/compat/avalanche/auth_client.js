@@ -1,5 +1,7 @@
 // The real `avalanche` npm client (avalanchejs 3.x) against keygate's
-// AvalancheGo Auth API. Env: KG_PORT, KG_PASSWORD, KG_NEW_PASSWORD.
+// AvalancheGo Auth API. Env: KG_PORT, KG_PASSWORD, KG_NEW_PASSWORD, and
+// KG_PROTOCOL=https for keygate's TLS listener (NODE_EXTRA_CA_CERTS names
+// the CA of its certificate).
 // Prints "ok ..." / "not ok ..." per check; exits 1 on any failure.
 // KG_NO_FETCH=1 hides fetch, so the client uses axios' Node http adapter
 // (as on Node < 18), which exposes the status and body of a refusal; with
@@ -39,7 +41,7 @@ async function outcome(promise) {
 }
 
 (async () => {
-  const avalanche = new Avalanche("127.0.0.1", port, "http");
+  const avalanche = new Avalanche("127.0.0.1", port, process.env.KG_PROTOCOL || "http");
   const auth = avalanche.Auth();
   const token = await auth.newToken(password, ["/ext/info"]);
   report(typeof token === "string" && token.split(".").length === 3, "newToken returns a JWT");
