@@ -1936,7 +1936,11 @@ static bool prepare_priv_put(struct es_req *r)
 static bool prepare_has_privileges(struct es_req *r)
 {
 	if (r->has_arg && strcmp(r->arg, r->who.username) != 0) {
-		if (!kg_es_perm_cluster_privilege(r->who.perm, r->action)) {
+		/* the privileges whose actions include has_privileges (manage_security
+		 * and all imply read_security); kg_es_perm_cluster says yes to
+		 * everyone for one's own account */
+		if (!kg_es_perm_cluster_privilege(r->who.perm, "read_security") &&
+		    !kg_es_perm_cluster_privilege(r->who.perm, "read_ccr")) {
 			send_403(r, false);
 			return false;
 		}
