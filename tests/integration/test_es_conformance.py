@@ -6,6 +6,7 @@ _privileges, _builtin, the cache APIs, and the items of the reference's
 test_es_keys_privileges.py do not already cover. Known answers come from
 /work/shared/reference/elasticsearch-api-keys.md."""
 import json
+import time
 
 from harness import Upstream, check, request
 from test_es_keys import ELASTIC, apikey, basic, create, es, es_error, es_kg, get_keys, ids_of, ok, upstream_paths
@@ -344,3 +345,33 @@ def test_with_limited_by_for_a_manage_own_owner_and_a_manage_api_key_admins_keys
         check(ids_of(get_keys(kg, "", bob)) == sorted([ka["id"], kb["id"]]), "admin lists every key")
         j = ok(es(kg, "POST", "/_security/_query/api_key", {"query": {"match_all": {}}}, alice))
         check([k["id"] for k in j["api_keys"]] == [ka["id"]], "alice's query is filtered: %r" % j)
+
+
+def test_a_privilege_defined_on_one_instance_applies_on_another_on_the_same_store():
+    with Upstream() as up, es_kg(up) as a:
+        role(a, "reader", {"applications": [{"application": "keygate", "privileges": ["read"],
+                                             "resources": ["/data/*"]}]})
+        joe = user(a, "joe", ["reader"])
+        with es_kg(up, "--data-dir", a.data_dir) as b:  # started after joe exists: B knows him
+            st = es(b, "GET", "/data/0", auth=joe).status
+            check(st == 403, "nothing defined yet: %d" % st)
+            privs(a, {"keygate": {"read": {"actions": ["GET:*"]}}})
+
+            def poll(want, target):
+                deadline = time.monotonic() + 5
+                r = es(b, "GET", target, auth=joe)
+                while r.status != want and time.monotonic() < deadline:
+                    time.sleep(0.05)  # B's change-log refresh, bounded
+                    r = es(b, "GET", target, auth=joe)
+                return r.status
+
+            st = poll(200, "/data/1")
+            check(st == 200, "B applies read once it refreshed: %d" % st)
+            check(ok(es(b, "GET", "/_security/privilege/keygate")) ==
+                  {"keygate": {"read": doc("keygate", "read", ["GET:*"])}}, "B lists it")
+            ok(es(a, "DELETE", "/_security/privilege/keygate/read"))
+            st = poll(403, "/data/2")
+            check(st == 403, "B stops granting once read is deleted on A: %d" % st)
+            # until B refreshed, /data/2 was still granted (within the refresh second)
+            check(upstream_paths(up)[0] == "/data/1" and set(upstream_paths(up)) <= {"/data/1", "/data/2"},
+                  "the upstream saw only granted requests: %r" % upstream_paths(up))
