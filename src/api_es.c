@@ -5,6 +5,8 @@
  *   /_security/_authenticate   who am I
  *   /_security/user ...        the native realm's users
  *   /_security/role ...        the native realm's roles
+ *   /_security/privilege ...   application privileges, the builtin list
+ *   /_security/user/_has_privileges, _privileges, and the cache APIs
  * and two authenticators for every other route: "Authorization: ApiKey
  * base64(id:key)", and Basic for Elasticsearch's users (elastic, whose
  * password is the admin password; the native realm; an ES config
