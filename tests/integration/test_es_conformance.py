@@ -8,7 +8,7 @@ test_es_keys_privileges.py do not already cover. Known answers come from
 import json
 import time
 
-from harness import Upstream, check, request
+from harness import Upstream, bcrypt_hash, check, request
 from test_es_keys import ELASTIC, apikey, basic, create, es, es_error, es_kg, get_keys, ids_of, ok, upstream_paths
 from test_es_keys_privileges import denied
 
@@ -375,3 +375,21 @@ def test_a_privilege_defined_on_one_instance_applies_on_another_on_the_same_stor
             # until B refreshed, /data/2 was still granted (within the refresh second)
             check(upstream_paths(up)[0] == "/data/1" and set(upstream_paths(up)) <= {"/data/1", "/data/2"},
                   "the upstream saw only granted requests: %r" % upstream_paths(up))
+
+
+def test_file_realm_keys_are_in_default_file_for_get_and_invalidate_filters():
+    from test_es_users import ELASTIC as ADMIN, file_kg  # its keygate's elastic password
+    admin = ("Authorization", ADMIN)
+    users = "frank:%s\n" % bcrypt_hash("frank-pw")
+    with Upstream() as up, file_kg(up, users, "filekeys:frank\n") as kg:
+        frank = basic("frank", "frank-pw")
+        fk = create(kg, {"name": "fk"}, frank)
+        ek = create(kg, {"name": "ek"}, admin)
+        k = get_keys(kg, "?realm_name=default_file", admin)
+        check(ids_of(k) == [fk["id"]] and (k[0]["realm"], k[0]["realm_type"]) == ("default_file", "file"),
+              "get by realm default_file: %r" % k)
+        check(ids_of(get_keys(kg, "?username=frank&realm_name=default_file", frank)) == [fk["id"]],
+              "manage_own_api_key naming itself in username and realm_name")
+        j = ok(es(kg, "DELETE", "/_security/api_key", {"realm_name": "default_file"}, admin))
+        check(j["invalidated_api_keys"] == [fk["id"]], "invalidate by realm default_file: %r" % j)
+        check(not get_keys(kg, "?id=" + ek["id"], admin)[0]["invalidated"], "elastic's key untouched")
