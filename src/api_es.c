@@ -1929,6 +1929,17 @@ static bool prepare_priv_put(struct es_req *r)
 		send_r_fail(r);
 		return false;
 	}
+	/* refused before any is stored: a store key is "<application>/<name>" */
+	size_t i;
+	json_t *doc;
+	json_array_foreach(r->privs_req, i, doc) {
+		size_t an = strlen(json_str(doc, "application")), nn = strlen(json_str(doc, "name"));
+		if (an + 1 + nn > KG_STORE_MAX_KEY_BYTES)
+			return fail400(r, "illegal_argument_exception",
+			               "application privilege [%.64s...] of application [%.64s...]: application and name "
+			               "together may not be longer than [%d] bytes",
+			               json_str(doc, "name"), json_str(doc, "application"), KG_STORE_MAX_KEY_BYTES - 1);
+	}
 	return true;
 }
 

@@ -73,6 +73,13 @@ def test_privilege_put_refusals_are_es_validation_failures():
                  "Validation Failed: 1: action [login] must contain one of [ '/' , '*' , ':' ];")
         es_error(es(kg, "PUT", "/_security/privilege", {"myapp": {"read": {"actions": ["a:b"], "bad": 1}}}), 400,
                  "x_content_parse_exception", "[application-privilege] unknown field [bad]")
+        long_name = "n" + "x" * 600
+        long_app = "app" + "y" * 600
+        es_error(es(kg, "PUT", "/_security/privilege", {"myapp": {"ok": {"actions": ["a:b"]}},
+                                                        long_app: {long_name: {"actions": ["a:b"]}}}), 400,
+                 "illegal_argument_exception",
+                 "application privilege [%s...] of application [%s...]: application and name together may not be "
+                 "longer than [1023] bytes" % (long_name[:64], long_app[:64]))
         check(ok(es(kg, "GET", "/_security/privilege")) == {}, "nothing was stored")
 
 
