@@ -3105,7 +3105,14 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		pthread_rwlock_init(&es->stripes[i], NULL);
 	pthread_mutex_init(&es->index_lock, NULL);
 	pthread_mutex_init(&es->pending_lock, NULL);
-	pthread_rwlock_init(&es->privs_lock, NULL);
+	/* writers first: under constant traffic a reader-preferring lock could
+	 * hold the watcher, and with it the cache's updater, indefinitely (as
+	 * lib/cache.c's lock) */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&es->privs_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
 	if (!(es->privs = json_object()))
 		goto fail;
 	es->cache = cache;
