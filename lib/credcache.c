@@ -16,6 +16,7 @@ struct slot {
 	unsigned char digest[32];
 	int64_t expires; /* 0: empty */
 	uint64_t value;
+	uint64_t user;   /* user_tag of the name: kg_credcache_forget finds a user's entries */
 };
 
 struct shard {
@@ -93,6 +94,20 @@ static bool digest(const kg_credcache *c, kg_str user, kg_str password, unsigned
 	return ok;
 }
 
+/* 64 bits of HMAC(key, 0xff || user): tells a user's entries apart without
+ * keeping the name. A collision only makes forget drop another user's entry,
+ * which costs that user one more bcrypt check. */
+static uint64_t user_tag(const kg_credcache *c, kg_str user)
+{
+	static const unsigned char mark = 0xff;
+	unsigned char d[32];
+	uint64_t v = 0;
+	if (kg_hmac_sha256(c->key, &mark, 1, user.p, user.n, d))
+		memcpy(&v, d, sizeof(v));
+	OPENSSL_cleanse(d, sizeof(d));
+	return v;
+}
+
 static struct shard *home(kg_credcache *c, const unsigned char d[32], size_t *start)
 {
 	uint64_t h;
@@ -145,6 +160,34 @@ void kg_credcache_put(kg_credcache *c, kg_str user, kg_str password, uint64_t va
 	memcpy(victim->digest, d, 32);
 	victim->expires = now + c->ttl;
 	victim->value = value;
+	victim->user = user_tag(c, user);
 	pthread_mutex_unlock(&s->lock);
 	OPENSSL_cleanse(d, sizeof(d));
+}
+
+void kg_credcache_clear(kg_credcache *c)
+{
+	for (int i = 0; c && i < KG_CREDCACHE_SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		pthread_mutex_lock(&s->lock);
+		OPENSSL_cleanse(s->slots, s->n * sizeof(struct slot));
+		pthread_mutex_unlock(&s->lock);
+	}
+}
+
+void kg_credcache_forget(kg_credcache *c, kg_str user)
+{
+	if (!c || user.n > KG_CREDCACHE_MAX_USER)
+		return;
+	uint64_t tag = user_tag(c, user);
+	/* a user's entries are spread over every shard (the password picks the
+	 * slot): a walk over all of them, as rare as the API that asks */
+	for (int i = 0; i < KG_CREDCACHE_SHARDS; i++) {
+		struct shard *s = &c->shards[i];
+		pthread_mutex_lock(&s->lock);
+		for (size_t j = 0; j < s->n; j++)
+			if (s->slots[j].expires && s->slots[j].user == tag)
+				OPENSSL_cleanse(&s->slots[j], sizeof(s->slots[j]));
+		pthread_mutex_unlock(&s->lock);
+	}
 }

@@ -5,6 +5,8 @@
  *   /_security/_authenticate   who am I
  *   /_security/user ...        the native realm's users
  *   /_security/role ...        the native realm's roles
+ *   /_security/privilege ...   application privileges, the builtin list
+ *   /_security/user/_has_privileges, _privileges, and the cache APIs
  * and two authenticators for every other route: "Authorization: ApiKey
  * base64(id:key)", and Basic for Elasticsearch's users (elastic, whose
  * password is the admin password; the native realm; an ES config
@@ -37,6 +39,7 @@
 #include "keygate/hmac.h"
 #include "keygate/credcache.h"
 #include "keygate/es.h"
+#include "keygate/es_priv.h"
 #include "keygate/es_query.h"
 #include "keygate/es_realm.h"
 #include "keygate/es_role.h"
@@ -52,6 +55,7 @@
 #define NS_KEY KG_STR("es.api_key")
 #define NS_USER KG_STR("es.user")
 #define NS_ROLE KG_STR("es.role")
+#define NS_PRIV KG_STR("es.privilege") /* "<application>/<name>" -> es_priv.h's document */
 #define NS_LAST_USED KG_STR("es.last_used") /* id -> epoch ms (decimal): kept apart, so a use never rewrites the key */
 #define ELASTIC "elastic"
 #define CLUSTER_NAME "keygate"
@@ -137,6 +141,10 @@ struct kg_es {
 	uint32_t epoch;
 	struct interns owners, perms;
 	kg_cache_watcher *watch;             /* of es.api_key */
+	pthread_rwlock_t privs_lock;         /* guards privs */
+	json_t *privs;                       /* es.privilege as kg_es_privs_set_add's set (the resolver's) */
+	json_t *privs_loading;               /* the set a reset is filling (the watcher's own) */
+	kg_cache_watcher *privs_watch;       /* of es.privilege */
 	pthread_mutex_t pending_lock; /* guards pending, npending */
 	struct last_used *pending;    /* LAST_USED_PENDING_MAX entries */
 	size_t npending;
@@ -680,6 +688,121 @@ static void index_free(struct kg_es *es)
 	es->buckets = NULL;
 }
 
+/* ---- application privileges (es.privilege): the resolver's set ---- */
+
+/* Drops the privilege stored under key ("<application>/<name>") from set. */
+static void privs_remove(json_t *set, kg_str key)
+{
+	const char *slash = memchr(key.p, '/', key.n);
+	if (!slash)
+		return;
+	size_t an = (size_t)(slash - key.p);
+	json_t *per = json_object_getn(set, key.p, an);
+	if (!per)
+		return;
+	json_object_deln(per, slash + 1, key.n - an - 1);
+	if (json_object_size(per) == 0)
+		json_object_deln(set, key.p, an);
+}
+
+/* The cache's watcher of es.privilege: every change, own writes and other
+ * instances' alike, so the set the resolver reads is always the store's. A
+ * reset fills a new set and swaps it in whole: readers never see it half
+ * loaded. The cache calls this one change at a time. */
+static void on_priv_change(void *data, enum kg_cache_event ev, kg_str key, kg_str value)
+{
+	struct kg_es *es = data;
+	json_t *doc = NULL, *old = NULL;
+	switch (ev) {
+	case KG_CACHE_RESET_BEGIN:
+		json_decref(es->privs_loading);
+		es->privs_loading = json_object();
+		break;
+	case KG_CACHE_RESET_END:
+		if (!es->privs_loading)
+			break;
+		pthread_rwlock_wrlock(&es->privs_lock);
+		old = es->privs;
+		es->privs = es->privs_loading;
+		pthread_rwlock_unlock(&es->privs_lock);
+		es->privs_loading = NULL;
+		json_decref(old);
+		break;
+	case KG_CACHE_PUT:
+		doc = json_parse(value);
+		if (es->privs_loading) {
+			if (doc && kg_es_privs_set_add(es->privs_loading, doc) != KG_OK)
+				kg_warn("elasticsearch: application privilege [%.*s] left out", (int)key.n, key.p);
+			break;
+		}
+		pthread_rwlock_wrlock(&es->privs_lock);
+		/* a document that cannot be read leaves no older one behind */
+		privs_remove(es->privs, key);
+		if (doc && kg_es_privs_set_add(es->privs, doc) != KG_OK)
+			kg_warn("elasticsearch: application privilege [%.*s] left out", (int)key.n, key.p);
+		pthread_rwlock_unlock(&es->privs_lock);
+		break;
+	case KG_CACHE_DEL:
+		if (es->privs_loading) {
+			privs_remove(es->privs_loading, key);
+			break;
+		}
+		pthread_rwlock_wrlock(&es->privs_lock);
+		privs_remove(es->privs, key);
+		pthread_rwlock_unlock(&es->privs_lock);
+		break;
+	}
+	json_decref(doc);
+}
+
+/* What resolve_upstream reads. */
+struct upstream_ctx {
+	const json_t *set;
+	kg_str path;
+};
+
+/* Application privilege names for keygate's own application (api_key.
+ * application), which the upstream routes check with the HTTP method as the
+ * action and the normalised path as the resource: a stored privilege's
+ * actions are "METHOD:PATH" (both parts patterns, e.g. GET:/data/ then a
+ * star), or a path pattern alone for every method (a lone star: anything).
+ * ES requires an action to hold '/', '*' or ':', so a bare "GET" cannot be
+ * stored. The role's resources apply as well. No allocation: the hot path. */
+static bool resolve_upstream(void *ctx, kg_str app, kg_str name, kg_str method)
+{
+	const struct upstream_ctx *u = ctx;
+	if (kg_str_eq(name, method))
+		return true;
+	json_t *doc = json_object_getn(json_object_getn(u->set, app.p, app.n), name.p, name.n);
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(doc, "actions"), i, a) {
+		kg_str s = { json_string_value(a), json_string_length(a) };
+		const char *colon = s.p ? memchr(s.p, ':', s.n) : NULL;
+		if (!s.p)
+			continue;
+		if (!colon) {
+			if (kg_es_pattern_covers(s, u->path))
+				return true;
+		} else if (kg_es_pattern_covers((kg_str){ s.p, (size_t)(colon - s.p) }, method) &&
+		           kg_es_pattern_covers((kg_str){ colon + 1, s.n - (size_t)(colon - s.p) - 1 }, u->path)) {
+			return true;
+		}
+	}
+	return false;
+}
+
+/* May p do method on path upstream (application api_key.application), with
+ * privilege names resolved through the stored application privileges? */
+static bool app_allowed(struct kg_es *es, const kg_es_perm *p, kg_str method, kg_str path)
+{
+	pthread_rwlock_rdlock(&es->privs_lock);
+	struct upstream_ctx u = { es->privs, path };
+	bool ok = kg_es_perm_app_resolved(p, kg_str_c(es->app), method, path, resolve_upstream, &u);
+	pthread_rwlock_unlock(&es->privs_lock);
+	return ok;
+}
+
 /* ---- API keys: checking a presented one ---- */
 
 /* HMAC-SHA256(salt, secret) against mac, in constant time (the per-thread
@@ -732,7 +855,7 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 	if (r != KEY_OK)
 		goto out;
 	if (is_allowed)
-		*is_allowed = kg_es_perm_app(e->perm->perm, kg_str_c(es->app), method, path);
+		*is_allowed = app_allowed(es, e->perm->perm, method, path);
 	if (owner) {
 		*owner = kg_arena_strdup(arena, kg_str_c(owner_name(e->owner)));
 		if (!owner->p)
@@ -936,7 +1059,7 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	out->id = user;
 	struct es_who w;
 	if ((err = who_from_user(es, user, &u, &w)) == KG_OK) {
-		if (!kg_es_perm_app(w.perm, kg_str_c(es->app), req->method, req->path)) {
+		if (!app_allowed(es, w.perm, req->method, req->path)) {
 			*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
 			                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
 			err = KG_EFORBIDDEN;
@@ -1029,6 +1152,16 @@ enum es_op {
 	OP_ROLE_GET,
 	OP_ROLE_DELETE,
 	OP_INFO, /* GET / (api_key.info: keygate), answered on the loop */
+	OP_PRIV_PUT,
+	OP_PRIV_GET,
+	OP_PRIV_DELETE,
+	OP_PRIV_BUILTIN,
+	OP_HAS_PRIVILEGES,
+	OP_USER_PRIVILEGES,
+	OP_CACHE_KEY,
+	OP_CACHE_REALM,
+	OP_CACHE_ROLE,
+	OP_CACHE_PRIV,
 };
 
 /* Parsed on the loop, run on the thread pool (store I/O, bcrypt), answered
@@ -1043,6 +1176,7 @@ struct es_req {
 	const char *action;    /* ES's action name */
 	char arg[KG_ES_NATIVE_NAME_MAX * 4 + 1]; /* the path's {id} or {name}, decoded; "" when none */
 	bool has_arg;
+	const char *arg2;      /* the path's second name (privilege/{app}/{names}), after arg's NUL; NULL when none */
 	kg_buf body;           /* the request body (copied: the request's may go) */
 	kg_buf query;          /* the query string */
 	char cred[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2]; /* a Basic caller's, decoded (wiped) */
@@ -1061,6 +1195,9 @@ struct es_req {
 	bool with_limited_by;
 	struct kg_es_user_req user;
 	json_t *role;          /* OP_ROLE_PUT: normalised */
+	json_t *privs_req;     /* OP_PRIV_PUT: the documents */
+	struct kg_es_has_privs has; /* OP_HAS_PRIVILEGES */
+	bool needs_app_manage; /* no cluster privilege: global.application.manage may allow it (thread pool) */
 	/* the answer */
 	int status;
 	json_t *answer;
@@ -1080,6 +1217,8 @@ static void req_free(struct es_req *r)
 	kg_es_query_free(&r->q);
 	kg_es_user_req_free(&r->user);
 	json_decref(r->role);
+	json_decref(r->privs_req);
+	kg_es_has_privileges_free(&r->has);
 	json_decref(r->answer);
 	kg_es_fail_free(&r->fail);
 	free(r);
@@ -1175,11 +1314,45 @@ static enum es_op route(struct es_req *r, kg_str method, kg_str rest, const char
 		if (seg[i].n == 0)
 			return 0;
 #define SEG(i, s) (n > (i) && kg_str_eq(seg[i], KG_STR(s)))
-	kg_str arg = KG_STR_NULL;
+	kg_str arg = KG_STR_NULL, arg2 = KG_STR_NULL;
 	enum es_op op = 0;
 	if (n == 1 && SEG(0, "_authenticate")) {
 		*allowed = "GET";
 		op = is_method(method, "GET", NULL) ? OP_AUTHENTICATE : 0;
+	} else if (n == 2 && SEG(0, "user") && SEG(1, "_has_privileges")) {
+		*allowed = "GET, POST";
+		op = is_method(method, "GET", "POST") ? OP_HAS_PRIVILEGES : 0;
+	} else if (n == 3 && SEG(0, "user") && SEG(2, "_has_privileges")) {
+		*allowed = "GET, POST";
+		op = is_method(method, "GET", "POST") ? OP_HAS_PRIVILEGES : 0;
+		arg = seg[1];
+	} else if (n == 2 && SEG(0, "user") && SEG(1, "_privileges")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_USER_PRIVILEGES : 0;
+	} else if (n == 1 && SEG(0, "privilege")) {
+		*allowed = "GET, PUT, POST";
+		op = is_method(method, "PUT", "POST") ? OP_PRIV_PUT : is_method(method, "GET", NULL) ? OP_PRIV_GET : 0;
+	} else if (n == 2 && SEG(0, "privilege") && SEG(1, "_builtin")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_PRIV_BUILTIN : 0;
+	} else if (n == 2 && SEG(0, "privilege")) {
+		*allowed = "GET";
+		op = is_method(method, "GET", NULL) ? OP_PRIV_GET : 0;
+		arg = seg[1];
+	} else if (n == 3 && SEG(2, "_clear_cache") &&
+	           (SEG(0, "privilege") || SEG(0, "api_key") || SEG(0, "realm") || SEG(0, "role"))) {
+		*allowed = "POST";
+		op = !is_method(method, "POST", NULL) ? 0
+		     : SEG(0, "privilege")            ? OP_CACHE_PRIV
+		     : SEG(0, "api_key")              ? OP_CACHE_KEY
+		     : SEG(0, "realm")                ? OP_CACHE_REALM
+		                                      : OP_CACHE_ROLE;
+		arg = seg[1];
+	} else if (n == 3 && SEG(0, "privilege")) {
+		*allowed = "GET, DELETE";
+		op = is_method(method, "GET", NULL) ? OP_PRIV_GET : is_method(method, "DELETE", NULL) ? OP_PRIV_DELETE : 0;
+		arg = seg[1];
+		arg2 = seg[2];
 	} else if (n == 1 && SEG(0, "api_key")) {
 		*allowed = "GET, POST, PUT, DELETE";
 		op = is_method(method, "POST", "PUT") ? OP_KEY_CREATE
@@ -1236,6 +1409,19 @@ static enum es_op route(struct es_req *r, kg_str method, kg_str rest, const char
 		r->has_arg = true;
 		kg_buf_free(&d, false);
 	}
+	if (op && arg2.n) {
+		/* after arg's NUL, in the same buffer */
+		kg_buf d = { 0 };
+		size_t at = strlen(r->arg) + 1;
+		if (kg_es_percent_decode(arg2, false, &d) != KG_OK || at + d.n >= sizeof(r->arg)) {
+			kg_buf_free(&d, false);
+			return 0;
+		}
+		memcpy(r->arg + at, d.p, d.n);
+		r->arg[at + d.n] = '\0';
+		r->arg2 = r->arg + at;
+		kg_buf_free(&d, false);
+	}
 	return op;
 }
 
@@ -1257,6 +1443,16 @@ static const char *action_of(enum es_op op)
 	case OP_ROLE_GET: return "cluster:admin/xpack/security/role/get";
 	case OP_ROLE_DELETE: return "cluster:admin/xpack/security/role/delete";
 	case OP_INFO: return "cluster:monitor/main";
+	case OP_PRIV_PUT: return "cluster:admin/xpack/security/privilege/put";
+	case OP_PRIV_GET: return "cluster:admin/xpack/security/privilege/get";
+	case OP_PRIV_DELETE: return "cluster:admin/xpack/security/privilege/delete";
+	case OP_PRIV_BUILTIN: return "cluster:admin/xpack/security/privilege/builtin/get";
+	case OP_HAS_PRIVILEGES: return "cluster:admin/xpack/security/user/has_privileges";
+	case OP_USER_PRIVILEGES: return "cluster:admin/xpack/security/user/list_privileges";
+	case OP_CACHE_KEY: return "cluster:admin/xpack/security/api_key/clear_cache";
+	case OP_CACHE_REALM: return "cluster:admin/xpack/security/realm/cache/clear";
+	case OP_CACHE_ROLE: return "cluster:admin/xpack/security/roles/cache/clear";
+	case OP_CACHE_PRIV: return "cluster:admin/xpack/security/privilege/cache/clear";
 	}
 	return "";
 }
@@ -1292,7 +1488,8 @@ static bool is_json_type(kg_str ct)
 
 /* ---- /_security: authentication and authorization ---- */
 
-static void send_403(struct es_req *r, bool is_own_request)
+/* Fills r->fail with ES's 403 for r->action; false on no memory. */
+static bool fail_403(struct es_req *r, bool is_own_request)
 {
 	kg_buf msg = { 0 }, by = { 0 }, principal = { 0 };
 	const char *roles[64];
@@ -1312,13 +1509,18 @@ static void send_403(struct es_req *r, bool is_own_request)
 		                                 nroles, by.n ? by.p : NULL);
 	if (!err)
 		err = kg_es_fail_set(&r->fail, 403, "security_exception", "%s", msg.p) == KG_ENOMEM ? KG_ENOMEM : KG_OK;
-	if (!err)
-		send_fail(r->c, r->content_type, &r->fail);
-	else
-		kg__conn_respond_error(r->c, 500, "out of memory");
 	kg_buf_free(&msg, false);
 	kg_buf_free(&by, false);
 	kg_buf_free(&principal, false);
+	return !err;
+}
+
+static void send_403(struct es_req *r, bool is_own_request)
+{
+	if (fail_403(r, is_own_request))
+		send_fail(r->c, r->content_type, &r->fail);
+	else
+		kg__conn_respond_error(r->c, 500, "out of memory");
 }
 
 static void send_r_fail(struct es_req *r)
@@ -1334,11 +1536,17 @@ static void send_info(struct es_req *r);
  * queue. */
 static void authorized(struct es_req *r)
 {
-	if (r->op == OP_AUTHENTICATE || r->op == OP_USER_PASSWORD)
+	if (r->op == OP_AUTHENTICATE || r->op == OP_USER_PASSWORD || r->op == OP_USER_PRIVILEGES)
 		r->grant = KG_ES_ALLOW; /* everyone (a password change is judged in prepare) */
 	else
 		r->grant = kg_es_perm_cluster(r->who.perm, r->action);
-	if (r->grant == KG_ES_DENY) {
+	/* ES's global.application.manage allows the privilege APIs for the
+	 * applications it names: judged with the caller's descriptors, which a
+	 * key's are read for on the thread pool (work_cb) */
+	if (r->grant == KG_ES_DENY && (r->op == OP_PRIV_PUT || r->op == OP_PRIV_GET || r->op == OP_PRIV_DELETE ||
+	                               r->op == OP_CACHE_PRIV))
+		r->needs_app_manage = true;
+	else if (r->grant == KG_ES_DENY) {
 		send_403(r, r->op == OP_KEY_CREATE);
 		req_free(r);
 		return;
@@ -1715,10 +1923,72 @@ static bool prepare_role_put(struct es_req *r)
 	return true;
 }
 
+static bool prepare_priv_put(struct es_req *r)
+{
+	if (kg_es_privileges_parse(kg_buf_str(&r->body), &r->privs_req, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	/* refused before any is stored: a store key is "<application>/<name>" */
+	size_t i;
+	json_t *doc;
+	json_array_foreach(r->privs_req, i, doc) {
+		size_t an = strlen(json_str(doc, "application")), nn = strlen(json_str(doc, "name"));
+		if (an + 1 + nn > KG_STORE_MAX_KEY_BYTES)
+			return fail400(r, "illegal_argument_exception",
+			               "application privilege [%.64s...] of application [%.64s...]: application and name "
+			               "together may not be longer than [%d] bytes",
+			               json_str(doc, "name"), json_str(doc, "application"), KG_STORE_MAX_KEY_BYTES - 1);
+	}
+	return true;
+}
+
+/* ES's has_privileges checks the caller's own privileges only: another
+ * user's name is refused, with a 403 to a caller without the action and
+ * ES's 400 to one with it (TransportHasPrivilegesAction). */
+static bool prepare_has_privileges(struct es_req *r)
+{
+	if (r->has_arg && strcmp(r->arg, r->who.username) != 0) {
+		/* the privileges whose actions include has_privileges (manage_security
+		 * and all imply read_security); kg_es_perm_cluster says yes to
+		 * everyone for one's own account */
+		if (!kg_es_perm_cluster_privilege(r->who.perm, "read_security") &&
+		    !kg_es_perm_cluster_privilege(r->who.perm, "read_ccr")) {
+			send_403(r, false);
+			return false;
+		}
+		return fail400(r, "illegal_argument_exception", "%s", "users may only check the privileges of their own account");
+	}
+	if (kg_es_has_privileges_parse(kg_buf_str(&r->body), r->who.username, &r->has, &r->fail) != KG_OK) {
+		send_r_fail(r);
+		return false;
+	}
+	return true;
+}
+
+/* The realms keygate has, by ES's names; "_all" and "*" are every one. */
+static bool prepare_cache_realm(struct es_req *r)
+{
+	const char *p = r->arg;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		kg_str name = { p, n };
+		if (n && !kg_str_eq(name, KG_STR("default_native")) && !kg_str_eq(name, KG_STR("default_file")) &&
+		    !kg_str_eq(name, KG_STR("reserved")) && !kg_str_eq(name, KG_STR("_all")) && !kg_str_eq(name, KG_STR("*")))
+			return fail400(r, "illegal_argument_exception", "could not find active realm [%.*s]", (int)n, p);
+		p += n + (comma ? 1 : 0);
+	}
+	return true;
+}
+
 /* Parses and judges what needs no store; false when answered already. */
 static bool prepare(struct es_req *r)
 {
 	switch (r->op) {
+	case OP_PRIV_PUT: return prepare_priv_put(r);
+	case OP_HAS_PRIVILEGES: return prepare_has_privileges(r);
+	case OP_CACHE_REALM: return prepare_cache_realm(r);
 	case OP_KEY_CREATE: return prepare_key_create(r);
 	case OP_KEY_GET: return prepare_key_get(r);
 	case OP_KEY_INVALIDATE: return prepare_key_invalidate(r);
@@ -2352,14 +2622,221 @@ out:
 	json_decref(out);
 }
 
+/* ---- /_security: the privileges APIs (thread pool) ---- */
+
+/* Does some descriptor of map hold global.application.manage for app? */
+static bool map_manages_app(const json_t *map, kg_str app)
+{
+	const char *k;
+	json_t *d;
+	json_object_foreach((json_t *)map, k, d) {
+		json_t *apps = json_object_get(
+		    json_object_get(json_object_get(json_object_get(d, "global"), "application"), "manage"), "applications");
+		size_t i;
+		json_t *a;
+		json_array_foreach(apps, i, a)
+			if (json_is_string(a) && kg_es_pattern_covers((kg_str){ json_string_value(a), json_string_length(a) }, app))
+				return true;
+	}
+	return false;
+}
+
+/* global.application.manage, as ES's ManageApplicationPrivileges: every
+ * application the request names (none: it asks for all, which no such
+ * grant covers) is covered by the caller's descriptors; for an API key by
+ * its own (when it has any) and by its owner's snapshot, both. */
+static bool who_manages_app(const struct es_who *w, kg_str app)
+{
+	if (!w->is_api_key)
+		return map_manages_app(w->descriptors, app);
+	return (json_object_size(w->descriptors) == 0 || map_manages_app(w->descriptors, app)) &&
+	       map_manages_app(w->limited_by, app);
+}
+
+static bool manages_apps(const struct es_req *r)
+{
+	if (r->op == OP_PRIV_PUT) {
+		size_t i;
+		json_t *doc;
+		json_array_foreach(r->privs_req, i, doc)
+			if (!who_manages_app(&r->who, kg_str_c(json_str(doc, "application"))))
+				return false;
+		return json_array_size(r->privs_req) > 0;
+	}
+	if (!r->has_arg)
+		return false;
+	size_t asked = 0;
+	const char *p = r->arg;
+	while (*p) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		if (n && (asked++, !who_manages_app(&r->who, (kg_str){ p, n })))
+			return false;
+		p += n + (comma ? 1 : 0);
+	}
+	return asked > 0;
+}
+
+/* The privilege stored under app/name: present in the set? */
+static bool priv_exists(struct kg_es *es, const char *app, const char *name)
+{
+	pthread_rwlock_rdlock(&es->privs_lock);
+	bool found = json_object_get(json_object_get(es->privs, app), name) != NULL;
+	pthread_rwlock_unlock(&es->privs_lock);
+	return found;
+}
+
+static void work_priv_put(struct es_req *r)
+{
+	size_t n = json_array_size(r->privs_req), i;
+	bool *existed = calloc(n ? n : 1, sizeof(*existed));
+	json_t *doc;
+	kg_err err = existed ? KG_OK : KG_ENOMEM;
+	json_array_foreach(r->privs_req, i, doc) {
+		char key[2 * KG_ES_PRIV_STRING_MAX + 2];
+		if (err)
+			break;
+		existed[i] = priv_exists(r->es, json_str(doc, "application"), json_str(doc, "name"));
+		snprintf(key, sizeof(key), "%s/%s", json_str(doc, "application"), json_str(doc, "name"));
+		err = put_doc(r, NS_PRIV, key, doc);
+	}
+	if (err) {
+		kg_es_fail_set(&r->fail, 500, "exception", "could not store the application privileges: %s", kg_strerror(err));
+	} else {
+		r->status = 200;
+		r->answer = kg_es_privileges_put_answer(r->privs_req, existed);
+		kg_info("elasticsearch: %zu application privileges put by [%s]", n, r->who.username);
+	}
+	free(existed);
+}
+
+static void work_priv_get(struct es_req *r)
+{
+	pthread_rwlock_rdlock(&r->es->privs_lock);
+	json_t *view = kg_es_privs_view(r->es->privs, r->has_arg ? kg_str_c(r->arg) : KG_STR_NULL,
+	                                r->arg2 ? kg_str_c(r->arg2) : KG_STR_NULL);
+	/* the view shares the set's arrays; the set changes under the lock only */
+	r->answer = view ? json_deep_copy(view) : NULL;
+	json_decref(view);
+	pthread_rwlock_unlock(&r->es->privs_lock);
+	r->status = r->has_arg && json_object_size(r->answer) == 0 ? 404 : 200;
+}
+
+static void work_priv_delete(struct es_req *r)
+{
+	kg_str app = kg_str_c(r->arg);
+	pthread_rwlock_rdlock(&r->es->privs_lock);
+	json_t *ans = kg_es_privs_delete_answer(r->es->privs, app, kg_str_c(r->arg2));
+	pthread_rwlock_unlock(&r->es->privs_lock);
+	bool is_any = false;
+	const char *name;
+	json_t *v;
+	json_object_foreach(json_object_get(ans, r->arg), name, v) {
+		char key[2 * KG_ES_PRIV_STRING_MAX + 2];
+		if (!json_is_true(json_object_get(v, "found")))
+			continue;
+		snprintf(key, sizeof(key), "%s/%s", r->arg, name);
+		kg_err err = r->es->cache ? kg_cache_kv_del(r->es->cache, NS_PRIV, kg_str_c(key)) : KG_EUNAVAILABLE;
+		if (err && err != KG_ENOENT) {
+			kg_es_fail_set(&r->fail, 500, "exception", "could not delete application privilege [%s]: %s", key,
+			               kg_strerror(err));
+			json_decref(ans);
+			return;
+		}
+		is_any = true;
+		kg_info("elasticsearch: application privilege [%s] deleted by [%s]", key, r->who.username);
+	}
+	r->answer = ans;
+	r->status = is_any ? 200 : 404;
+}
+
+static void work_has_privileges(struct es_req *r)
+{
+	pthread_rwlock_rdlock(&r->es->privs_lock);
+	kg_err err = kg_es_has_privileges_eval(&r->has, r->who.perm, r->es->privs, r->who.username, &r->answer, &r->fail);
+	pthread_rwlock_unlock(&r->es->privs_lock);
+	if (!err)
+		r->status = 200;
+	else if (err == KG_ENOMEM && !r->fail.type)
+		kg_es_fail_set(&r->fail, 500, "exception", "out of memory");
+}
+
+/* A user's privileges are its roles'; a key's would be the intersection of
+ * two sets, which ES will not print (nor will keygate). */
+static void work_user_privileges(struct es_req *r)
+{
+	const json_t *map = r->who.descriptors;
+	if (r->who.is_api_key) {
+		if (json_object_size(r->who.descriptors)) {
+			kg_es_fail_set(&r->fail, 400, "illegal_argument_exception", "%s",
+			               "Cannot retrieve privileges for API keys with assigned role descriptors. Please use the "
+			               "Get API key information API https://ela.st/es-api-get-api-key");
+			return;
+		}
+		map = r->who.limited_by;
+	}
+	json_t *empty = map ? NULL : json_object();
+	kg_err err = kg_es_user_privileges(map ? map : empty, &r->answer);
+	json_decref(empty);
+	if (err)
+		kg_es_fail_set(&r->fail, 500, "exception", "could not list the privileges: %s", kg_strerror(err));
+	else
+		r->status = 200;
+}
+
+/* The cache APIs. keygate keeps no copy of roles or privileges that could
+ * outlive a change (the cache follows the store's change log; the key index
+ * and the privilege set follow the cache), so only the realms' verified
+ * passwords have anything to drop. */
+static void work_clear_cache(struct es_req *r)
+{
+	if (r->op == OP_CACHE_REALM) {
+		/* ?usernames=a,b drops those users; else every cached password (the
+		 * cache is one for the three realms) */
+		kg_str q = kg_buf_str(&r->query), names = KG_STR_NULL;
+		while (q.n) {
+			const char *amp = memchr(q.p, '&', q.n);
+			kg_str p = { q.p, amp ? (size_t)(amp - q.p) : q.n };
+			q = amp ? (kg_str){ amp + 1, q.n - p.n - 1 } : KG_STR_NULL;
+			if (p.n > 10 && memcmp(p.p, "usernames=", 10) == 0)
+				names = (kg_str){ p.p + 10, p.n - 10 };
+		}
+		kg_buf d = { 0 };
+		if (names.n && kg_es_percent_decode(names, true, &d) == KG_OK && d.n) {
+			size_t i = 0;
+			while (i < d.n) {
+				size_t j = i;
+				while (j < d.n && d.p[j] != ',')
+					j++;
+				if (j > i)
+					kg_credcache_forget(r->es->creds, (kg_str){ d.p + i, j - i });
+				i = j + 1;
+			}
+		} else {
+			kg_credcache_clear(r->es->creds);
+		}
+		kg_buf_free(&d, false);
+	}
+	r->answer = json_pack("{s:{s:i, s:i, s:i}, s:s}", "_nodes", "total", 1, "successful", 1, "failed", 0,
+	                      "cluster_name", CLUSTER_NAME);
+	r->status = 200;
+}
+
 static void work_cb(uv_work_t *req)
 {
 	struct es_req *r = req->data;
 	kg__slow_work_begin();
 	/* a key made by a key is limited by its parent's document; _authenticate
 	 * names the key */
-	if (r->who.is_api_key && (r->op == OP_KEY_CREATE || r->op == OP_AUTHENTICATE) && !who_key_doc(&r->who)) {
+	if (r->who.is_api_key &&
+	    (r->op == OP_KEY_CREATE || r->op == OP_AUTHENTICATE || r->op == OP_USER_PRIVILEGES || r->needs_app_manage) &&
+	    !who_key_doc(&r->who)) {
 		kg_es_fail_set(&r->fail, 500, "exception", "API key [%s] was deleted while in use", r->who.key_id);
+		return;
+	}
+	if (r->needs_app_manage && !manages_apps(r)) {
+		if (!fail_403(r, false))
+			kg_es_fail_set(&r->fail, 500, "exception", "out of memory");
 		return;
 	}
 	switch (r->op) {
@@ -2378,6 +2855,19 @@ static void work_cb(uv_work_t *req)
 	case OP_ROLE_GET: work_role_get(r); break;
 	case OP_ROLE_DELETE: work_delete(r, NS_ROLE, "role"); break;
 	case OP_INFO: break; /* answered on the loop (send_info) */
+	case OP_PRIV_PUT: work_priv_put(r); break;
+	case OP_PRIV_GET: work_priv_get(r); break;
+	case OP_PRIV_DELETE: work_priv_delete(r); break;
+	case OP_PRIV_BUILTIN:
+		r->answer = kg_es_builtin_privileges();
+		r->status = 200;
+		break;
+	case OP_HAS_PRIVILEGES: work_has_privileges(r); break;
+	case OP_USER_PRIVILEGES: work_user_privileges(r); break;
+	case OP_CACHE_KEY:
+	case OP_CACHE_REALM:
+	case OP_CACHE_ROLE:
+	case OP_CACHE_PRIV: work_clear_cache(r); break;
 	}
 	if (!r->answer && !r->fail.type)
 		kg_es_fail_set(&r->fail, 500, "exception", "out of memory");
@@ -2555,8 +3045,13 @@ void kg__es_free(struct kg_es **pes)
 	struct kg_es *es = *pes;
 	if (!es)
 		return;
-	if (es->cache)
+	if (es->cache) {
+		kg_cache_unwatch(es->cache, &es->privs_watch);
 		kg_cache_unwatch(es->cache, &es->watch);
+	}
+	json_decref(es->privs);
+	json_decref(es->privs_loading);
+	pthread_rwlock_destroy(&es->privs_lock);
 	index_free(es);
 	if (es->owners.buckets)
 		interns_free(&es->owners);
@@ -2610,6 +3105,16 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		pthread_rwlock_init(&es->stripes[i], NULL);
 	pthread_mutex_init(&es->index_lock, NULL);
 	pthread_mutex_init(&es->pending_lock, NULL);
+	/* writers first: under constant traffic a reader-preferring lock could
+	 * hold the watcher, and with it the cache's updater, indefinitely (as
+	 * lib/cache.c's lock) */
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&es->privs_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (!(es->privs = json_object()))
+		goto fail;
 	es->cache = cache;
 	es->users_basic = users_basic;
 	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
@@ -2662,6 +3167,10 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	/* last: from here on the cache tells the index every change of a key */
 	if (cache && (err = kg_cache_watch(cache, NS_KEY, on_key_change, es, &es->watch))) {
 		kg_buf_printf(why, "cannot index the API keys of the store: %s", kg_strerror(err));
+		goto fail;
+	}
+	if (cache && (err = kg_cache_watch(cache, NS_PRIV, on_priv_change, es, &es->privs_watch))) {
+		kg_buf_printf(why, "cannot read the application privileges of the store: %s", kg_strerror(err));
 		goto fail;
 	}
 	*out = es;

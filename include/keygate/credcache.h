@@ -37,6 +37,11 @@ void kg_credcache_free(kg_credcache **c);
 bool kg_credcache_get(kg_credcache *c, kg_str user, kg_str password, int64_t now, uint64_t *value);
 /* Remembers (user, password) as verified, with value, until now + ttl. */
 void kg_credcache_put(kg_credcache *c, kg_str user, kg_str password, uint64_t value, int64_t now);
+/* Forgets every credential (Elasticsearch's realm _clear_cache). NULL-safe. */
+void kg_credcache_clear(kg_credcache *c);
+/* Forgets every credential of user, whatever its password (_clear_cache
+ * with usernames). A walk over the whole cache: for rare calls. NULL-safe. */
+void kg_credcache_forget(kg_credcache *c, kg_str user);
 /* Bytes held per credential (for the benchmark). */
 size_t kg_credcache_entry_size(void);
 

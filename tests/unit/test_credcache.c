@@ -26,6 +26,30 @@ KG_TEST(test_a_put_credential_answers_its_value_until_the_ttl)
 	KG_CHECK(c == NULL, "freed");
 }
 
+KG_TEST(test_clear_forgets_every_credential_and_forget_only_the_users)
+{
+	kg_credcache *c = NULL;
+	uint64_t v = 0;
+	KG_CHECK(kg_credcache_new(100, 300, &c) == KG_OK, "new");
+	kg_credcache_put(c, KG_STR("joe"), KG_STR("pw1"), 1, 1000);
+	kg_credcache_put(c, KG_STR("joe"), KG_STR("pw2"), 2, 1000);
+	kg_credcache_put(c, KG_STR("ann"), KG_STR("pw"), 3, 1000);
+	kg_credcache_forget(c, KG_STR("jo"));
+	KG_CHECK(kg_credcache_get(c, KG_STR("joe"), KG_STR("pw1"), 1001, &v) && v == 1, "another name forgets nothing");
+	kg_credcache_forget(c, KG_STR("joe"));
+	KG_CHECK(!kg_credcache_get(c, KG_STR("joe"), KG_STR("pw1"), 1001, &v), "joe's first password forgotten");
+	KG_CHECK(!kg_credcache_get(c, KG_STR("joe"), KG_STR("pw2"), 1001, &v), "joe's second password forgotten");
+	KG_CHECK(kg_credcache_get(c, KG_STR("ann"), KG_STR("pw"), 1001, &v) && v == 3, "ann kept");
+	kg_credcache_put(c, KG_STR("joe"), KG_STR("pw1"), 4, 1000);
+	KG_CHECK(kg_credcache_get(c, KG_STR("joe"), KG_STR("pw1"), 1001, &v) && v == 4, "joe cached again after forget");
+	kg_credcache_clear(c);
+	KG_CHECK(!kg_credcache_get(c, KG_STR("joe"), KG_STR("pw1"), 1001, &v), "clear: joe gone");
+	KG_CHECK(!kg_credcache_get(c, KG_STR("ann"), KG_STR("pw"), 1001, &v), "clear: ann gone");
+	kg_credcache_clear(NULL);
+	kg_credcache_forget(NULL, KG_STR("joe"));
+	kg_credcache_free(&c);
+}
+
 int main(void)
 {
 	return kg_test_main();
