@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Memory per client connection of a proxy: RSS growth / connections.
 
-  idle_conns.py MODE --port PORT --pid PID [--n N] [--blackhole PORT]
+  idle_conns.py MODE --port PORT --pid PID [--n N] [--blackhole PORT] [--tls]
 
 MODE:
   idle      each connection sends one GET, reads its response, then stays
@@ -12,6 +12,9 @@ MODE:
             upstream connection, waiting for a response
   partial   each connection sends half a request head and stops
 
+--tls: every connection (warm-up ones too) is TLS 1.3, the certificate not
+verified; idle is the only mode that supports it.
+
 PID is the process whose VmRSS is read (nginx: the worker). Before
 measuring, 32 connections make one request each and close, so what the
 first request of a process allocates is not charged to the connections.
@@ -21,6 +24,7 @@ import argparse
 import resource
 import selectors
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -122,7 +126,20 @@ def main():
     ap.add_argument("--pid", type=int, required=True)
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--blackhole", type=int)
+    ap.add_argument("--tls", action="store_true")
     a = ap.parse_args()
+    if a.tls and a.mode != "idle":
+        raise RuntimeError("--tls goes with idle only")
+    tls = None
+    if a.tls:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE
+        tls.minimum_version = ssl.TLSVersion.TLSv1_3
+
+    def connect():
+        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        return tls.wrap_socket(s, server_hostname="localhost") if tls else s
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     need = 2 * a.n + 256
     if soft < need:
@@ -134,7 +151,7 @@ def main():
         bh.start()
 
     def one_request():
-        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        s = connect()
         s.sendall(REQ)
         status, rest = read_response(s)
         if status != 200 or rest:
@@ -149,7 +166,7 @@ def main():
 
     conns = []
     for i in range(a.n):
-        s = socket.create_connection(("127.0.0.1", a.port), timeout=10)
+        s = connect()
         conns.append(s)
         if a.mode == "idle":
             s.sendall(REQ)

@@ -8,6 +8,9 @@
 # BENCH_IDLE_CONNECTIONS (default 5000): client connections held open at once
 # for the memory-per-connection section; BENCH_ONLY=idle runs that section
 # alone and rewrites only its block of BENCH_OUT (about a minute).
+# BENCH_ONLY=tls runs the TLS section alone (kept-alive HTTPS, new connections
+# with full and resumed handshakes, memory per idle TLS connection; nginx
+# terminating TLS as the reference) and rewrites only its block of BENCH_OUT.
 # BENCH_ONLY=es runs case 1 and the Elasticsearch ApiKey case (4e) paired
 # with it, then keygate-bench-es (BENCH_ES_KEYS keys, default 1,000,000),
 # and prints the results without writing BENCH_OUT.
@@ -116,7 +119,7 @@ start_nginx() { # dir; sets NGINX_PID to the master's pid
 	NGINX_PID=$!
 }
 start_nginx up
-if [ "$ONLY" != idle ]; then
+if [ "$ONLY" != idle ] && [ "$ONLY" != tls ]; then
 	for d in ng ngb nga; do start_nginx "$d"; done
 fi
 
@@ -148,9 +151,13 @@ MEM_RES=$TMP/memory # mode|nginx bytes|keygate bytes|nginx open|keygate open
 mem_bytes() { # "before_kib after_kib open" -> "bytes_per_connection open"
 	awk -v n="$IDLE_N" '{ printf "%.0f %d\n", ($2 - $1) * 1024 / n, $3 }' <<<"$1"
 }
-mem_nginx() { # dir port worker_connections upstream_port; sets NGINX_PID and NGINX_WORKER
+mem_nginx() { # dir port worker_connections upstream_port [tls]; sets NGINX_PID and NGINX_WORKER
 	mkdir -p "$TMP/$1"
-	NG_WC=$3 NG_UP=$4 nginx_conf "$1" "$2" "" ""
+	if [ "${5:-}" = tls ]; then
+		NG_WC=$3 NG_UP=$4 nginx_tls_conf "$1" "$2" ec
+	else
+		NG_WC=$3 NG_UP=$4 nginx_conf "$1" "$2" "" ""
+	fi
 	start_nginx "$1"
 	wait_port "$2"
 	NGINX_WORKER=""
@@ -174,28 +181,34 @@ mem_nginx_slot() { # bytes nginx allocates up front per worker_connections slot
 	stop_pid "$NGINX_PID"
 	echo $(((b - a) * 1024 / (3 * IDLE_N)))
 }
-mem_case() { # mode upstream_port
-	local mode=$1 up=$2 port wpid out ng kg bh=()
+mem_case() { # mode upstream_port [tls]: with tls (idle only), both proxies serve TLS 1.3, ECDSA P-256
+	local mode=$1 up=$2 tls=${3:-} port tport wpid out ng kg bh=() targs=() cargs=()
 	[ "$mode" = inflight ] && bh=(--blackhole "$up")
+	[ -n "$tls" ] && cargs=(--tls)
 	port=$(free_port)
-	mem_nginx "mem-$mode" "$port" $((3 * IDLE_N + 100)) "$up"
+	mem_nginx "mem-$mode$tls" "$port" $((3 * IDLE_N + 100)) "$up" "$tls"
 	wpid=$NGINX_WORKER
-	out=$(python3 bench/idle_conns.py "$mode" --port "$port" --pid "$wpid" --n "$IDLE_N" "${bh[@]}")
+	out=$(python3 bench/idle_conns.py "$mode" --port "$port" --pid "$wpid" --n "$IDLE_N" "${bh[@]}" "${cargs[@]}")
 	stop_pid "$NGINX_PID"
 	ng=$(mem_bytes "$out")
-	echo "  memory, $mode: nginx: RSS KiB before, after, connections open: $out" >&2
+	echo "  memory, $mode$tls: nginx: RSS KiB before, after, connections open: $out" >&2
 	port=$(free_port)
-	start_kg "mem_$mode" "$port" --upstream "http://127.0.0.1:$up" --require-auth=false \
-		--limits-max-connections $((IDLE_N + 100))
-	wait_port "$port"
-	eval "wpid=\$PID_mem_$mode"
-	out=$(python3 bench/idle_conns.py "$mode" --port "$port" --pid "$wpid" --n "$IDLE_N" "${bh[@]}")
+	tport=$port
+	if [ -n "$tls" ]; then
+		tport=$(free_port)
+		targs=(--tls-listen "127.0.0.1:$tport" --tls-cert "$TMP/tls/ec.pem" --tls-key "$TMP/tls/ec.key")
+	fi
+	start_kg "mem_$mode$tls" "$port" --upstream "http://127.0.0.1:$up" --require-auth=false \
+		--limits-max-connections $((IDLE_N + 100)) "${targs[@]}"
+	wait_port "$tport"
+	eval "wpid=\$PID_mem_$mode$tls"
+	out=$(python3 bench/idle_conns.py "$mode" --port "$tport" --pid "$wpid" --n "$IDLE_N" "${bh[@]}" "${cargs[@]}")
 	stop_pid "$wpid"
 	kg=$(mem_bytes "$out")
-	echo "  memory, $mode: keygate: RSS KiB before, after, connections open: $out" >&2
+	echo "  memory, $mode$tls: keygate: RSS KiB before, after, connections open: $out" >&2
 	read -r ngb ngo <<<"$ng"
 	read -r kgb kgo <<<"$kg"
-	echo "$mode|$ngb|$kgb|$ngo|$kgo" >>"$MEM_RES"
+	echo "$mode$tls|$ngb|$kgb|$ngo|$kgo" >>"$MEM_RES"
 }
 mem_section() { # prints the markdown block, between its markers
 	: >"$MEM_RES"
@@ -229,6 +242,249 @@ mem_section() { # prints the markdown block, between its markers
 	echo "header index, of which the touched pages count. Target (issue 12): at most 2 KiB per idle kept-alive connection."
 	echo "<!-- bench:memory:end -->"
 }
+# measure CASE ROUND URL "PIDS" [HEADER...]
+measure() {
+	local name=$1 round=$2 url=$3 pids=$4
+	shift 4
+	local hargs=()
+	for h in "$@"; do hargs+=(-H "$h"); done
+	local before after out
+	before=$(cpu_ticks $pids)
+	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --latency "${hargs[@]}" "$url")
+	after=$(cpu_ticks $pids)
+	local reqs rps p50 p99 non2xx us
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
+	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+	us=$(python3 -c "print('%.1f' % (($after-$before)/$HZ*1e6/max($reqs,1)))")
+	echo "$name|$round|$rps|$p50|$p99|$us|${non2xx:-0}" >>"$RES"
+	echo "  round $round, $name: $rps req/s, p50 $p50, p99 $p99, $us µs CPU/request" >&2
+}
+# ---- TLS (issue 15) ----
+# nginx terminating TLS and proxying plain to the same upstream (the
+# reference) against keygate terminating TLS, the same certificate on both.
+# BENCH_ONLY=tls runs this section alone and rewrites its block of BENCH_OUT.
+# keygate's TLS 1.2 cipher list (src/tls.c, Mozilla "intermediate") and groups,
+# so both sides negotiate the same (TLS 1.3: OpenSSL's default suites on both)
+TLS_CIPHERS=ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+TLS_GROUPS=X25519:prime256v1:secp384r1
+tls_certs() { # throw-away self-signed pairs: $TMP/tls/ec.{pem,key} (P-256), rsa.{pem,key} (2048)
+	mkdir -p "$TMP/tls"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$TMP/tls/ec.key" -out "$TMP/tls/ec.pem" 2>/dev/null
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost \
+		-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout "$TMP/tls/rsa.key" -out "$TMP/tls/rsa.pem" 2>/dev/null
+}
+nginx_tls_conf() { # dir port ec|rsa [plain_port]: nginx_conf whose listener speaks TLS (and plain on plain_port)
+	nginx_conf "$1" "$2 ssl${4:+; listen 127.0.0.1:$4}" "
+    ssl_certificate $TMP/tls/$3.pem; ssl_certificate_key $TMP/tls/$3.key;
+    ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers $TLS_CIPHERS; ssl_ecdh_curve $TLS_GROUPS;
+    ssl_session_tickets on;" ""
+}
+cpu_ns() { # CPU time of the given pids, all their threads, in ns (schedstat: finer than clock ticks)
+	local t=0 p f a
+	for p in "$@"; do
+		for f in /proc/"$p"/task/*/schedstat; do
+			read -r a _ <"$f" && t=$((t + a))
+		done
+	done
+	echo "$t"
+}
+# hs_measure LABEL ROUND PROXY PORT "PIDS" tls_conns.py-args...: CPU per new connection
+hs_measure() {
+	local label=$1 round=$2 proxy=$3 port=$4 pids=$5
+	shift 5
+	local before after out n res fail us
+	before=$(cpu_ns $pids)
+	out=$(python3 bench/tls_conns.py "$@" --port "$port" --seconds "$DUR")
+	after=$(cpu_ns $pids)
+	read -r n res fail <<<"$out"
+	us=$(python3 -c "print('%.1f' % (($after - $before) / 1e3 / max($n, 1)))")
+	echo "$label|$round|$proxy|$us|$((n / DUR))|$res|$fail|$n" >>"$HS_RES"
+	echo "  round $round, $label, $proxy: $n connections ($res resumed, $fail failed), $us µs CPU/connection" >&2
+}
+hs_pair() { # LABEL ROUND NGINX_PORT "NGINX_PIDS" KG_PORT "KG_PIDS" args...: nginx, then keygate, back to back
+	local label=$1 round=$2 np=$3 npids=$4 kp=$5 kpids=$6
+	shift 6
+	hs_measure "$label" "$round" nginx "$np" "$npids" "$@"
+	hs_measure "$label" "$round" keygate "$kp" "$kpids" "$@"
+}
+tls_section() { # runs the TLS cases, prints the markdown block between its markers
+	local NGT NGT_PLAIN NGTR KT KT_PLAIN KTB KTB_PLAIN KTR KTR_PLAIN NGT_PIDS NGTR_PIDS TOKEN round
+	# this runs in a $(...) subshell, which does not run the EXIT trap: on an
+	# error, stop what this section started (not the caller's processes)
+	trap 'for p in "${PIDS[@]:'"${#PIDS[@]}"'}"; do kill "$p" 2>/dev/null || true; done' EXIT
+	tls_certs
+	NGT=$(free_port) NGT_PLAIN=$(free_port) NGTR=$(free_port)
+	KT=$(free_port) KT_PLAIN=$(free_port) KTB=$(free_port) KTB_PLAIN=$(free_port) KTR=$(free_port) KTR_PLAIN=$(free_port)
+	mkdir -p "$TMP"/{ngt,ngtr}
+	nginx_tls_conf ngt "$NGT" ec "$NGT_PLAIN"
+	nginx_tls_conf ngtr "$NGTR" rsa
+	start_nginx ngt
+	start_nginx ngtr
+	start_kg tls_plain "$KT_PLAIN" --upstream "http://127.0.0.1:$UP" --require-auth=false \
+		--tls-listen "127.0.0.1:$KT" --tls-cert "$TMP/tls/ec.pem" --tls-key "$TMP/tls/ec.key"
+	start_kg tls_bee "$KTB_PLAIN" --upstream "http://127.0.0.1:$UP" --restricted --admin-password "$HASH" \
+		--token-encryption-key "$KEY" --tls-listen "127.0.0.1:$KTB" --tls-cert "$TMP/tls/ec.pem" --tls-key "$TMP/tls/ec.key"
+	start_kg tls_rsa "$KTR_PLAIN" --upstream "http://127.0.0.1:$UP" --require-auth=false \
+		--tls-listen "127.0.0.1:$KTR" --tls-cert "$TMP/tls/rsa.pem" --tls-key "$TMP/tls/rsa.key"
+	for p in "$UP" "$NGT" "$NGT_PLAIN" "$NGTR" "$KT" "$KT_PLAIN" "$KTB" "$KTB_PLAIN" "$KTR" "$KTR_PLAIN"; do wait_port "$p"; done
+	NGT_PIDS=$(pgrep -P "$(cat "$TMP/ngt/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ngt/nginx.pid")"
+	NGTR_PIDS=$(pgrep -P "$(cat "$TMP/ngtr/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ngtr/nginx.pid")"
+	TOKEN=$(curl -sf -X POST -u ":bench" -d '{"role":"consumer","expiry":86400}' "http://127.0.0.1:$KTB_PLAIN/auth" |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
+
+	# kept-alive requests: wrk over HTTPS, each keygate case right after its own nginx run
+	RES=$TMP/tls_results
+	: >"$RES"
+	HS_RES=$TMP/tls_handshakes # label|round|proxy|us|conns/s|resumed|failed|conns
+	: >"$HS_RES"
+	for round in $(seq "$ROUNDS"); do
+		measure "T1. nginx terminating TLS, proxying plain, no auth (reference)" "$round" \
+			"https://127.0.0.1:$NGT/bytes/abc" "$NGT_PIDS"
+		measure "@ref T2" "$round" "https://127.0.0.1:$NGT/bytes/abc" "$NGT_PIDS"
+		measure "T2. keygate terminating TLS, proxy, no auth" "$round" "https://127.0.0.1:$KT/bytes/abc" "$PID_tls_plain"
+		measure "@ref T3" "$round" "https://127.0.0.1:$NGT/bytes/abc" "$NGT_PIDS"
+		measure "T3. keygate terminating TLS, proxy, keygate token (Bee scheme)" "$round" \
+			"https://127.0.0.1:$KTB/bytes/abc" "$PID_tls_bee" "Authorization: Bearer $TOKEN"
+		# new connections, one request each (Connection: close)
+		hs_pair "plain HTTP (no TLS), for comparison" "$round" "$NGT_PLAIN" "$NGT_PIDS" "$KT_PLAIN" "$PID_tls_plain" plain
+		hs_pair "TLS 1.3, full handshake, ECDSA P-256" "$round" "$NGT" "$NGT_PIDS" "$KT" "$PID_tls_plain" new
+		hs_pair "TLS 1.3, resumed (ticket), ECDSA P-256" "$round" "$NGT" "$NGT_PIDS" "$KT" "$PID_tls_plain" reuse
+		hs_pair "TLS 1.2, full handshake, ECDSA P-256" "$round" "$NGT" "$NGT_PIDS" "$KT" "$PID_tls_plain" new --tls12
+		hs_pair "TLS 1.2, resumed (ticket), ECDSA P-256" "$round" "$NGT" "$NGT_PIDS" "$KT" "$PID_tls_plain" reuse --tls12
+		hs_pair "TLS 1.3, full handshake, RSA-2048" "$round" "$NGTR" "$NGTR_PIDS" "$KTR" "$PID_tls_rsa" new
+	done
+	for p in "$PID_tls_plain" "$PID_tls_bee" "$PID_tls_rsa" "$(cat "$TMP/ngt/nginx.pid")" "$(cat "$TMP/ngtr/nginx.pid")"; do
+		stop_pid "$p"
+	done
+
+	# memory per idle TLS connection, beside the plain one, fresh processes
+	MEM_RES=$TMP/tls_memory
+	: >"$MEM_RES"
+	mem_case idle "$UP"
+	mem_case idle "$UP" tls
+	local slot
+	slot=$(mem_nginx_slot)
+
+	echo "<!-- bench:tls -->"
+	echo "Produced by \`BENCH_ONLY=tls bench/run.sh\` (or \`make bench\`; BENCH_ROUNDS=$ROUNDS, BENCH_DURATION=$DUR) on $(date -u +%Y-%m-%d),"
+	echo "keygate $("$KG" version | awk '{print $2}'), $(nginx -v 2>&1 | sed 's/nginx version: //'), $(openssl version | awk '{print $1, $2}'); the same certificate on both"
+	echo "sides, nginx with \`ssl_protocols TLSv1.2 TLSv1.3\`, keygate's TLS 1.2 cipher list and groups, \`ssl_session_tickets on\`."
+	echo
+	echo "Kept-alive requests over TLS (wrk -t2 -c$CONN over HTTPS, TLS 1.3, ECDSA P-256), each keygate case right"
+	echo "after its own nginx run; CPU µs per request of the proxy process:"
+	echo
+	echo "| case | requests/s | p50 | p99 | CPU µs/request | range | vs T1 | range |"
+	echo "|---|---|---|---|---|---|---|---|"
+	python3 - "$RES" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+order, by = [], {}
+for name, rnd, rps, p50, p99, us, non2xx in rows:
+    if name not in by:
+        order.append(name)
+        by[name] = {}
+    by[name][rnd] = (float(rps), p50, p99, float(us), int(non2xx))
+def ms(v):
+    for suf, f in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+        if v.endswith(suf):
+            return float(v[: -len(suf)]) * f
+    return float(v)
+for name in order:
+    if name.startswith("@ref "):
+        continue
+    r = by[name]
+    rnds = sorted(r)
+    us = [r[k][3] for k in rnds]
+    pair = by.get("@ref " + name.split(".")[0], by[order[0]])
+    ratios = [r[k][3] / pair[k][3] for k in rnds if k in pair and pair[k][3] > 0]
+    bad = sum(r[k][4] for k in rnds)
+    print("| %s%s | %.0f | %.2f ms | %.2f ms | %.1f | %.1f–%.1f | %.2f× | %.2f–%.2f× |" % (
+        name, " (%d non-2xx)" % bad if bad else "", statistics.median(r[k][0] for k in rnds),
+        statistics.median(ms(r[k][1]) for k in rnds), statistics.median(ms(r[k][2]) for k in rnds),
+        statistics.median(us), min(us), max(us),
+        statistics.median(ratios), min(ratios), max(ratios)))
+PY
+	echo
+	echo "New connections (bench/tls_conns.py: one client opening connections one after another for ${DUR} s, each"
+	echo "sending one GET with \`Connection: close\` and reading the answer; \`reuse\` offers the previous connection's"
+	echo "ticket), nginx then keygate back to back in each round; CPU µs per connection of the proxy process"
+	echo "(schedstat of all its threads ÷ connections), the request included:"
+	echo
+	echo "| new connection, one request | nginx µs/connection | range | keygate µs/connection | range | keygate ÷ nginx | range | connections/s nginx, keygate | resumed nginx, keygate |"
+	echo "|---|---|---|---|---|---|---|---|---|"
+	python3 - "$HS_RES" <<'PY'
+import statistics, sys
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1]) if l.strip()]
+order, by = [], {}
+for label, rnd, proxy, us, cps, res, fail, n in rows:
+    if label not in by:
+        order.append(label)
+        by[label] = {}
+    by[label].setdefault(proxy, {})[rnd] = (float(us), int(cps), int(res), int(fail), int(n))
+med = statistics.median
+base = {}
+for label in order:
+    ng, kg = by[label].get("nginx", {}), by[label].get("keygate", {})
+    rnds = sorted(set(ng) & set(kg))
+    nu = [ng[k][0] for k in rnds]
+    ku = [kg[k][0] for k in rnds]
+    ratios = [kg[k][0] / ng[k][0] for k in rnds if ng[k][0] > 0]
+    pct = lambda d: "%d%%" % round(100 * sum(d[k][2] for k in rnds) / max(1, sum(d[k][4] for k in rnds)))
+    fails = sum(ng[k][3] + kg[k][3] for k in rnds)
+    print("| %s%s | %.1f | %.1f–%.1f | %.1f | %.1f–%.1f | %.2f× | %.2f–%.2f× | %d, %d | %s |" % (
+        label, " (%d failed)" % fails if fails else "", med(nu), min(nu), max(nu), med(ku), min(ku), max(ku),
+        med(ratios), min(ratios), max(ratios), med(ng[k][1] for k in rnds), med(kg[k][1] for k in rnds),
+        "–" if label.startswith("plain") else "%s, %s" % (pct(ng), pct(kg))))
+    base[label] = (med(nu), med(ku))
+plain = next((v for k, v in base.items() if k.startswith("plain")), None)
+if plain:
+    print()
+    print("The TLS part alone (median of the row minus the median of the plain row), nginx and keygate: " +
+          "; ".join("%s %.0f and %.0f µs" % (k.replace(", ECDSA P-256", ""), v[0] - plain[0], v[1] - plain[1])
+                    for k, v in base.items() if not k.startswith("plain")) + ".")
+PY
+	echo
+	echo "Memory per idle kept-alive connection after one request ($IDLE_N connections held open at once, bench/idle_conns.py"
+	echo "as in the memory section, fresh processes for each row; nginx with its preallocated slot of $slot bytes added):"
+	echo
+	echo "| idle kept-alive connection | nginx bytes/connection | nginx with its slot | keygate bytes/connection | vs nginx with slot |"
+	echo "|---|---|---|---|---|"
+	awk -F'|' -v slot="$slot" '{
+		label["idle"] = "plain HTTP"
+		label["idletls"] = "TLS 1.3, ECDSA P-256"
+		with_slot = $2 + slot
+		ratio = (with_slot > 0) ? sprintf("%.2f×", $3 / with_slot) : "–"
+		open_ = ($4 == $5) ? "" : sprintf(" (open at the end: nginx %d, keygate %d)", $4, $5)
+		printf "| %s%s | %d | %d | %d | %s |\n", label[$1], open_, $2, with_slot, $3, ratio
+	}' "$MEM_RES"
+	echo "<!-- bench:tls:end -->"
+}
+# replace_block FILE START END BLOCK: BLOCK (with its markers) replaces START..END in FILE; false when FILE has none
+replace_block() {
+	[ -f "$1" ] && python3 -c '
+import sys
+path, start, end, block = sys.argv[1:5]
+text = open(path).read()
+if start not in text or end not in text:
+    sys.exit(1)
+a, b = text.index(start), text.index(end) + len(end)
+open(path, "w").write(text[:a] + block + text[b:])' "$@"
+}
+if [ "$ONLY" = tls ]; then
+	wait_port "$UP"
+	TLSB=$(tls_section)
+	echo "$TLSB" | sed 's/^/  /' >&2
+	if replace_block "$OUT" "<!-- bench:tls -->" "<!-- bench:tls:end -->" "$TLSB"; then
+		echo "bench: wrote the TLS section of $OUT" >&2
+	else
+		echo "bench: $OUT has no <!-- bench:tls --> block: TLS results not written" >&2
+	fi
+	exit 0
+fi
 if [ "$ONLY" = idle ]; then
 	wait_port "$UP"
 	MEM=$(mem_section)
@@ -286,26 +542,6 @@ JWT=$(curl -sf -X POST -H 'Content-Type: application/json' \
 # over the rounds (ratios: the median of the per-pair ratios).
 RES=$TMP/results # case|round|rps|p50|p99|us|non2xx
 : >"$RES"
-# measure CASE ROUND URL "PIDS" [HEADER...]
-measure() {
-	local name=$1 round=$2 url=$3 pids=$4
-	shift 4
-	local hargs=()
-	for h in "$@"; do hargs+=(-H "$h"); done
-	local before after out
-	before=$(cpu_ticks $pids)
-	out=$(wrk -t2 -c"$CONN" -d"${DUR}s" --latency "${hargs[@]}" "$url")
-	after=$(cpu_ticks $pids)
-	local reqs rps p50 p99 non2xx us
-	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
-	rps=$(awk '/^Requests\/sec/ {print $2}' <<<"$out")
-	p50=$(awk '$1=="50%" {print $2}' <<<"$out")
-	p99=$(awk '$1=="99%" {print $2}' <<<"$out")
-	non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-	us=$(python3 -c "print('%.1f' % (($after-$before)/$HZ*1e6/max($reqs,1)))")
-	echo "$name|$round|$rps|$p50|$p99|$us|${non2xx:-0}" >>"$RES"
-	echo "  round $round, $name: $rps req/s, p50 $p50, p99 $p99, $us µs CPU/request" >&2
-}
 
 NG_PIDS=$(pgrep -P "$(cat "$TMP/ng/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ng/nginx.pid")"
 NGB_PIDS=$(pgrep -P "$(cat "$TMP/ngb/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ngb/nginx.pid")"
@@ -433,6 +669,8 @@ echo "  7. authenticated proxy during a bcrypt grind: $G_RPS req/s, p50 $G_P50, 
 
 MEM=$(mem_section)
 echo "$MEM" | sed 's/^/  /' >&2
+TLSB=$(tls_section)
+echo "$TLSB" | sed 's/^/  /' >&2
 
 MICRO=$("$BUILD/keygate-bench")
 MICRO_ES=$("$BUILD/keygate-bench-es")
@@ -491,4 +729,7 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	[ -n "$TAIL" ] && printf '%s\n' "$TAIL"
 } >"$OUT.tmp"
 mv "$OUT.tmp" "$OUT"
+# the TLS block sits in the hand-written part, under its own heading
+replace_block "$OUT" "<!-- bench:tls -->" "<!-- bench:tls:end -->" "$TLSB" ||
+	echo "bench: $OUT has no <!-- bench:tls --> block: TLS results not written" >&2
 echo "bench: wrote $OUT" >&2
