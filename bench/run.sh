@@ -14,6 +14,10 @@
 # BENCH_ONLY=es runs case 1 and the Elasticsearch ApiKey case (4e) paired
 # with it, then keygate-bench-es (BENCH_ES_KEYS keys, default 1,000,000),
 # and prints the results without writing BENCH_OUT.
+# BENCH_ONLY=tokens runs case 1 and the cases issue 16 changed (3, 4a, 4c:
+# the access log line and the token cache), each paired with case 1, and
+# prints the table without writing BENCH_OUT (bench/callgrind.py counts the
+# same cases' instructions).
 # The box has 2 cores shared by wrk, the upstream and the proxy, so the figure
 # that counts is CPU microseconds per request of the proxy process(es):
 # (utime + stime over the run, from /proc) / requests.
@@ -563,6 +567,14 @@ for round in $(seq "$ROUNDS"); do
 			"Authorization: ApiKey $ES_KEY"
 		continue
 	fi
+	if [ "$ONLY" = tokens ]; then
+		paired "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
+		paired "4a. keygate proxy, keygate token (Bee scheme)" "$round" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" \
+			"Authorization: Bearer $KG_TOKEN"
+		paired "4c. keygate proxy, Avalanche JWT" "$round" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" \
+			"Authorization: Bearer $JWT"
+		continue
+	fi
 	paired "2. nginx auth_request → keygate check, then proxy (nginx + keygate CPU)" "$round" \
 		"http://127.0.0.1:$NGA/bytes/abc" "$NGA_PIDS $PID_bee" "Authorization: Bearer $KG_TOKEN"
 	paired "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
@@ -620,6 +632,9 @@ PY
 echo "$TABLE" | sed 's/^/  /' >&2
 if [ "$ONLY" = es ]; then
 	"$BUILD/keygate-bench-es"
+	exit 0
+fi
+if [ "$ONLY" = tokens ]; then
 	exit 0
 fi
 

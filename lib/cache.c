@@ -239,6 +239,9 @@ struct kg_cache {
 	struct table kv;       /* ns "\0" key -> value; ns never holds a NUL */
 	int64_t last_seq;
 	uint64_t next_gen;     /* atomic: the generation the next kv entry gets */
+	/* atomic: bumped after every change that may revoke (see
+	 * kg_cache_revoked_gen); readers hold no lock for it */
+	uint64_t revoked_gen;
 	uint64_t refreshes, reloads;
 
 	pthread_mutex_t write_lock; /* one updater at a time; guards the fields below */
@@ -419,6 +422,19 @@ fail:
 	return err;
 }
 
+/* After the revoked set gained ids (or may have: a full load): those who
+ * remember what they checked against it (the token caches) see a new
+ * number. Release: whoever reads the new number also sees the new set. */
+static void revoked_changed(kg_cache *c)
+{
+	__atomic_add_fetch(&c->revoked_gen, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t kg_cache_revoked_gen(kg_cache *c)
+{
+	return c ? __atomic_load_n(&c->revoked_gen, __ATOMIC_ACQUIRE) : 0;
+}
+
 /* Swaps a load in; called holding write_lock. */
 static void load_install(kg_cache *c, struct load *l)
 {
@@ -431,6 +447,7 @@ static void load_install(kg_cache *c, struct load *l)
 	c->last_seq = l->seq;
 	c->reloads++;
 	pthread_rwlock_unlock(&c->lock);
+	revoked_changed(c);
 	c->min_expires = l->min_expires;
 	c->refreshed_at = now_seconds();
 	table_free(&old_revoked);
@@ -698,6 +715,7 @@ static kg_err replay_read(struct replay *r, kg_buf *value)
  * replay_free releases them after the write lock is gone. */
 static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 {
+	bool is_revoking = false;
 	pthread_rwlock_wrlock(&c->lock);
 	for (size_t i = 0; i < r->n; i++) {
 		struct update *u = &r->v[i];
@@ -711,11 +729,15 @@ static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 			u->e = table_put(u->t, e);
 			if (u->t == &c->revoked && e->expires_at < c->min_expires)
 				c->min_expires = e->expires_at;
+			if (u->t == &c->revoked)
+				is_revoking = true;
 		}
 	}
 	c->last_seq = seq;
 	c->refreshes++;
 	pthread_rwlock_unlock(&c->lock);
+	if (is_revoking)
+		revoked_changed(c);
 }
 
 /* Passes the re-read records of unstored namespaces to their watchers
@@ -801,6 +823,7 @@ kg_err kg_cache_revoke(kg_cache *c, kg_str id, int64_t expires_at)
 			e = NULL;
 		}
 		pthread_rwlock_unlock(&c->lock);
+		revoked_changed(c);
 		if (expires_at < c->min_expires)
 			c->min_expires = expires_at;
 	}

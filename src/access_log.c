@@ -135,58 +135,52 @@ static void emit(struct kg_worker *w, const struct kg_config *cfg, int fd, const
 		uv_timer_start(&w->log_timer, on_log_timer, (uint64_t)cfg->access_log_flush_ms, 0);
 }
 
-/* Copies s, escaping bytes that could forge a log line. */
-static size_t put_clean(char *out, size_t cap, kg_str s)
+/* Unix ms now, from the monotonic reading the duration needs anyway: the
+ * offset to the wall clock is re-read once a second (so a clock that is set
+ * moves the lines within a second), instead of a second clock_gettime and a
+ * gmtime_r per line. */
+static int64_t wall_ms(struct kg_worker *w, uint64_t mono_ns)
 {
-	size_t n = 0;
-	for (size_t i = 0; i < s.n && n + 4 < cap; i++) {
-		unsigned char ch = (unsigned char)s.p[i];
-		if (ch < 0x21 || ch >= 0x7f || ch == '"' || ch == '\\') {
-			out[n++] = '\\';
-			out[n++] = 'x';
-			n += kg_hex_encode(&ch, 1, out + n, false);
-		} else {
-			out[n++] = (char)ch;
-		}
+	int64_t mono_ms = (int64_t)(mono_ns / 1000000u);
+	int64_t mono_s = mono_ms / 1000 + 1;
+	if (w->log_wall_checked_s != mono_s) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		w->log_wall_offset_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 - mono_ms;
+		w->log_wall_checked_s = mono_s;
 	}
-	return n;
+	return mono_ms + w->log_wall_offset_ms;
 }
+
+_Static_assert(KG_ADDR_MAX * 4 == KG_ACCESS_ROOM_CLIENT, "the client field's room is that of four escaped addresses");
 
 void kg__access_log(const struct kg_conn *c)
 {
 	const struct kg_request *r = kg__conn_req(c);
 	int fd = atomic_load(&log_fd);
-	char line[4096], method[64], path[2048], principal[256], client[KG_ADDR_MAX * 4];
-	struct timespec ts, mono;
-	struct tm tm;
+	char line[KG_ACCESS_LINE_ROOM];
+	struct timespec mono;
 
 	if (fd < 0 || !r->method.n)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
+	struct kg_worker *w = kg__conn_worker(c);
 	clock_gettime(CLOCK_MONOTONIC, &mono);
-	gmtime_r(&ts.tv_sec, &tm);
 	uint64_t now = (uint64_t)mono.tv_sec * 1000000000u + (uint64_t)mono.tv_nsec;
-	uint64_t us = r->start_ns && now > r->start_ns ? (now - r->start_ns) / 1000 : 0;
 	const struct kg_decision *d = &r->decision;
 	/* the client address is a checked IP today; escaped all the same, as
-	 * every field a client could influence is */
-	size_t cn = put_clean(client, sizeof(client), kg_str_c(kg__conn_client(c)));
-	size_t mn = put_clean(method, sizeof(method), r->method);
-	size_t pn = put_clean(path, sizeof(path), r->facts.path);
-	size_t in = d->is_authenticated ? put_clean(principal, sizeof(principal), d->principal.id) : 0;
-	if (!in)
-		principal[in++] = '-';
-	int n = snprintf(line, sizeof(line),
-	                 "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %.*s \"%.*s %.*s\" %d %llu %lluus scheme=%s principal=%.*s\n",
-	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	                 ts.tv_nsec / 1000000, (int)cn, client, (int)mn, method, (int)pn, path, r->status,
-	                 (unsigned long long)r->bytes_out, (unsigned long long)us,
-	                 d->is_authenticated ? d->principal.scheme : "-", (int)in, principal);
-	if (n < 0)
-		return;
-	if ((size_t)n >= sizeof(line)) {
-		n = (int)sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	emit(kg__conn_worker(c), kg__conn_rt(c) ? kg__conn_rt(c)->cfg : NULL, fd, line, (size_t)n);
+	 * every field a client could influence is (lib/access_line.c) */
+	struct kg_access_fields f = {
+		.time_ms = wall_ms(w, now),
+		.client = kg_str_c(kg__conn_client(c)),
+		.method = r->method,
+		.path = r->facts.path,
+		.status = r->status,
+		.bytes_out = r->bytes_out,
+		.duration_us = r->start_ns && now > r->start_ns ? (now - r->start_ns) / 1000 : 0,
+		.is_authenticated = d->is_authenticated,
+		.scheme = d->is_authenticated ? d->principal.scheme : "-",
+		.principal = d->principal.id,
+	};
+	size_t n = kg_access_line(&w->log_clock, &f, line);
+	emit(w, kg__conn_rt(c) ? kg__conn_rt(c)->cfg : NULL, fd, line, n);
 }

@@ -12,7 +12,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -24,6 +26,7 @@
 #include "keygate/log.h"
 #include "keygate/password.h"
 #include "keygate/store.h"
+#include "keygate/tokcache.h"
 #include "avax.h"
 #include "conn.h"
 #include "kg.h"
@@ -42,6 +45,11 @@ struct kg_avax {
 	 * instance's change), read by every verification */
 	pthread_rwlock_t key_lock;
 	unsigned char signing_key[32];
+	/* grows after every change of signing_key (release: who reads the new
+	 * number also sees the new key), so the workers' token caches drop
+	 * what the old key verified */
+	_Atomic uint64_t key_gen;
+	uint64_t cache_owner; /* this instance's name in the workers' token caches */
 };
 
 static void key_get(struct kg_avax *x, unsigned char out[32])
@@ -63,8 +71,11 @@ static void key_set_hex(struct kg_avax *x, kg_str hex)
 	text[64] = '\0';
 	if (OPENSSL_hexstr2buf_ex(k, sizeof(k), &n, text, '\0') == 1 && n == sizeof(k)) {
 		pthread_rwlock_wrlock(&x->key_lock);
+		bool is_new = CRYPTO_memcmp(x->signing_key, k, 32) != 0;
 		memcpy(x->signing_key, k, 32);
 		pthread_rwlock_unlock(&x->key_lock);
+		if (is_new)
+			atomic_fetch_add_explicit(&x->key_gen, 1, memory_order_release);
 	}
 	OPENSSL_cleanse(k, sizeof(k));
 	OPENSSL_cleanse(text, sizeof(text));
@@ -107,6 +118,76 @@ static bool is_revoked(const struct kg_avax *x, kg_str jti, kg_arena *arena)
 	return kg_cache_is_revoked(x->cache, (kg_str){ id, n });
 }
 
+/* ---- the workers' token caches (lib/tokcache.c) ----
+ * A verified JWT is cached as its claims: u16 jti length, jti, u16 count,
+ * then u16 length and bytes of each endpoint (at most KG_TOKCACHE_MAX_VALUE
+ * bytes; a token whose claims do not fit is checked in full every time). */
+
+static bool pack_u16(unsigned char *buf, size_t *n, kg_str s)
+{
+	if (s.n > UINT16_MAX || *n + 2 + s.n > KG_TOKCACHE_MAX_VALUE)
+		return false;
+	buf[(*n)++] = (unsigned char)(s.n >> 8);
+	buf[(*n)++] = (unsigned char)s.n;
+	memcpy(buf + *n, s.p, s.n);
+	*n += s.n;
+	return true;
+}
+
+static void cache_claims(const struct kg_avax *x, kg_tokcache *tc, kg_str token, uint64_t epoch,
+                         const struct kg_jwt_claims *cl)
+{
+	unsigned char v[KG_TOKCACHE_MAX_VALUE];
+	size_t n = 0;
+	char count[2] = { (char)(cl->nendpoints >> 8), (char)cl->nendpoints };
+	/* a JWT without exp never expires; those are rare enough to check in full */
+	if (!tc || cl->exp <= 0 || cl->nendpoints > UINT16_MAX || !pack_u16(v, &n, cl->jti) || n + 2 > sizeof(v))
+		return;
+	memcpy(v + n, count, 2);
+	n += 2;
+	for (size_t i = 0; i < cl->nendpoints; i++)
+		if (!pack_u16(v, &n, cl->endpoints[i]))
+			return;
+	kg_tokcache_put(tc, x->cache_owner, token, epoch, cl->exp, v, n);
+}
+
+static size_t get_u16(const unsigned char *p)
+{
+	return (size_t)p[0] << 8 | p[1];
+}
+
+/* The claims cached for token, in the arena (the principal points at them);
+ * false on a miss. The buffer was written by cache_claims: lengths are ours. */
+static bool cached_claims(const struct kg_avax *x, kg_tokcache *tc, kg_str token, uint64_t epoch, int64_t now,
+                          kg_arena *arena, struct kg_jwt_claims *cl)
+{
+	size_t n = 0;
+	const unsigned char *v = kg_tokcache_get(tc, x->cache_owner, token, epoch, now, &n);
+	if (!v)
+		return false;
+	size_t at = 0, jn = get_u16(v);
+	char *text = kg_arena_alloc(arena, n); /* every string fits in the value's length */
+	if (!text)
+		return false;
+	memcpy(text, v + 2, jn);
+	cl->jti = (kg_str){ text, jn };
+	at = 2 + jn;
+	cl->nendpoints = get_u16(v + at);
+	at += 2;
+	cl->endpoints = cl->nendpoints ? kg_arena_alloc(arena, cl->nendpoints * sizeof(kg_str)) : NULL;
+	if (cl->nendpoints && !cl->endpoints)
+		return false;
+	size_t used = jn;
+	for (size_t i = 0; i < cl->nendpoints; i++) {
+		size_t en = get_u16(v + at);
+		memcpy(text + used, v + at + 2, en);
+		cl->endpoints[i] = (kg_str){ text + used, en };
+		used += en;
+		at += 2 + en;
+	}
+	return true;
+}
+
 static kg_err avax_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                 struct kg_principal *out, const char **message)
 {
@@ -115,16 +196,23 @@ static kg_err avax_authenticate(const struct kg_authenticator *a, const struct k
 	if (!cl)
 		return KG_ENOMEM;
 	struct kg_avax *x = a->data;
-	key_get(x, key);
-	enum kg_jwt_result r = kg_jwt_verify(key, req->cred.value, req->now, arena, cl, message);
-	OPENSSL_cleanse(key, sizeof(key));
-	if (r == KG_JWT_EXPIRED)
-		return KG_EEXPIRED;
-	if (r != KG_JWT_OK)
-		return KG_EBADCRED;
-	if (is_revoked(x, cl->jti, arena)) {
-		*message = "the provided auth token was revoked";
-		return KG_EREVOKED;
+	kg_tokcache *tc = kg_tokcache_of_thread();
+	/* read before the key and the revocations, so a revocation or a new key
+	 * during the check makes the entry stale (both numbers only grow) */
+	uint64_t epoch = kg_cache_revoked_gen(x->cache) + atomic_load_explicit(&x->key_gen, memory_order_acquire);
+	if (!cached_claims(x, tc, req->cred.value, epoch, req->now, arena, cl)) {
+		key_get(x, key);
+		enum kg_jwt_result r = kg_jwt_verify(key, req->cred.value, req->now, arena, cl, message);
+		OPENSSL_cleanse(key, sizeof(key));
+		if (r == KG_JWT_EXPIRED)
+			return KG_EEXPIRED;
+		if (r != KG_JWT_OK)
+			return KG_EBADCRED;
+		if (is_revoked(x, cl->jti, arena)) {
+			*message = "the provided auth token was revoked";
+			return KG_EREVOKED;
+		}
+		cache_claims(x, tc, req->cred.value, epoch, cl);
 	}
 	out->scheme = "avalanche";
 	out->id = cl->jti;
@@ -209,6 +297,7 @@ kg_err kg__avax_new(const kg_config *cfg, struct kg_store *store, struct kg_cach
 		goto out;
 	}
 	x->cache = cache;
+	x->cache_owner = kg_tokcache_owner_new();
 	x->lifetime_ms = cfg->api_auth_token_lifetime_ms;
 	x->auth = (struct kg_authenticator){
 		.name = "avalanche",

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <openssl/crypto.h>
@@ -19,6 +20,7 @@
 #include "keygate/password.h"
 #include "keygate/store.h"
 #include "keygate/token.h"
+#include "keygate/tokcache.h"
 #include "admin.h"
 #include "bee.h"
 #include "conn.h"
@@ -42,6 +44,7 @@ struct kg_bee {
 	/* Tokens issued before this instant (unix ms) are revoked: `keygate
 	 * token revoke --all`. Kept current by kg__bee_refresh(). */
 	_Atomic int64_t revoked_before_ms;
+	uint64_t cache_owner; /* this instance's name in the workers' token caches */
 };
 
 static int64_t now_ms(void)
@@ -72,14 +75,36 @@ static kg_err check_token(const struct kg_bee *bee, kg_str token, struct kg_toke
 	return KG_OK;
 }
 
+/* A token this worker opened before (lib/tokcache.c): its claims were
+ * cached with the revocation generation read before they were checked, and
+ * are served only while that generation holds and the token has not
+ * expired. "Revoke everything before" is an instant, not a set: it is
+ * checked again here, as check_token does. */
+static bool cached_claims(const struct kg_bee *bee, kg_tokcache *tc, kg_str token, uint64_t gen,
+                          struct kg_token_claims *cl)
+{
+	size_t n = 0;
+	const void *v = kg_tokcache_get(tc, bee->cache_owner, token, gen, now_ms(), &n);
+	if (!v || n != sizeof(*cl))
+		return false;
+	memcpy(cl, v, sizeof(*cl));
+	return !(cl->issued_ms && cl->issued_ms < atomic_load(&bee->revoked_before_ms));
+}
+
 static kg_err bee_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                struct kg_principal *out, const char **message)
 {
 	const struct kg_bee *bee = a->data;
 	struct kg_token_claims cl;
-	kg_err err = check_token(bee, req->cred.value, &cl, message);
-	if (err)
-		return err;
+	kg_tokcache *tc = kg_tokcache_of_thread();
+	/* read before the check, so a revocation during it makes the entry stale */
+	uint64_t gen = kg_cache_revoked_gen(bee->cache);
+	if (!cached_claims(bee, tc, req->cred.value, gen, &cl)) {
+		kg_err err = check_token(bee, req->cred.value, &cl, message);
+		if (err)
+			return err;
+		kg_tokcache_put(tc, bee->cache_owner, req->cred.value, gen, cl.expires_ms, &cl, sizeof(cl));
+	}
 	kg_str id = kg_str_c(cl.id);
 	out->scheme = "bee";
 	out->id = kg_arena_strdup(arena, id);
@@ -135,6 +160,7 @@ kg_err kg__bee_new(const kg_config *cfg, const kg_policy *policy, const char *ad
 	b->throttle_window_ms = cfg->throttle_window_ms;
 	b->policy = policy;
 	b->cache = cache;
+	b->cache_owner = kg_tokcache_owner_new();
 	b->auth = (struct kg_authenticator){
 		.name = "bee",
 		.dialect = KG_DIALECT_BEE,

@@ -20,6 +20,7 @@
 
 #include <uv.h>
 
+#include "keygate/access_line.h"
 #include "keygate/auth.h"
 #include "keygate/config.h"
 #include "keygate/head.h"
@@ -130,10 +131,15 @@ struct kg_worker {
 	struct kg_auth_job *auth_jobs; /* Basic checks in flight, which later identical ones join */
 	size_t slow_running, slow_queued, slow_cap;
 
-	/* access_log.c: lines not yet written (server.c inits the timer) */
+	/* access_log.c: lines not yet written (server.c inits the timer), and
+	 * the wall clock as the lines read it: the date text of the current
+	 * second, and realtime - monotonic in ms, re-read once a second */
 	char *log_buf;
 	size_t log_len, log_cap;
 	uv_timer_t log_timer;
+	struct kg_access_clock log_clock;
+	int64_t log_wall_offset_ms;
+	int64_t log_wall_checked_s; /* monotonic second the offset was read in, 0: never */
 };
 
 /* server.c: once w has no client connection left, closes its upstream pool

@@ -18,6 +18,7 @@
 
 #include <openssl/crypto.h>
 
+#include "keygate/tokcache.h"
 #include "keygate/cache.h"
 #include "keygate/log.h"
 #include "keygate/path.h"
@@ -696,6 +697,7 @@ static void worker_main(void *arg)
 	uv_walk(&w->loop, close_handle, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
+	kg_tokcache_thread_free(); /* the Bearer tokens this worker validated (api_bee.c, api_avax.c) */
 	runtime_forget();
 }
 

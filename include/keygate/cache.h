@@ -86,6 +86,13 @@ void kg_cache_unwatch(kg_cache *c, kg_cache_watcher **w);
 /* True when id has been revoked (and not yet pruned). Hot path. */
 bool kg_cache_is_revoked(kg_cache *c, kg_str id);
 
+/* A number that grows each time the revoked set gains ids, whether revoked
+ * here (kg_cache_revoke), replayed from the store or reloaded: an answer
+ * derived from kg_cache_is_revoked (a cached token check) is current only
+ * while this number is the one read before that check. Never blocks; 0 for
+ * a NULL cache. Hot path. */
+uint64_t kg_cache_revoked_gen(kg_cache *c);
+
 /* Replaces the content of *out (the caller's buffer; free it as a secret if
  * the record is one) with the record's value. KG_ENOENT when absent,
  * KG_EINVAL/KG_ETOOBIG for names the store could not hold. Hot path. */

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 
-from harness import Keygate, Upstream, check, request, run_cli
+from harness import Client, Keygate, Upstream, check, request, run_cli
 
 PW = "Str0ng-Passw0rd-for-keygate-2026!"
 PW2 = "An0ther-Str0ng-Passw0rd-2026?"
@@ -188,6 +188,55 @@ def test_change_password():
         refused(a.call("/ext/info", old), "signature is invalid")
         rpc_error(a.rpc("auth.newToken", {"password": PW, "endpoints": ["*"]}), "incorrect password")
         check(a.call("/ext/info", a.token(["*"], password=PW2)).status == 200, "a token under the new password")
+
+
+def _keepalive_call(c, path, tok):
+    return c.request("GET", path, [("Authorization", "Bearer " + tok)])
+
+
+def test_a_token_used_before_is_refused_on_the_next_request_after_revoke_token():
+    """Each worker caches the JWTs it verified (lib/tokcache.c): revokeToken
+    must end the cached ones at once. One keep-alive connection keeps the
+    requests on the worker whose cache holds the token."""
+    with Avax() as a, Client(a.kg.port) as c:
+        tok, other = a.token(["*"]), a.token(["*"])
+        for i in range(5):
+            check(_keepalive_call(c, "/ext/warm-%d" % i, tok).status == 200, "used before the revocation (%d)" % i)
+            check(_keepalive_call(c, "/ext/warm-other-%d" % i, other).status == 200, "other used (%d)" % i)
+        r = a.rpc("auth.revokeToken", {"password": PW, "token": tok})
+        check(r.json().get("result") == {"success": True}, "revoke: %r" % r.body)
+        refused(_keepalive_call(c, "/ext/after-revoke", tok), "the provided auth token was revoked")
+        reached = [q for q in a.up.requests() if q[2] == "/ext/after-revoke"]
+        check(not reached, "the revoked token's request reached the upstream: %r" % reached)
+        for i in range(3):
+            check(_keepalive_call(c, "/ext/other-%d" % i, other).status == 200, "another cached token stays valid (%d)" % i)
+
+
+def test_a_token_used_before_is_refused_on_the_next_request_after_change_password():
+    with Avax() as a, Client(a.kg.port) as c:
+        old = a.token(["*"])
+        for i in range(5):
+            check(_keepalive_call(c, "/ext/warm-%d" % i, old).status == 200, "used before the change (%d)" % i)
+        r = a.rpc("auth.changePassword", {"oldPassword": PW, "newPassword": PW2})
+        check(r.json().get("result") == {"success": True}, "change: %r" % r.body)
+        refused(_keepalive_call(c, "/ext/after-change", old), "signature is invalid")
+        reached = [q for q in a.up.requests() if q[2] == "/ext/after-change"]
+        check(not reached, "the old token's request reached the upstream: %r" % reached)
+        new = a.token(["*"], password=PW2)
+        for i in range(3):
+            check(_keepalive_call(c, "/ext/new-%d" % i, new).status == 200, "a token under the new password (%d)" % i)
+
+
+def test_a_cached_token_keeps_its_endpoints():
+    """A cached JWT still only opens the endpoints it names."""
+    with Avax() as a, Client(a.kg.port) as c:
+        tok = a.token(["/ext/info"])
+        for i in range(3):
+            check(_keepalive_call(c, "/ext/info", tok).status == 200, "its endpoint (%d)" % i)
+            r = _keepalive_call(c, "/ext/bc/X", tok)
+            check(r.status == 401, "another endpoint, request %d: HTTP %d" % (i, r.status))
+        reached = [q for q in a.up.requests() if q[2] == "/ext/bc/X"]
+        check(not reached, "the other endpoint reached the upstream: %r" % reached)
 
 
 def test_tokens_revocations_and_password_changes_survive_restarts():

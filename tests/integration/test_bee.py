@@ -237,6 +237,43 @@ def test_revocation_is_persisted_and_applies_to_the_running_server():
         check(call(kg.port, "GET", "/bytes/x", fresh).status == 200, "a token issued after revoke --all works")
 
 
+def test_a_token_used_before_is_refused_as_soon_as_revoke_and_revoke_all_reach_the_server():
+    """Each worker caches the tokens it opened (lib/tokcache.c): a revocation
+    must reach the cached ones too. One keep-alive connection keeps the
+    requests on the worker whose cache holds the token."""
+    with Upstream() as up, bee(up) as kg, Client(kg.port) as c:
+        tok, other = token(kg.port, "consumer"), token(kg.port, "consumer")
+
+        def use(t, target):
+            return c.request("GET", target, [("Authorization", "Bearer " + t)])
+
+        for i in range(5):
+            check(use(tok, "/bytes/warm-%d" % i).status == 200, "token used before the revocation (%d)" % i)
+            check(use(other, "/bytes/warm-other-%d" % i).status == 200, "other token used (%d)" % i)
+
+        def refused_once_seen(t, what):
+            # the CLI writes the store; the server sees it on its next refresh
+            deadline = time.monotonic() + 5
+            while use(t, "/bytes/poll").status == 200 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            target = "/bytes/after-" + what
+            bee_error(use(t, target), 401, "Token revoked")
+            reached = [r for r in up.requests() if r[2] == target]
+            check(not reached, "a request with the %s token reached the upstream: %r" % (what, reached))
+
+        r = run_cli("token", "revoke", "--data-dir", kg.data_dir, "--token-encryption-key", KEY, tok)
+        check(r.returncode == 0, "revoke: %d %s" % (r.returncode, r.stderr))
+        refused_once_seen(tok, "revoke")
+        for i in range(3):
+            check(use(other, "/bytes/other-%d" % i).status == 200, "another cached token stays valid (%d)" % i)
+        r = run_cli("token", "revoke", "--data-dir", kg.data_dir, "--all")
+        check(r.returncode == 0, "revoke --all: %s" % r.stderr)
+        refused_once_seen(other, "revoke-all")
+        fresh = token(kg.port, "consumer")
+        for i in range(3):
+            check(use(fresh, "/bytes/fresh-%d" % i).status == 200, "a token issued after revoke --all works (%d)" % i)
+
+
 def test_generated_secrets_survive_restarts_and_the_password_is_shown_once():
     data = tempfile.mkdtemp(prefix="keygate-bee-")
     try:

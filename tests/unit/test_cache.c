@@ -275,6 +275,37 @@ out:
 	tmp_remove(&t);
 }
 
+KG_TEST(test_revoked_gen_grows_with_every_revocation_here_replayed_or_reloaded)
+{
+	struct tmp t;
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s || !(c = cache_ok(s)) || !(other = open_ok(t.dir)))
+		goto out;
+	KG_CHECK(kg_cache_revoked_gen(NULL) == 0, "no cache: 0");
+	uint64_t g0 = kg_cache_revoked_gen(c);
+	KG_CHECK(kg_cache_refresh(c) == KG_OK && kg_cache_revoked_gen(c) == g0, "a refresh with nothing new keeps it");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v"), true) == KG_OK && kg_cache_revoked_gen(c) == g0,
+	         "a kv write keeps it");
+	KG_CHECK(kg_cache_revoke(c, KG_STR("tok-here"), 4000000000LL) == KG_OK, "revoke");
+	uint64_t g1 = kg_cache_revoked_gen(c);
+	KG_CHECK(g1 > g0, "a revocation made here grows it before returning (%llu, %llu)", (unsigned long long)g0,
+	         (unsigned long long)g1);
+	KG_CHECK(kg_store_revoke(other, KG_STR("tok-there"), 4000000000LL) == KG_OK, "other: revoke");
+	KG_CHECK(kg_cache_revoked_gen(c) == g1, "not seen yet, not grown");
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	uint64_t g2 = kg_cache_revoked_gen(c);
+	KG_CHECK(g2 > g1 && kg_cache_is_revoked(c, KG_STR("tok-there")), "a revocation replayed from the store grows it");
+	KG_CHECK(kg_cache_reload(c) == KG_OK && kg_cache_revoked_gen(c) > g2, "a full reload grows it");
+out:
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	tmp_remove(&t);
+}
+
 KG_TEST(test_refresh_reloads_when_too_many_changes_wait)
 {
 	struct tmp t;

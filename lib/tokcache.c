@@ -1,0 +1,215 @@
+/* tokcache.c - validated Bearer tokens per worker (see tokcache.h). */
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+
+#include "keygate/cache.h"
+#include "keygate/tokcache.h"
+
+#define NONE UINT32_MAX
+
+struct slot {
+	unsigned char *bytes; /* the token, then the value; NULL: never used */
+	size_t cap;           /* room at bytes, kept across reuse */
+	uint32_t tok_n, val_n;
+	uint32_t next;        /* the next slot in this bucket, NONE: last */
+	bool is_used;
+	bool is_referenced;   /* hit since the hand last passed */
+	uint64_t hash, owner, epoch;
+	int64_t last_valid;
+};
+
+struct kg_tokcache {
+	unsigned char seed[16]; /* SipHash key */
+	uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n);
+	struct slot *slots;
+	size_t cap, used, hand;
+	uint32_t *buckets; /* slot index, NONE: empty */
+	size_t mask;
+};
+
+uint64_t kg_tokcache_owner_new(void)
+{
+	static atomic_uint_fast64_t next = 0;
+	return (uint64_t)atomic_fetch_add(&next, 1) + 1;
+}
+
+kg_err kg__tokcache_new_hashed(size_t capacity, uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n),
+                               kg_tokcache **out)
+{
+	kg_tokcache *c = NULL;
+	size_t nb = 2;
+	if (capacity == 0 || capacity >= NONE / 2)
+		return KG_EINVAL;
+	while (nb < 2 * capacity)
+		nb *= 2;
+	if (!(c = calloc(1, sizeof(*c))) || !(c->slots = calloc(capacity, sizeof(*c->slots))) ||
+	    !(c->buckets = malloc(nb * sizeof(*c->buckets)))) {
+		kg_tokcache_free(&c);
+		return KG_ENOMEM;
+	}
+	if (RAND_bytes(c->seed, sizeof(c->seed)) != 1) {
+		kg_tokcache_free(&c);
+		return KG_EIO;
+	}
+	memset(c->buckets, 0xff, nb * sizeof(*c->buckets));
+	c->hash = hash;
+	c->cap = capacity;
+	c->mask = nb - 1;
+	*out = c;
+	return KG_OK;
+}
+
+kg_err kg_tokcache_new(size_t capacity, kg_tokcache **out)
+{
+	return kg__tokcache_new_hashed(capacity, kg__siphash24, out);
+}
+
+void kg_tokcache_free(kg_tokcache **pc)
+{
+	kg_tokcache *c = pc ? *pc : NULL;
+	if (!c)
+		return;
+	for (size_t i = 0; c->slots && i < c->cap; i++) {
+		if (c->slots[i].bytes) {
+			OPENSSL_cleanse(c->slots[i].bytes, c->slots[i].cap);
+			free(c->slots[i].bytes);
+		}
+	}
+	free(c->slots);
+	free(c->buckets);
+	OPENSSL_cleanse(c->seed, sizeof(c->seed));
+	free(c);
+	*pc = NULL;
+}
+
+size_t kg_tokcache_count(const kg_tokcache *c)
+{
+	return c ? c->used : 0;
+}
+
+/* Takes slot i out of its bucket and wipes what it held (the room stays). */
+static void drop(kg_tokcache *c, uint32_t i)
+{
+	struct slot *s = &c->slots[i];
+	uint32_t *link = &c->buckets[s->hash & c->mask];
+	while (*link != i)
+		link = &c->slots[*link].next;
+	*link = s->next;
+	OPENSSL_cleanse(s->bytes, (size_t)s->tok_n + s->val_n);
+	s->is_used = false;
+	s->is_referenced = false;
+	c->used--;
+}
+
+static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token)
+{
+	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next) {
+		const struct slot *s = &c->slots[i];
+		/* the hash only narrows the search: the token itself decides */
+		if (s->hash == h && s->tok_n == token.n && CRYPTO_memcmp(s->bytes, token.p, token.n) == 0)
+			return i;
+	}
+	return NONE;
+}
+
+const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoch, int64_t now, size_t *n)
+{
+	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN)
+		return NULL;
+	uint64_t h = c->hash(c->seed, token.p, token.n);
+	uint32_t i = find(c, h, token);
+	if (i == NONE)
+		return NULL;
+	struct slot *s = &c->slots[i];
+	if (s->owner != owner || s->epoch != epoch || now > s->last_valid) {
+		drop(c, i);
+		return NULL;
+	}
+	s->is_referenced = true;
+	*n = s->val_n;
+	return s->bytes + s->tok_n;
+}
+
+/* A free slot, or the one CLOCK evicts: the hand spares a referenced slot
+ * once (clearing its mark), so it stops within two turns. */
+static uint32_t victim(kg_tokcache *c)
+{
+	for (;;) {
+		uint32_t i = (uint32_t)c->hand;
+		struct slot *s = &c->slots[i];
+		c->hand = (c->hand + 1) % c->cap;
+		if (!s->is_used)
+			return i;
+		if (s->is_referenced) {
+			s->is_referenced = false;
+			continue;
+		}
+		drop(c, i);
+		return i;
+	}
+}
+
+void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoch, int64_t last_valid,
+                     const void *value, size_t n)
+{
+	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN || n > KG_TOKCACHE_MAX_VALUE)
+		return;
+	uint64_t h = c->hash(c->seed, token.p, token.n);
+	uint32_t i = find(c, h, token);
+	if (i != NONE)
+		drop(c, i);
+	else
+		i = victim(c);
+	struct slot *s = &c->slots[i];
+	size_t need = token.n + n;
+	if (s->cap < need) {
+		/* rounded up so that tokens of one kind, which differ a little in
+		 * length, reuse the room */
+		size_t cap = (need + 255) & ~(size_t)255;
+		unsigned char *b = malloc(cap);
+		if (!b)
+			return;
+		if (s->bytes) {
+			OPENSSL_cleanse(s->bytes, s->cap);
+			free(s->bytes);
+		}
+		s->bytes = b;
+		s->cap = cap;
+	}
+	memcpy(s->bytes, token.p, token.n);
+	if (n)
+		memcpy(s->bytes + token.n, value, n);
+	s->tok_n = (uint32_t)token.n;
+	s->val_n = (uint32_t)n;
+	s->hash = h;
+	s->owner = owner;
+	s->epoch = epoch;
+	s->last_valid = last_valid;
+	s->is_used = true;
+	s->is_referenced = false;
+	s->next = c->buckets[h & c->mask];
+	c->buckets[h & c->mask] = i;
+	c->used++;
+}
+
+static _Thread_local kg_tokcache *thread_cache;
+static _Thread_local bool thread_cache_failed;
+
+kg_tokcache *kg_tokcache_of_thread(void)
+{
+	if (!thread_cache && !thread_cache_failed &&
+	    kg_tokcache_new(KG_TOKCACHE_PER_THREAD, &thread_cache) != KG_OK)
+		thread_cache_failed = true; /* no cache: every token takes the full check */
+	return thread_cache;
+}
+
+void kg_tokcache_thread_free(void)
+{
+	kg_tokcache_free(&thread_cache);
+	thread_cache_failed = false;
+}
