@@ -488,7 +488,7 @@ static void member_location(kg_str body, size_t index, bool is_value, int *line,
 }
 
 /* Jackson's name for a value's first token, as ES's messages print it. */
-static const char *token_name(const json_t *v)
+const char *kg_es_token_name(const json_t *v)
 {
 	switch (json_typeof(v)) {
 	case JSON_OBJECT: return "START_OBJECT";
@@ -555,7 +555,7 @@ static kg_err load_body(kg_str body, const char *parser, const struct field *fie
 	*root = j;
 	if (!json_is_object(j))
 		return kg_es_fail_set(f, 400, "x_content_parse_exception", "[1:1] [%s] Expected START_OBJECT but was: %s",
-		                      parser, token_name(j));
+		                      parser, kg_es_token_name(j));
 	const char *key;
 	json_t *v;
 	size_t index = 0;
@@ -585,7 +585,7 @@ static kg_err load_body(kg_str body, const char *parser, const struct field *fie
 			member_location(body, index, true, &line, &col);
 			return kg_es_fail_set(f, 400, "x_content_parse_exception",
 			                      "[%d:%d] [%s] %s doesn't support values of type: %s", line, col, parser, key,
-			                      token_name(v));
+			                      kg_es_token_name(v));
 		}
 		if (fields[i].kind == F_BOOLEAN && json_is_string(v) && strcmp(json_string_value(v), "true") != 0 &&
 		    strcmp(json_string_value(v), "false") != 0)
@@ -646,7 +646,7 @@ size_t kg_es_utf16_length(kg_str s)
 }
 
 /* MetadataUtils.containsReservedMetadata: a top-level key starting with '_'. */
-static bool has_reserved_metadata(const json_t *metadata)
+bool kg_es_has_reserved_key(const json_t *metadata)
 {
 	const char *k;
 	json_t *v;
@@ -715,7 +715,7 @@ kg_err kg_es_create_parse(kg_str body, int64_t now_ms, struct kg_es_create *out,
 		if (name.p[0] == '_')
 			err = kg_es_fail_validation_add(f, "api key name may not begin with an underscore");
 	}
-	if (out->metadata && has_reserved_metadata(out->metadata))
+	if (out->metadata && kg_es_has_reserved_key(out->metadata))
 		err = kg_es_fail_validation_add(f, "API key metadata keys may not start with [_]");
 out:
 	json_decref(root);
@@ -761,7 +761,7 @@ kg_err kg_es_update_parse(kg_str body, bool is_bulk, int64_t now_ms, struct kg_e
 		goto out;
 	}
 	/* BaseUpdateApiKeyRequest.validate then the bulk one's ids check */
-	if (out->metadata && has_reserved_metadata(out->metadata))
+	if (out->metadata && kg_es_has_reserved_key(out->metadata))
 		err = kg_es_fail_validation_add(f, "API key metadata keys may not start with [_]");
 	if (is_bulk && json_array_size(out->ids) == 0)
 		err = kg_es_fail_validation_add(f, "Field [ids] cannot be empty");

@@ -11,22 +11,6 @@
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* Jackson's name for the token a JSON value starts with. */
-static const char *token_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "START_OBJECT";
-	case JSON_ARRAY: return "START_ARRAY";
-	case JSON_STRING: return "VALUE_STRING";
-	case JSON_INTEGER:
-	case JSON_REAL: return "VALUE_NUMBER";
-	case JSON_TRUE:
-	case JSON_FALSE: return "VALUE_BOOLEAN";
-	case JSON_NULL: return "VALUE_NULL";
-	}
-	return "VALUE_EMBEDDED_OBJECT";
-}
-
 static bool is_blank(kg_str s)
 {
 	for (size_t i = 0; i < s.n; i++)
@@ -205,7 +189,7 @@ static kg_err parse_descriptor(const char *app, const char *name, const json_t *
 		if (strcmp(k, "application") == 0 || strcmp(k, "name") == 0) {
 			if (!json_is_string(x))
 				return kg_es_fail_set(f, 400, "x_content_parse_exception", "[" DESCRIPTOR_PARSER "] %s doesn't support values of type: %s",
-				                      k, token_name(x));
+				                      k, kg_es_token_name(x));
 			if (json_string_length(x) > KG_ES_PRIV_STRING_MAX)
 				return kg_es_fail_set(f, 400, "parse_exception", "[%s] may not be longer than [%d] bytes", k,
 				                      KG_ES_PRIV_STRING_MAX);
@@ -235,13 +219,13 @@ static kg_err parse_descriptor(const char *app, const char *name, const json_t *
 				}
 			} else {
 				return kg_es_fail_set(f, 400, "x_content_parse_exception",
-				                      "[" DESCRIPTOR_PARSER "] actions doesn't support values of type: %s", token_name(x));
+				                      "[" DESCRIPTOR_PARSER "] actions doesn't support values of type: %s", kg_es_token_name(x));
 			}
 			actions = x;
 		} else if (strcmp(k, "metadata") == 0) {
 			if (!json_is_object(x))
 				return kg_es_fail_set(f, 400, "x_content_parse_exception",
-				                      "[" DESCRIPTOR_PARSER "] metadata doesn't support values of type: %s", token_name(x));
+				                      "[" DESCRIPTOR_PARSER "] metadata doesn't support values of type: %s", kg_es_token_name(x));
 			if (json_depth(x, KG_ES_JSON_DEPTH_MAX + 1) > KG_ES_JSON_DEPTH_MAX)
 				return kg_es_fail_set(f, 400, "parse_exception", "[metadata] is nested deeper than [%d] levels",
 				                      KG_ES_JSON_DEPTH_MAX);
@@ -292,16 +276,6 @@ nomem:
 	return KG_ENOMEM;
 }
 
-static bool has_reserved_key(const json_t *metadata)
-{
-	const char *k;
-	json_t *x;
-	json_object_foreach ((json_t *)metadata, k, x)
-		if (k[0] == '_')
-			return true;
-	return false;
-}
-
 /* PutPrivilegesRequest.validate, in ES's order. */
 static kg_err validate_docs(const json_t *docs, struct kg_es_fail *f)
 {
@@ -337,7 +311,7 @@ static kg_err validate_docs(const json_t *docs, struct kg_es_fail *f)
 			                                     s.p)) == KG_ENOMEM)
 				goto out;
 		}
-		if (has_reserved_key(json_object_get(d, "metadata")) &&
+		if (kg_es_has_reserved_key(json_object_get(d, "metadata")) &&
 		    (err = kg_es_fail_validation_add(f, "metadata keys may not start with [_] (in privilege %s %s)", app.p, name.p)) ==
 		        KG_ENOMEM)
 			goto out;
@@ -363,7 +337,7 @@ kg_err kg_es_privileges_parse(kg_str body, json_t **docs, struct kg_es_fail *f)
 	if (!root)
 		return kg_es_fail_set(f, 400, "x_content_parse_exception", "[%d:%d] %s", jerr.line, jerr.column, jerr.text);
 	if (!json_is_object(root)) {
-		err = kg_es_fail_set(f, 400, "parse_exception", "expected object but found %s instead", token_name(root));
+		err = kg_es_fail_set(f, 400, "parse_exception", "expected object but found %s instead", kg_es_token_name(root));
 		goto out;
 	}
 	if (!(arr = json_array())) {
@@ -373,7 +347,7 @@ kg_err kg_es_privileges_parse(kg_str body, json_t **docs, struct kg_es_fail *f)
 	json_object_foreach (root, app, v) {
 		if (!json_is_object(v)) {
 			err = kg_es_fail_set(f, 400, "parse_exception", "expected the value for %s to be an object, but found %s instead",
-			                     app, token_name(v));
+			                     app, kg_es_token_name(v));
 			goto out;
 		}
 		json_object_foreach (v, name, pv) {
@@ -381,7 +355,7 @@ kg_err kg_es_privileges_parse(kg_str body, json_t **docs, struct kg_es_fail *f)
 			if (!json_is_object(pv)) {
 				/* ES names the application here, not the privilege */
 				err = kg_es_fail_set(f, 400, "parse_exception",
-				                     "expected the value for %s to be an object, but found %s instead", app, token_name(pv));
+				                     "expected the value for %s to be an object, but found %s instead", app, kg_es_token_name(pv));
 				goto out;
 			}
 			if (json_array_size(arr) >= KG_ES_PRIV_MAX) {
@@ -596,7 +570,7 @@ kg_err kg_es_has_privileges_parse(kg_str body, const char *username, struct kg_e
 	if (!json_is_object(root)) {
 		err = kg_es_fail_set(f, 400, "parse_exception",
 		                     "failed to parse privileges check [%s]. expected an object but found [%s] instead", username,
-		                     token_name(root));
+		                     kg_es_token_name(root));
 		goto out;
 	}
 	/* The same field parsers as a role descriptor's, as ES uses them: the

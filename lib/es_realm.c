@@ -703,21 +703,6 @@ kg_err kg_es_file_realm_load(const char *dir, kg_es_file_realm **out, kg_config_
 
 /* ---- request bodies ---- */
 
-/* What ES's parser calls the token a JSON value starts with. */
-static const char *token_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "START_OBJECT";
-	case JSON_ARRAY: return "START_ARRAY";
-	case JSON_STRING: return "VALUE_STRING";
-	case JSON_INTEGER:
-	case JSON_REAL: return "VALUE_NUMBER";
-	case JSON_TRUE:
-	case JSON_FALSE: return "VALUE_BOOLEAN";
-	default: return "VALUE_NULL";
-	}
-}
-
 static int json_depth(const json_t *v, int depth)
 {
 	int max = depth;
@@ -811,7 +796,7 @@ static kg_err take_password_hash(const json_t *v, struct kg_es_user_req *out, st
 static kg_err expected(struct kg_es_fail *f, const char *field, const char *type, const json_t *v)
 {
 	return kg_es_fail_set(f, 400, "parse_exception", "expected field [%s] to be of type %s, but found [%s] instead",
-	                      field, type, token_name(v));
+	                      field, type, kg_es_token_name(v));
 }
 
 /* "roles": a string is a comma-separated list (ES's
@@ -842,7 +827,7 @@ static kg_err take_roles(const json_t *v, json_t **roles, struct kg_es_fail *f)
 				err = kg_es_fail_set(f, 400, "parse_exception",
 				                     "could not parse [roles] field. expected a string array but one of the value "
 				                     "in the array is [%s]",
-				                     token_name(x));
+				                     kg_es_token_name(x));
 				break;
 			}
 			if (json_array_append(a, x)) {
@@ -856,7 +841,7 @@ static kg_err take_roles(const json_t *v, json_t **roles, struct kg_es_fail *f)
 	} else {
 		err = kg_es_fail_set(f, 400, "parse_exception",
 		                     "could not parse [roles] field. expected a string array but found [%s] value instead",
-		                     token_name(v));
+		                     kg_es_token_name(v));
 	}
 	if (err) {
 		json_decref(a);
@@ -865,17 +850,6 @@ static kg_err take_roles(const json_t *v, json_t **roles, struct kg_es_fail *f)
 	json_decref(*roles);
 	*roles = a;
 	return KG_OK;
-}
-
-static bool has_underscore_key(const json_t *metadata)
-{
-	const char *k;
-	json_t *x;
-	json_object_foreach((json_t *)metadata, k, x) {
-		if (k[0] == '_')
-			return true;
-	}
-	return false;
 }
 
 kg_err kg_es_user_parse(kg_str name, kg_str body, bool is_create, struct kg_es_user_req *out, struct kg_es_fail *f)
@@ -891,7 +865,7 @@ kg_err kg_es_user_parse(kg_str name, kg_str body, bool is_create, struct kg_es_u
 	if ((err = body_load(body, &obj, f)))
 		goto out;
 	if (!json_is_object(obj)) {
-		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", token_name(obj));
+		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", kg_es_token_name(obj));
 		goto out;
 	}
 	/* the body, field by field, as ES's PutUserRequestBuilder reads it */
@@ -940,7 +914,7 @@ kg_err kg_es_user_parse(kg_str name, kg_str body, bool is_create, struct kg_es_u
 	/* PutUserRequest.validate() */
 	if (!roles)
 		err = kg_es_fail_validation_add(f, "roles are missing");
-	if (err != KG_ENOMEM && metadata && has_underscore_key(metadata))
+	if (err != KG_ENOMEM && metadata && kg_es_has_reserved_key(metadata))
 		err = kg_es_fail_validation_add(f, "metadata keys may not start with [_]");
 	if (err)
 		goto out;
@@ -996,7 +970,7 @@ kg_err kg_es_password_parse(kg_str body, struct kg_es_user_req *out, struct kg_e
 	if ((err = body_load(body, &obj, f)))
 		goto out;
 	if (!json_is_object(obj)) {
-		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", token_name(obj));
+		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", kg_es_token_name(obj));
 		goto out;
 	}
 	json_object_keylen_foreach(obj, key, key_len, v) {
@@ -1048,7 +1022,7 @@ kg_err kg_es_role_body_parse(kg_str name, kg_str body, json_t **out, struct kg_e
 		return err;
 	if (!json_is_object(v)) {
 		err = kg_es_fail_set(f, 400, "parse_exception", "failed to parse role [%.*s]. expected an object but found [%s] instead",
-		                     (int)name.n, name.p, token_name(v));
+		                     (int)name.n, name.p, kg_es_token_name(v));
 		json_decref(v);
 		return err;
 	}

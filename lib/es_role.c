@@ -134,23 +134,6 @@ static const char *const workflows[] = { "search_application_query", "search_app
 
 /* ---- small helpers ------------------------------------------------------- */
 
-/* Jackson's name for the token a JSON value starts with: ES's messages say
- * "found [START_ARRAY]". */
-static const char *token_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "START_OBJECT";
-	case JSON_ARRAY: return "START_ARRAY";
-	case JSON_STRING: return "VALUE_STRING";
-	case JSON_INTEGER: return "VALUE_NUMBER";
-	case JSON_REAL: return "VALUE_NUMBER";
-	case JSON_TRUE:
-	case JSON_FALSE: return "VALUE_BOOLEAN";
-	case JSON_NULL: return "VALUE_NULL";
-	}
-	return "VALUE_EMBEDDED_OBJECT";
-}
-
 static bool ascii_lower_eq(const char *a, const char *lit)
 {
 	for (; *a && *lit; a++, lit++) {
@@ -343,7 +326,7 @@ static kg_err read_string_array(const char *role, const char *field, const json_
 		if (outer)
 			return parse_fail(f, "%s", outer);
 		return parse_fail(f, "could not parse [%s] field. expected a string array but found [%s] value instead", field,
-		                  token_name(v));
+		                  kg_es_token_name(v));
 	}
 	if (json_array_size(v) > KG_ES_ROLE_MAX_ENTRIES)
 		return parse_fail(f, "failed to parse role [%s]. [%s] may not hold more than [%d] entries", role, field,
@@ -359,7 +342,7 @@ static kg_err read_string_array(const char *role, const char *field, const json_
 			if (outer)
 				return parse_fail(f, "%s", outer);
 			return parse_fail(f, "could not parse [%s] field. expected a string value but found [%s] instead", field,
-			                  token_name(x));
+			                  kg_es_token_name(x));
 		}
 		if (json_string_length(x) > KG_ES_ROLE_MAX_STRING) {
 			json_decref(arr);
@@ -406,7 +389,7 @@ static kg_err parse_field_security(const char *role, const json_t *v, json_t **g
 {
 	if (!json_is_object(v))
 		return parse_fail(f, "failed to parse indices privileges for role [%s]. expected START_OBJECT but got %s in \"field_security\".",
-		                  role, token_name(v));
+		                  role, kg_es_token_name(v));
 	if (json_object_size(v) == 0)
 		return parse_fail(f, "failed to parse indices privileges for role [%s]. \"field_security\" must not be empty.", role);
 	const char *k;
@@ -443,7 +426,7 @@ static kg_err parse_index_entry(const char *role, const char *field, const json_
 	*out = NULL;
 	if (!json_is_object(v))
 		return parse_fail(f, "failed to parse indices privileges for role [%s]. expected field [%s] value to be an array of objects, but found an array element of type [%s]",
-		                  role, field, token_name(v));
+		                  role, field, kg_es_token_name(v));
 	const char *k;
 	json_t *x;
 	json_object_foreach ((json_t *)v, k, x) {
@@ -471,13 +454,13 @@ static kg_err parse_index_entry(const char *role, const char *field, const json_
 				}
 			} else {
 				err = parse_fail(f, "failed to parse indices privileges for role [%s]. expected field [%s] value to be a string or an array of strings, but found [%s] instead",
-				                 role, k, token_name(x));
+				                 role, k, kg_es_token_name(x));
 				goto out;
 			}
 		} else if (strcmp(k, "allow_restricted_indices") == 0) {
 			if (!json_is_boolean(x)) {
 				err = parse_fail(f, "failed to parse indices privileges for role [%s]. expected field [%s] value to be a boolean, but found [%s] instead",
-				                 role, k, token_name(x));
+				                 role, k, kg_es_token_name(x));
 				goto out;
 			}
 			allow_restricted = json_is_true(x);
@@ -502,7 +485,7 @@ static kg_err parse_index_entry(const char *role, const char *field, const json_
 				}
 			} else if (!json_is_null(x)) {
 				err = parse_fail(f, "failed to parse indices privileges for role [%s]. expected field [%s] value to be null, a string, an array, or an object, but found [%s] instead",
-				                 role, k, token_name(x));
+				                 role, k, kg_es_token_name(x));
 				goto out;
 			}
 		} else if (strcmp(k, "field_security") == 0) {
@@ -520,7 +503,7 @@ static kg_err parse_index_entry(const char *role, const char *field, const json_
 		} else if (strcmp(k, "transient_metadata") == 0) {
 			if (!json_is_object(x)) {
 				err = parse_fail(f, "failed to parse transient metadata for role [%s]. expected START_OBJECT but got %s in \"transient_metadata\".",
-				                 role, token_name(x));
+				                 role, kg_es_token_name(x));
 				goto out;
 			}
 		} else {
@@ -585,7 +568,7 @@ static kg_err parse_app_entry(const char *role, const char *field, const json_t 
 	*out = NULL;
 	if (!json_is_object(v))
 		return parse_fail(f, "failed to parse application privileges for role [%s]. expected field [%s] value to be an array of objects, but found an array element of type [%s]",
-		                  role, field, token_name(v));
+		                  role, field, kg_es_token_name(v));
 	const char *k;
 	json_t *x;
 	json_object_foreach ((json_t *)v, k, x) {
@@ -594,7 +577,7 @@ static kg_err parse_app_entry(const char *role, const char *field, const json_t 
 			if (!json_is_string(x)) {
 				/* ObjectParser's refusal of a value of the wrong type */
 				err = kg_es_fail_set(f, 400, "x_content_parse_exception",
-				                     "[application] application doesn't support values of type: %s", token_name(x));
+				                     "[application] application doesn't support values of type: %s", kg_es_token_name(x));
 				goto out;
 			}
 			if (json_string_length(x) > KG_ES_ROLE_MAX_STRING) {
@@ -622,7 +605,7 @@ static kg_err parse_app_entry(const char *role, const char *field, const json_t 
 		*slot = NULL;
 		if (!json_is_array(x)) {
 			err = kg_es_fail_set(f, 400, "x_content_parse_exception", "[application] %s doesn't support values of type: %s",
-			                     k, token_name(x));
+			                     k, kg_es_token_name(x));
 			goto out;
 		}
 		if ((err = read_string_array(role, k, x, false, NULL, slot, f))) {
@@ -668,7 +651,7 @@ static kg_err parse_entries(const char *role, const char *field, const char *wha
 	*out = NULL;
 	if (!json_is_array(v))
 		return parse_fail(f, "failed to parse %s privileges for role [%s]. expected field [%s] value to be an array, but found [%s] instead",
-		                  what, role, field, token_name(v));
+		                  what, role, field, kg_es_token_name(v));
 	if (json_array_size(v) > KG_ES_ROLE_MAX_ENTRIES)
 		return parse_fail(f, "failed to parse role [%s]. [%s] may not hold more than [%d] entries", role, field,
 		                  KG_ES_ROLE_MAX_ENTRIES);
@@ -704,7 +687,7 @@ static kg_err parse_global(const char *role, const json_t *v, json_t **out, stru
 
 	*out = NULL;
 	if (!json_is_object(v))
-		return parse_fail(f, "failed to parse privilege. expected an object but found [%s] instead", token_name(v));
+		return parse_fail(f, "failed to parse privilege. expected an object but found [%s] instead", kg_es_token_name(v));
 	g = json_object();
 	if (!g)
 		return KG_ENOMEM;
@@ -757,7 +740,7 @@ static kg_err parse_restriction(const char *role, const json_t *v, json_t **out,
 	*out = NULL;
 	if (!json_is_object(v))
 		return parse_fail(f, "failed to parse restriction for role [%s]. expected an object but found [%s] instead", role,
-		                  token_name(v));
+		                  kg_es_token_name(v));
 	const char *k;
 	json_t *x;
 	json_object_foreach ((json_t *)v, k, x) {
@@ -772,7 +755,7 @@ static kg_err parse_restriction(const char *role, const json_t *v, json_t **out,
 			                  role);
 		if (!json_is_array(x))
 			return parse_fail(f, "failed to parse restriction for role [%s]. could not parse [workflows] field. expected a string array but found [%s] value instead",
-			                  role, token_name(x));
+			                  role, kg_es_token_name(x));
 		kg_err err = read_string_array(role, "workflows", x, false, NULL, &wf, f);
 		if (err) {
 			if (err == KG_EINVAL)
@@ -822,7 +805,7 @@ kg_err kg_es_role_parse(const char *name, const json_t *in, bool for_api_key, js
 		                      "Validation Failed: 1: Role names must be at least 1 and no more than %d characters. They can contain alphanumeric characters (a-z, A-Z, 0-9), spaces, punctuation, and printable symbols in the Basic Latin (ASCII) block. Leading or trailing whitespace is not allowed.;",
 		                      KG_ES_ROLE_NAME_MAX);
 	if (!json_is_object(in))
-		return parse_fail(f, "failed to parse role [%s]. expected an object but found [%s] instead", name, token_name(in));
+		return parse_fail(f, "failed to parse role [%s]. expected an object but found [%s] instead", name, kg_es_token_name(in));
 	const char *k;
 	json_t *x;
 	json_object_foreach ((json_t *)in, k, x) {
@@ -842,7 +825,7 @@ kg_err kg_es_role_parse(const char *name, const json_t *in, bool for_api_key, js
 			err = parse_global(name, x, &global, f);
 		} else if (strcmp(k, "metadata") == 0) {
 			if (!json_is_object(x)) {
-				err = parse_fail(f, "expected field [%s] to be of type object, but found [%s] instead", k, token_name(x));
+				err = parse_fail(f, "expected field [%s] to be of type object, but found [%s] instead", k, kg_es_token_name(x));
 			} else if (!(err = check_depth(name, k, x, f))) {
 				json_decref(metadata);
 				metadata = json_deep_copy(x);
@@ -1036,16 +1019,6 @@ static bool is_graph(const char *s)
 	return true;
 }
 
-static bool has_reserved_key(const json_t *metadata)
-{
-	const char *k;
-	json_t *x;
-	json_object_foreach ((json_t *)metadata, k, x)
-		if (k[0] == '_')
-			return true;
-	return false;
-}
-
 kg_err kg_es_role_validate(const json_t *rd, struct kg_es_fail *f)
 {
 	unsigned before = f->nvalidation;
@@ -1097,7 +1070,7 @@ kg_err kg_es_role_validate(const json_t *rd, struct kg_es_fail *f)
 		}
 	}
 	json_t *md = json_object_get(rd, "metadata");
-	if (json_is_object(md) && has_reserved_key(md) &&
+	if (json_is_object(md) && kg_es_has_reserved_key(md) &&
 	    kg_es_fail_validation_add(f, "role descriptor metadata keys may not start with [_]") == KG_ENOMEM)
 		return KG_ENOMEM;
 	json_array_foreach (json_object_get(json_object_get(rd, "restriction"), "workflows"), i, x) {
@@ -1144,7 +1117,7 @@ kg_err kg_es_roles_parse(const json_t *map, bool for_api_key, json_t **out, stru
 	size_t nrestricted = 0;
 	*out = NULL;
 	if (!json_is_object(map))
-		return parse_fail(f, "failed to parse role descriptors. expected an object but found [%s] instead", token_name(map));
+		return parse_fail(f, "failed to parse role descriptors. expected an object but found [%s] instead", kg_es_token_name(map));
 	if (json_object_size(map) > KG_ES_ROLE_MAX_DESCRIPTORS)
 		return parse_fail(f, "failed to parse role descriptors. no more than [%d] may be given", KG_ES_ROLE_MAX_DESCRIPTORS);
 	json_t *res = json_object();

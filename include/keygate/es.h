@@ -37,6 +37,13 @@ void kg_es_fail_free(struct kg_es_fail *f);
  * length limits count (a character beyond U+FFFF counts twice). */
 size_t kg_es_utf16_length(kg_str s);
 
+/* Jackson's name for the token a JSON value starts with ("START_OBJECT",
+ * "VALUE_STRING", ...), as ES's parse messages print it. */
+const char *kg_es_token_name(const json_t *v);
+/* MetadataUtils.containsReservedMetadata: a top-level key starting with '_'
+ * (reserved for the system in every ES metadata object). */
+bool kg_es_has_reserved_key(const json_t *metadata);
+
 /* ---- Sizes ES enforces, and keygate's caps on what ES leaves open ---- */
 #define KG_ES_NAME_MAX 256        /* api key name, in characters (ES counts UTF-16 units; see es.c) */
 #define KG_ES_ID_MAX 64           /* an id in an ApiKey credential (keygate's are 20) */
