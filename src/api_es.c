@@ -2905,23 +2905,46 @@ static void submit(struct es_req *r)
 
 /* ---- the route ---- */
 
-static void handle(struct kg_conn *c)
+/* A request to answer: NULL (500 answered) when out of memory. */
+static struct es_req *req_new(struct kg_conn *c, const char *ctype)
 {
 	struct kg_request *q = kg__conn_req(c);
-	struct kg_runtime *rt = kg__conn_rt(c);
-	char ctype[96];
-	const char *allowed;
-	answer_type(c, ctype, sizeof(ctype));
 	struct es_req *r = calloc(1, sizeof(*r));
 	if (!r) {
 		kg__conn_respond_error(c, 500, "out of memory");
-		return;
+		return NULL;
 	}
 	r->c = c;
-	r->es = rt->es;
+	r->es = kg__conn_rt(c)->es;
 	r->now = now_ms();
 	snprintf(r->content_type, sizeof(r->content_type), "%s", ctype);
 	snprintf(r->path, sizeof(r->path), "%.*s", (int)q->facts.path.n, q->facts.path.p);
+	return r;
+}
+
+/* Who is asking (at once for an API key, after the password check for a
+ * Basic user), then on to the operation. */
+static void req_run(struct es_req *r)
+{
+	if (!authenticate(r, kg__conn_req(r->c)->facts.authorization)) {
+		req_free(r);
+		return;
+	}
+	if (r->who.perm)
+		authorized(r); /* an API key */
+	else
+		basic_begin(r);
+}
+
+static void handle(struct kg_conn *c)
+{
+	struct kg_request *q = kg__conn_req(c);
+	char ctype[96];
+	const char *allowed;
+	answer_type(c, ctype, sizeof(ctype));
+	struct es_req *r = req_new(c, ctype);
+	if (!r)
+		return;
 	kg_str rest = KG_STR_NULL;
 	if (q->facts.path.n > sizeof("/_security/") - 1)
 		rest = (kg_str){ q->facts.path.p + sizeof("/_security/") - 1, q->facts.path.n - (sizeof("/_security/") - 1) };
@@ -2952,14 +2975,7 @@ static void handle(struct kg_conn *c)
 		req_free(r);
 		return;
 	}
-	if (!authenticate(r, q->facts.authorization)) {
-		req_free(r);
-		return;
-	}
-	if (r->who.perm)
-		authorized(r); /* an API key */
-	else
-		basic_begin(r);
+	req_run(r);
 }
 
 /* ---- GET /: Elasticsearch's info API (api_key.info: keygate) ---- */
@@ -2992,33 +3008,18 @@ static void send_info(struct es_req *r)
 static void handle_info(struct kg_conn *c)
 {
 	struct kg_request *q = kg__conn_req(c);
-	struct kg_runtime *rt = kg__conn_rt(c);
 	char ctype[96];
 	answer_type(c, ctype, sizeof(ctype));
 	if (!is_method(q->method, "GET", "HEAD")) {
 		send_no_handler(c, ctype, q->method, q->facts.path, "GET, HEAD");
 		return;
 	}
-	struct es_req *r = calloc(1, sizeof(*r));
-	if (!r) {
-		kg__conn_respond_error(c, 500, "out of memory");
+	struct es_req *r = req_new(c, ctype);
+	if (!r)
 		return;
-	}
-	r->c = c;
-	r->es = rt->es;
-	r->now = now_ms();
 	r->op = OP_INFO;
 	r->action = action_of(r->op);
-	snprintf(r->content_type, sizeof(r->content_type), "%s", ctype);
-	snprintf(r->path, sizeof(r->path), "%.*s", (int)q->facts.path.n, q->facts.path.p);
-	if (!authenticate(r, q->facts.authorization)) {
-		req_free(r);
-		return;
-	}
-	if (r->who.perm)
-		authorized(r); /* an API key */
-	else
-		basic_begin(r);
+	req_run(r);
 }
 
 static bool is_on(const struct kg_runtime *rt)
