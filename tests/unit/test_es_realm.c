@@ -446,13 +446,14 @@ KG_TEST(test_es_role_name_and_body_answer_with_es_messages)
 	KG_CHECK(strcmp(f.reason.p, "failed to parse role [r1]. expected an object but found [VALUE_STRING] instead") == 0,
 	         "reason %s", f.reason.p);
 	kg_es_fail_free(&f);
-	char deep[128] = "";
+	kg_buf deep = { 0 };
 	for (int i = 0; i < 21; i++)
-		strcat(deep, "{\"a\":");
-	strcat(deep, "1");
+		KG_CHECK(kg_buf_appends(&deep, KG_STR("{\"a\":")) == KG_OK, "no memory");
+	KG_CHECK(kg_buf_appends(&deep, KG_STR("1")) == KG_OK, "no memory");
 	for (int i = 0; i < 21; i++)
-		strcat(deep, "}");
-	KG_CHECK(kg_es_role_body_parse(KG_STR("r1"), kg_str_c(deep), &d, &f) == KG_EINVAL && !d, "21 levels refused");
+		KG_CHECK(kg_buf_appends(&deep, KG_STR("}")) == KG_OK, "no memory");
+	KG_CHECK(kg_es_role_body_parse(KG_STR("r1"), kg_buf_str(&deep), &d, &f) == KG_EINVAL && !d, "21 levels refused");
+	kg_buf_free(&deep, false);
 	KG_CHECK(f.type && strcmp(f.type, "x_content_parse_exception") == 0, "type %s", f.type);
 	kg_es_fail_free(&f);
 }

@@ -262,14 +262,16 @@ KG_TEST(test_structure_errors_are_es_parse_exceptions)
 
 KG_TEST(test_caps_refuse_deep_and_long_input)
 {
-	char deep[512] = "{\"r\":{\"metadata\":";
+	kg_buf nest = { 0 };
+	KG_CHECK(kg_buf_printf(&nest, "{\"r\":{\"metadata\":") == KG_OK, "no memory");
 	for (int i = 0; i < 21; i++)
-		strcat(deep, "{\"a\":");
-	strcat(deep, "1");
+		KG_CHECK(kg_buf_appends(&nest, KG_STR("{\"a\":")) == KG_OK, "no memory");
+	KG_CHECK(kg_buf_appends(&nest, KG_STR("1")) == KG_OK, "no memory");
 	for (int i = 0; i < 21; i++)
-		strcat(deep, "}");
-	strcat(deep, "}}");
-	check_refused(deep, false, 400, "parse_exception", "failed to parse role [r]. [metadata] is nested deeper than [20] levels");
+		KG_CHECK(kg_buf_appends(&nest, KG_STR("}")) == KG_OK, "no memory");
+	KG_CHECK(kg_buf_appends(&nest, KG_STR("}}")) == KG_OK, "no memory");
+	check_refused(nest.p, false, 400, "parse_exception", "failed to parse role [r]. [metadata] is nested deeper than [20] levels");
+	kg_buf_free(&nest, false);
 
 	kg_buf b = { 0 };
 	KG_CHECK(kg_buf_printf(&b, "{\"r\":{\"run_as\":[") == KG_OK, "no memory");
