@@ -419,44 +419,39 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 		 * either as some other header */
 		if (!kg_str_is_token(name))
 			return refuse(f, 400, "invalid header field name");
-		/* the first byte rules out most fields before any comparison */
-		switch (name.n ? name.p[0] | 0x20 : 0) {
-		case 'h':
-			if (kg_str_eq_ci(name, KG_STR("Host"))) {
-				if (seen_host)
-					return refuse(f, 400, "duplicate Host header");
-				seen_host = true;
-				f->host = value;
-			}
+		/* the name's length rules out most fields before any comparison */
+		switch (field_classify(name)) {
+		case F_HOST:
+			if (seen_host)
+				return refuse(f, 400, "duplicate Host header");
+			seen_host = true;
+			f->host = value;
 			break;
-		case 'a':
-			if (kg_str_eq_ci(name, KG_STR("Authorization"))) {
-				if (seen_auth)
-					return refuse(f, 400, "duplicate Authorization header");
-				seen_auth = true;
-				f->authorization = value;
-			}
+		case F_AUTHORIZATION:
+			if (seen_auth)
+				return refuse(f, 400, "duplicate Authorization header");
+			seen_auth = true;
+			f->authorization = value;
 			break;
-		case 'c':
-			if (kg_str_eq_ci(name, KG_STR("Connection"))) {
-				/* every Connection header's names are hop-by-hop; an
-				 * empty one lists nothing */
-				if (value.n && list_join(&f->connection, value, arena))
-					return refuse(f, 500, "out of memory");
-			} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
-				if (has_field(h, KG_STR("Transfer-Encoding")))
-					return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
-			}
-			break;
-		case 'u':
-			/* every protocol asked for is judged, not just the last
-			 * header's (what keygate writes upstream for a tunnel) */
-			if (value.n && kg_str_eq_ci(name, KG_STR("Upgrade")) && list_join(&f->upgrade, value, arena))
+		case F_CONNECTION:
+			/* every Connection header's names are hop-by-hop; an empty
+			 * one lists nothing */
+			if (value.n && list_join(&f->connection, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
-		case 'x':
+		case F_CONTENT_LENGTH:
+			if (has_field(h, KG_STR("Transfer-Encoding")))
+				return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
+			break;
+		case F_UPGRADE:
+			/* every protocol asked for is judged, not just the last
+			 * header's (what keygate writes upstream for a tunnel) */
+			if (value.n && list_join(&f->upgrade, value, arena))
+				return refuse(f, 500, "out of memory");
+			break;
+		case F_X_FORWARDED_FOR:
 			/* several X-Forwarded-For headers read as one list */
-			if (kg_str_eq_ci(name, KG_STR("X-Forwarded-For")) && list_join(&f->xff, value, arena))
+			if (list_join(&f->xff, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
 		default:
