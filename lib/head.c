@@ -52,16 +52,105 @@ static bool list_has_token(kg_str list, kg_str name)
 	return false;
 }
 
+/* The header names keygate treats specially, told apart by length first and
+ * then one case-insensitive compare, instead of a compare against each name
+ * in turn: every field of every request and response is classified. */
+enum field_id {
+	F_OTHER,
+	F_TE, F_TRAILER, F_UPGRADE, F_CONNECTION, F_KEEP_ALIVE, F_TRANSFER_ENCODING, F_PROXY_DASH, /* hop-by-hop */
+	F_HOST, F_PROXY, F_FORWARDED, F_AUTHORIZATION, F_CONTENT_LENGTH, F_HTTP2_SETTINGS,
+	F_X_FORWARDED_FOR, F_X_FORWARDED_HOST, F_X_FORWARDED_PROTO,
+};
+
+/* name equals lc (lower case, name.n bytes long), ASCII case-insensitive.
+ * Exact for every byte: only 'A'..'Z' are folded (a '|0x20' fold would let
+ * "\r" match '-'). */
+static inline bool is_name_lc(kg_str name, const char *lc)
+{
+	for (size_t i = 0; i < name.n; i++) {
+		unsigned char ch = (unsigned char)name.p[i];
+		if ((unsigned char)(ch - 'A') < 26)
+			ch = (unsigned char)(ch + 32);
+		if (ch != (unsigned char)lc[i])
+			return false;
+	}
+	return true;
+}
+
+static enum field_id field_classify(kg_str name)
+{
+#define IS(lit) (name.n == sizeof(lit) - 1 && is_name_lc(name, lit))
+	/* a name of a special length that is not that name may still be Proxy-* */
+	switch (name.n) {
+	case 2:
+		if (IS("te"))
+			return F_TE;
+		break;
+	case 4:
+		if (IS("host"))
+			return F_HOST;
+		break;
+	case 5:
+		if (IS("proxy"))
+			return F_PROXY;
+		break;
+	case 7:
+		if (IS("trailer"))
+			return F_TRAILER;
+		if (IS("upgrade"))
+			return F_UPGRADE;
+		break;
+	case 9:
+		if (IS("forwarded"))
+			return F_FORWARDED;
+		break;
+	case 10:
+		if (IS("connection"))
+			return F_CONNECTION;
+		if (IS("keep-alive"))
+			return F_KEEP_ALIVE;
+		break;
+	case 13:
+		if (IS("authorization"))
+			return F_AUTHORIZATION;
+		break;
+	case 14:
+		if (IS("content-length"))
+			return F_CONTENT_LENGTH;
+		if (IS("http2-settings"))
+			return F_HTTP2_SETTINGS;
+		break;
+	case 15:
+		if (IS("x-forwarded-for"))
+			return F_X_FORWARDED_FOR;
+		break;
+	case 16:
+		if (IS("x-forwarded-host"))
+			return F_X_FORWARDED_HOST;
+		break;
+	case 17:
+		if (IS("transfer-encoding"))
+			return F_TRANSFER_ENCODING;
+		if (IS("x-forwarded-proto"))
+			return F_X_FORWARDED_PROTO;
+		break;
+	default:
+		break;
+	}
+	if (name.n >= 6 && is_name_lc((kg_str){ name.p, 6 }, "proxy-"))
+		return F_PROXY_DASH;
+	return F_OTHER;
+#undef IS
+}
+
+static inline bool is_hop_by_hop_id(enum field_id id)
+{
+	return id >= F_TE && id <= F_PROXY_DASH;
+}
+
 bool kg_head_is_hop_by_hop(kg_str name, kg_str connection)
 {
-	static const kg_str hop[] = {
-		KG_STR("Connection"), KG_STR("Keep-Alive"), KG_STR("TE"), KG_STR("Trailer"),
-		KG_STR("Transfer-Encoding"), KG_STR("Upgrade"),
-	};
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (kg_str_eq_ci(name, hop[i]))
-			return true;
-	if (kg_str_has_prefix_ci(name, KG_STR("Proxy-")))
+	if (is_hop_by_hop_id(field_classify(name)))
 		return true;
 	return connection.n && list_has_token(connection, name);
 }
@@ -330,44 +419,39 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 		 * either as some other header */
 		if (!kg_str_is_token(name))
 			return refuse(f, 400, "invalid header field name");
-		/* the first byte rules out most fields before any comparison */
-		switch (name.n ? name.p[0] | 0x20 : 0) {
-		case 'h':
-			if (kg_str_eq_ci(name, KG_STR("Host"))) {
-				if (seen_host)
-					return refuse(f, 400, "duplicate Host header");
-				seen_host = true;
-				f->host = value;
-			}
+		/* the name's length rules out most fields before any comparison */
+		switch (field_classify(name)) {
+		case F_HOST:
+			if (seen_host)
+				return refuse(f, 400, "duplicate Host header");
+			seen_host = true;
+			f->host = value;
 			break;
-		case 'a':
-			if (kg_str_eq_ci(name, KG_STR("Authorization"))) {
-				if (seen_auth)
-					return refuse(f, 400, "duplicate Authorization header");
-				seen_auth = true;
-				f->authorization = value;
-			}
+		case F_AUTHORIZATION:
+			if (seen_auth)
+				return refuse(f, 400, "duplicate Authorization header");
+			seen_auth = true;
+			f->authorization = value;
 			break;
-		case 'c':
-			if (kg_str_eq_ci(name, KG_STR("Connection"))) {
-				/* every Connection header's names are hop-by-hop; an
-				 * empty one lists nothing */
-				if (value.n && list_join(&f->connection, value, arena))
-					return refuse(f, 500, "out of memory");
-			} else if (kg_str_eq_ci(name, KG_STR("Content-Length"))) {
-				if (has_field(h, KG_STR("Transfer-Encoding")))
-					return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
-			}
-			break;
-		case 'u':
-			/* every protocol asked for is judged, not just the last
-			 * header's (what keygate writes upstream for a tunnel) */
-			if (value.n && kg_str_eq_ci(name, KG_STR("Upgrade")) && list_join(&f->upgrade, value, arena))
+		case F_CONNECTION:
+			/* every Connection header's names are hop-by-hop; an empty
+			 * one lists nothing */
+			if (value.n && list_join(&f->connection, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
-		case 'x':
+		case F_CONTENT_LENGTH:
+			if (has_field(h, KG_STR("Transfer-Encoding")))
+				return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
+			break;
+		case F_UPGRADE:
+			/* every protocol asked for is judged, not just the last
+			 * header's (what keygate writes upstream for a tunnel) */
+			if (value.n && list_join(&f->upgrade, value, arena))
+				return refuse(f, 500, "out of memory");
+			break;
+		case F_X_FORWARDED_FOR:
 			/* several X-Forwarded-For headers read as one list */
-			if (kg_str_eq_ci(name, KG_STR("X-Forwarded-For")) && list_join(&f->xff, value, arena))
+			if (list_join(&f->xff, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
 		default:
@@ -395,36 +479,52 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 
 /* ---- the upstream head ---- */
 
-static bool is_x_forwarded_proto_or_host(kg_str name)
+static bool skip_field(const kg_head_facts *f, const kg_head_rules *rules, kg_str name, enum field_id id,
+                       bool is_cred_consumed)
 {
-	return kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto")) || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
-}
-
-static bool skip_field(const kg_head_facts *f, const kg_head_rules *rules, kg_str name, bool is_cred_consumed)
-{
-	if (f->is_upgrade && kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
+	if (f->is_upgrade && id == F_HTTP2_SETTINGS)
 		return false; /* part of an h2c upgrade keygate tunnels: listed in Connection below */
-	if (kg_head_is_hop_by_hop(name, f->connection))
+	if (is_hop_by_hop_id(id) || (f->connection.n && list_has_token(f->connection, name)))
 		return true;
-	if (kg_head_has_prefix_dashed(name, KG_STR("X-Keygate-")))
+	if (name.n >= 10 && (name.p[0] | 0x20) == 'x' && kg_head_has_prefix_dashed(name, KG_STR("X-Keygate-")))
 		return true; /* identity headers are keygate's alone: never forged */
 	if (!rules->underscores_in_headers && name.n && memchr(name.p, '_', name.n))
 		return true; /* X_Role would reach a CGI upstream as HTTP_X_ROLE, like X-Role */
-	if (kg_str_eq_ci(name, KG_STR("Host")) || kg_str_eq_ci(name, KG_STR("Content-Length")))
-		return true;
-	if (kg_str_eq_ci(name, KG_STR("Proxy")))
+	switch (id) {
+	case F_HOST:
+	case F_CONTENT_LENGTH:
+		return true; /* written once below, from the judged facts */
+	case F_PROXY:
 		return true; /* httpoxy: no such header exists, and a CGI upstream reads it as HTTP_PROXY */
-	if (kg_str_eq_ci(name, KG_STR("HTTP2-Settings")))
+	case F_HTTP2_SETTINGS:
 		return true; /* an h2c upgrade keygate does not tunnel goes as a plain request */
-	if (kg_str_eq_ci(name, KG_STR("Forwarded")) && !f->is_peer_trusted)
-		return true; /* says who the client is: believed only from a trusted proxy */
-	if (rules->forwarded_headers && kg_str_eq_ci(name, KG_STR("X-Forwarded-For")))
-		return true; /* rewritten below, the peer appended */
-	if (rules->forwarded_headers && !f->is_peer_trusted && is_x_forwarded_proto_or_host(name))
-		return true;
-	if (is_cred_consumed && !rules->forward_credentials && kg_str_eq_ci(name, KG_STR("Authorization")))
-		return true;
-	return false;
+	case F_FORWARDED:
+		return !f->is_peer_trusted; /* says who the client is: believed only from a trusted proxy */
+	case F_X_FORWARDED_FOR:
+		return rules->forwarded_headers; /* rewritten below, the peer appended */
+	case F_X_FORWARDED_PROTO:
+	case F_X_FORWARDED_HOST:
+		return rules->forwarded_headers && !f->is_peer_trusted;
+	case F_AUTHORIZATION:
+		return is_cred_consumed && !rules->forward_credentials;
+	default:
+		return false;
+	}
+}
+
+/* At least the bytes kg_head_write_upstream writes, so that it reserves once
+ * and every piece after is an inline copy (kg_buf_put). An estimate that
+ * fell short would only cost a grow: kg_buf_put checks every piece. */
+static size_t upstream_head_estimate(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
+                                     const struct kg_principal *who)
+{
+	size_t n = 256 /* the fixed texts below, all together */ + h->method.n + rules->up_base.n + f->target.n +
+	           f->host.n * 2 + rules->up_hostport.n + f->xff.n + h->peer.n + f->upgrade.n;
+	for (size_t i = 0; i < h->nfields; i++)
+		n += h->fields[i].name.n + h->fields[i].value.n + 4;
+	if (who)
+		n += strlen(who->scheme) + who->id.n + who->role.n;
+	return n;
 }
 
 kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
@@ -433,7 +533,9 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
 	kg_err err = KG_OK;
 	bool has_proto = false, has_host = false, has_h2_settings = false;
 
-#define OUT(s) do { if ((err = kg_buf_appends(b, (s)))) return err; } while (0)
+	if ((err = kg_buf_reserve(b, upstream_head_estimate(h, f, rules, who))))
+		return err;
+#define OUT(s) do { if ((err = kg_buf_put(b, (s)))) return err; } while (0)
 	OUT(h->method);
 	OUT(KG_STR(" "));
 	OUT(rules->up_base);
@@ -441,13 +543,14 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
 	OUT(KG_STR(" HTTP/1.1\r\n"));
 	for (size_t i = 0; i < h->nfields; i++) {
 		kg_str name = h->fields[i].name;
-		if (skip_field(f, rules, name, is_cred_consumed))
+		enum field_id id = field_classify(name);
+		if (skip_field(f, rules, name, id, is_cred_consumed))
 			continue;
 		/* a trusted proxy in front (TLS offload) knows the scheme and host
 		 * the client used: its X-Forwarded-Proto/-Host stand */
-		has_proto = has_proto || kg_str_eq_ci(name, KG_STR("X-Forwarded-Proto"));
-		has_host = has_host || kg_str_eq_ci(name, KG_STR("X-Forwarded-Host"));
-		has_h2_settings = has_h2_settings || kg_str_eq_ci(name, KG_STR("HTTP2-Settings"));
+		has_proto = has_proto || id == F_X_FORWARDED_PROTO;
+		has_host = has_host || id == F_X_FORWARDED_HOST;
+		has_h2_settings = has_h2_settings || id == F_HTTP2_SETTINGS;
 		OUT(name);
 		OUT(KG_STR(": "));
 		OUT(h->fields[i].value);

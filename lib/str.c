@@ -143,15 +143,20 @@ kg_err kg_buf_appends(kg_buf *b, kg_str s)
 	return kg_buf_append(b, s.p, s.n);
 }
 
-kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v)
+kg_str kg_u64_dec(unsigned long long v, char out[KG_U64_DEC_MAX])
 {
-	char tmp[20]; /* 18446744073709551615 */
-	size_t n = sizeof(tmp);
+	size_t n = KG_U64_DEC_MAX;
 	do {
-		tmp[--n] = (char)('0' + v % 10);
+		out[--n] = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	return kg_buf_append(b, tmp + n, sizeof(tmp) - n);
+	return (kg_str){ out + n, KG_U64_DEC_MAX - n };
+}
+
+kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v)
+{
+	char tmp[KG_U64_DEC_MAX];
+	return kg_buf_put(b, kg_u64_dec(v, tmp));
 }
 
 kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap)

@@ -475,13 +475,39 @@ void kg__conn_respond(struct kg_conn *c, int status, const char *content_type, k
 		return;
 	if (!c->req.is_complete)
 		c->keep_alive = false; /* the rest of the request was never read */
-	int n = snprintf(head, sizeof(head),
-	                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n", status,
-	                 kg__reason(status), content_type, body.n, extra_headers ? extra_headers : "",
-	                 c->keep_alive ? "" : "Connection: close\r\n");
-	if (n < 0 || (size_t)n >= sizeof(head)) {
-		kg__conn_close(c);
-		return;
+	/* the head by copies, not snprintf: the status line made at compile
+	 * time, Content-Length by kg_u64_dec (the same bytes as the format
+	 * "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n") */
+	char line[48], digits[KG_U64_DEC_MAX];
+	kg_str status_line = kg__status_line(status);
+	if (!status_line.n) { /* a status without a phrase of its own: rare, formatted */
+		int ln = snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, kg__reason(status));
+		if (ln < 0 || (size_t)ln >= sizeof(line)) {
+			kg__conn_close(c);
+			return;
+		}
+		status_line = (kg_str){ line, (size_t)ln };
+	}
+	const kg_str parts[] = {
+		status_line,
+		KG_STR("Content-Type: "),
+		kg_str_c(content_type),
+		KG_STR("\r\nContent-Length: "),
+		kg_u64_dec(body.n, digits),
+		KG_STR("\r\n"),
+		kg_str_c(extra_headers),
+		c->keep_alive ? KG_STR("") : KG_STR("Connection: close\r\n"),
+		KG_STR("\r\n"),
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		if (parts[i].n >= sizeof(head) - n) { /* as before: a head of 1024 bytes or more is not sent */
+			kg__conn_close(c);
+			return;
+		}
+		if (parts[i].n) /* extra_headers may be NULL */
+			memcpy(head + n, parts[i].p, parts[i].n);
+		n += parts[i].n;
 	}
 	uv_buf_t bufs[2] = { uv_buf_init(head, (unsigned)n), uv_buf_init((char *)body.p, (unsigned)body.n) };
 	c->req.status = status;

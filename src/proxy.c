@@ -602,7 +602,9 @@ static bool is_valid_field(kg_str name, kg_str value)
  * whatever its Connection header lists. */
 static bool is_framing(kg_str name)
 {
-	return kg_str_eq_ci(name, KG_STR("Content-Length")) || kg_str_eq_ci(name, KG_STR("Transfer-Encoding"));
+	/* the length first: most names end the test there, without a call */
+	return (name.n == 14 && kg_str_eq_ci(name, KG_STR("Content-Length"))) ||
+	       (name.n == 17 && kg_str_eq_ci(name, KG_STR("Transfer-Encoding")));
 }
 
 /* Returns 1 (no body follows: llhttp completes the message at once), 2 (a
@@ -626,7 +628,7 @@ static int r_headers_complete(llhttp_t *p)
 			u->bad_why = "upstream sent an invalid response: malformed header field";
 			return -1;
 		}
-		if (kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
+		if (u->rh[i].name_len == 10 && kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
 			connection = rh_value(u, i);
 	}
 
@@ -672,56 +674,69 @@ static int r_headers_complete(llhttp_t *p)
 		is_last = x->sink.head(x->sink.ctx, status,
 		                       !is_switch && !no_body && !has_length && !client11);
 	kg_buf_clear(hb);
-	kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
-	                              : kg_str_c(kg__reason(status));
-	kg_err err = kg_buf_appends(hb, KG_STR("HTTP/1.1 "));
-	if (!err)
-		err = kg_buf_append_u64(hb, (unsigned)status); /* 100..599, checked above */
-	if (!err)
-		err = kg_buf_appends(hb, KG_STR(" "));
-	if (!err)
-		err = kg_buf_appends(hb, reason);
-	if (!err)
-		err = kg_buf_appends(hb, KG_STR("\r\n"));
+	/* one reservation for the whole head (the fields, the status line and
+	 * what keygate adds), then inline copies (kg_buf_put) */
+	size_t need = 128 + u->status_len;
+	for (size_t i = 0; i < u->nrh; i++)
+		need += u->rh[i].name_len + u->rh[i].value_len + 4;
+	kg_err err = kg_buf_reserve(hb, need);
+	kg_str line = u->status_len ? KG_STR_NULL : kg__status_line(status);
+	if (!err && line.n) {
+		err = kg_buf_put(hb, line); /* made at compile time */
+	} else if (!err) {
+		/* the upstream's own reason phrase is kept */
+		kg_str reason = u->status_len ? (kg_str){ u->rhead + u->status_off, u->status_len }
+		                              : kg_str_c(kg__reason(status));
+		char code[4] = { (char)('0' + status / 100), (char)('0' + status / 10 % 10), (char)('0' + status % 10),
+			         ' ' }; /* 100..599, checked above */
+		err = kg_buf_put(hb, KG_STR("HTTP/1.1 "));
+		if (!err)
+			err = kg_buf_put(hb, (kg_str){ code, 4 });
+		if (!err)
+			err = kg_buf_put(hb, reason);
+		if (!err)
+			err = kg_buf_put(hb, KG_STR("\r\n"));
+	}
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
 		if (is_framing(name) || kg_head_is_hop_by_hop(name, connection))
 			continue;
-		err = kg_buf_appends(hb, name);
+		err = kg_buf_put(hb, name);
 		if (!err)
-			err = kg_buf_appends(hb, KG_STR(": "));
+			err = kg_buf_put(hb, KG_STR(": "));
 		if (!err)
-			err = kg_buf_appends(hb, rh_value(u, i));
+			err = kg_buf_put(hb, rh_value(u, i));
 		if (!err)
-			err = kg_buf_appends(hb, KG_STR("\r\n"));
+			err = kg_buf_put(hb, KG_STR("\r\n"));
 	}
 	if (!err && is_switch) {
 		for (size_t i = 0; i < u->nrh && !err; i++)
 			if (kg_str_eq_ci(rh_name(u, i), KG_STR("Upgrade"))) {
-				err = kg_buf_appends(hb, KG_STR("Upgrade: "));
+				err = kg_buf_put(hb, KG_STR("Upgrade: "));
 				if (!err)
-					err = kg_buf_appends(hb, rh_value(u, i));
+					err = kg_buf_put(hb, rh_value(u, i));
 				if (!err)
-					err = kg_buf_appends(hb, KG_STR("\r\n"));
+					err = kg_buf_put(hb, KG_STR("\r\n"));
 			}
 		if (!err)
-			err = kg_buf_appends(hb, KG_STR("Connection: upgrade\r\n"));
+			err = kg_buf_put(hb, KG_STR("Connection: upgrade\r\n"));
 	}
 	/* a 304 and the answer to a HEAD keep Content-Length as metadata (the
 	 * size a GET would get); a 1xx or 204 has none */
 	if (!err && has_length && status >= 200 && status != 204) {
-		err = kg_buf_appends(hb, KG_STR("Content-Length: "));
+		char digits[KG_U64_DEC_MAX];
+		err = kg_buf_put(hb, KG_STR("Content-Length: "));
 		if (!err)
-			err = kg_buf_append_u64(hb, p->content_length);
+			err = kg_buf_put(hb, kg_u64_dec(p->content_length, digits));
 		if (!err)
-			err = kg_buf_appends(hb, KG_STR("\r\n"));
+			err = kg_buf_put(hb, KG_STR("\r\n"));
 	}
 	if (!err && u->framing == KG_FRAME_CHUNKED)
-		err = kg_buf_appends(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
+		err = kg_buf_put(hb, KG_STR("Transfer-Encoding: chunked\r\n"));
 	if (!err && !u->is_interim && !is_switch && is_last)
-		err = kg_buf_appends(hb, KG_STR("Connection: close\r\n"));
+		err = kg_buf_put(hb, KG_STR("Connection: close\r\n"));
 	if (!err)
-		err = kg_buf_appends(hb, KG_STR("\r\n"));
+		err = kg_buf_put(hb, KG_STR("\r\n"));
 	if (err)
 		return -1;
 	u->has_head_pending = true;

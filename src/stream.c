@@ -49,31 +49,47 @@ int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner
 	return r;
 }
 
+/* The statuses keygate has a reason phrase for. */
+#define KG_STATUS_LIST(X) \
+	X(100, "Continue") \
+	X(101, "Switching Protocols") \
+	X(200, "OK") \
+	X(201, "Created") \
+	X(204, "No Content") \
+	X(304, "Not Modified") \
+	X(400, "Bad Request") \
+	X(401, "Unauthorized") \
+	X(403, "Forbidden") \
+	X(404, "Not Found") \
+	X(405, "Method Not Allowed") \
+	X(408, "Request Timeout") \
+	X(413, "Content Too Large") \
+	X(414, "URI Too Long") \
+	X(415, "Unsupported Media Type") \
+	X(429, "Too Many Requests") \
+	X(431, "Request Header Fields Too Large") \
+	X(500, "Internal Server Error") \
+	X(502, "Bad Gateway") \
+	X(503, "Service Unavailable") \
+	X(504, "Gateway Timeout") \
+	X(505, "HTTP Version Not Supported")
+
 const char *kg__reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 204: return "No Content";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
+#define X(code, reason) case code: return reason;
+	KG_STATUS_LIST(X)
+#undef X
 	default: return "Unknown";
+	}
+}
+
+kg_str kg__status_line(int status)
+{
+	switch (status) {
+#define X(code, reason) case code: return KG_STR("HTTP/1.1 " #code " " reason "\r\n");
+	KG_STATUS_LIST(X)
+#undef X
+	default: return KG_STR_NULL;
 	}
 }

@@ -10,6 +10,8 @@
 
 #include <uv.h>
 
+#include "keygate/str.h"
+
 /* Above this many bytes queued towards a peer, keygate stops reading from
  * the other side until the queue drains: memory stays flat whatever the
  * body size. */
@@ -33,5 +35,9 @@ int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner
 
 /* The reason phrase keygate writes for status ("Unknown" when it has none). */
 const char *kg__reason(int status);
+/* "HTTP/1.1 <status> <reason>\r\n" made at compile time for each status
+ * kg__reason has a phrase for (no formatting per response); KG_STR_NULL
+ * for any other status. */
+kg_str kg__status_line(int status);
 
 #endif

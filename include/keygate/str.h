@@ -77,6 +77,10 @@ kg_err kg_buf_appends(kg_buf *b, kg_str s);
 /* Appends v in decimal (the hot paths' Content-Length and status codes,
  * without printf's format parsing). */
 kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v);
+#define KG_U64_DEC_MAX 20 /* 18446744073709551615 */
+/* v in decimal, written at the end of out; returns the digits (a view of
+ * out). Cannot fail. */
+kg_str kg_u64_dec(unsigned long long v, char out[KG_U64_DEC_MAX]);
 kg_err kg_buf_printf(kg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 kg_err kg_buf_vprintf(kg_buf *b, const char *fmt, va_list ap);
 /* Appends s as a JSON string literal, quotes included. */
@@ -90,6 +94,21 @@ static inline void kg_buf_clear(kg_buf *b)
 	b->n = 0;
 	if (b->p)
 		b->p[0] = '\0';
+}
+/* kg_buf_appends with the common case inline: when b already has room (a
+ * head writer reserves its estimate once, then puts piece after piece) the
+ * bytes are copied without a call and without kg_buf_reserve's checks; else
+ * it is kg_buf_appends (which grows b, KG_ENOMEM when it cannot). */
+static inline kg_err kg_buf_put(kg_buf *b, kg_str s)
+{
+	if (b->cap - b->n > s.n) { /* cap counts the NUL: room for s and it */
+		if (s.n)
+			memcpy(b->p + b->n, s.p, s.n);
+		b->n += s.n;
+		b->p[b->n] = '\0';
+		return KG_OK;
+	}
+	return kg_buf_appends(b, s);
 }
 /* Frees the memory; when is_secret, wipes it first. */
 void kg_buf_free(kg_buf *b, bool is_secret);

@@ -478,3 +478,44 @@ def test_an_upstream_that_answers_before_the_chunked_body_ended_is_not_pooled():
               "the next request got another answer: %r" % info)
         check(info["conn"] != early_conn,
               "the next request went to the upstream connection that answered early (port %d)" % early_conn)
+
+
+# ---------------------------------------------------------------- exact heads
+
+def test_status_lines_and_content_length_reach_the_client_byte_for_byte():
+    # the status line is copied (the upstream's own phrase) or made at
+    # compile time (none sent); Content-Length is written by keygate's itoa
+    answers = {
+        "/ok": (b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 4\r\n\r\nreal",
+                b"HTTP/1.1 200 OK\r\nX-A: 1\r\nContent-Length: 4\r\n\r\n"),
+        "/own": (b"HTTP/1.1 404 Nope, not here\r\nContent-Length: 4\r\n\r\nreal",
+                 b"HTTP/1.1 404 Nope, not here\r\nContent-Length: 4\r\n\r\n"),
+        "/none": (b"HTTP/1.1 201\r\nContent-Length: 4\r\n\r\nreal",
+                  b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\n\r\n"),
+        "/unlisted": (b"HTTP/1.1 299 \r\nContent-Length: 4\r\n\r\nreal",
+                      b"HTTP/1.1 299 Unknown\r\nContent-Length: 4\r\n\r\n"),
+        "/head": (b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890\r\n\r\n",
+                  b"HTTP/1.1 200 OK\r\nContent-Length: 1234567890\r\n\r\n"),
+    }
+
+    def respond(target, head):
+        return [answers[target][0]]
+
+    with RawUpstream(respond) as up, proxy(up) as kg, Client(kg.port, timeout=WAIT) as c:
+        for target, (_, want) in answers.items():
+            method = "HEAD" if target == "/head" else "GET"
+            r = c.request(method, target)
+            check(r.raw_head == want, "%s: the client got the head\n%r\nwant\n%r" % (target, r.raw_head, want))
+
+
+def test_keygates_own_answer_has_an_exact_status_line_and_content_length():
+    with Upstream() as up, Keygate("--upstream", up.url, "--restricted") as kg, \
+            Client(kg.port, timeout=WAIT) as c:
+        for target in ("/bytes/abc", "/"):
+            r = c.request("GET", target)
+            m = re.match(rb"HTTP/1\.1 401 Unauthorized\r\nContent-Type: application/json\r\n"
+                         rb"Content-Length: (\d+)\r\n(?:[A-Za-z-]+: [^\r\n]*\r\n)*\r\n\Z", r.raw_head)
+            check(m is not None, "%s: keygate's 401 head is %r" % (target, r.raw_head))
+            check(int(m.group(1)) == len(r.body) and r.body.startswith(b"{"),
+                  "%s: Content-Length %s for a body of %d bytes" % (target, m.group(1).decode(), len(r.body)))
+        check(up.requests() == [], "the upstream received %r" % up.requests())

@@ -1,6 +1,7 @@
 /* test_head.c - lib/head.c: heads judged (facts or refusals) and the exact
  * upstream heads written for them. */
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "keygate/head.h"
@@ -301,6 +302,25 @@ static const struct write_case write_cases[] = {
 	  "192.0.2.1", false, false, 0, false, false, false, true, false, true, true,
 	  "GET /base/ HTTP/1.1\r\nAuthorization: Basic x\r\nHost: up:8080\r\nX-Keygate-Scheme: apikey\r\n"
 	  "X-Keygate-Principal: k1\r\nX-Keygate-Role: admin\r\n\r\n" },
+	{ "every special name in odd case is recognised",
+	  "GET / HTTP/1.1\r\nhOST: h\r\npROXY: x\r\nfORWARDED: f\r\nx-FORWARDED-fOR: 1.2.3.4\r\n"
+	  "X-forwarded-PROTO: https\r\nx-forwarded-HOST: e\r\nAUTHORIZATION: Bearer k\r\nhttp2-SETTINGS: A\r\n"
+	  "KEEP-alive: 1\r\ntE: x\r\ntRAILER: x\r\nuPGRADE: foo\r\nPROXY-x: 1\r\nx-KEYGATE-role: r\r\n"
+	  "CONTENT-length: 0\r\nAccept: a\r\n",
+	  "192.0.2.1", false, false, 0, false, false, true, false, false, false, true,
+	  "GET /base/ HTTP/1.1\r\nAccept: a\r\nHost: up:8080\r\nX-Forwarded-For: 1.2.3.4, 192.0.2.1\r\n"
+	  "X-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n" },
+	{ "a name one byte off a special one, of the same length, goes as sent",
+	  "GET / HTTP/1.1\r\nHost: h\r\nHosu: 1\r\nProxz: 1\r\nTF: 1\r\nTrailes: 1\r\nUpgradf: 1\r\n"
+	  "Forwardee: 1\r\nConnectiom: 1\r\nKeep-Alivf: 1\r\nAuthorizatiom: 1\r\nContent-Lengtj: 1\r\n"
+	  "HTTP2-Settingz: 1\r\nX-Forwarded-Fos: 1\r\nX-Forwarded-Hosu: 1\r\nTransfer-Encodinf: 1\r\n"
+	  "X-Forwarded-Protp: 1\r\nProxy: 1\r\nProxyx-a: 1\r\nProxy-: 1\r\nX-Keygatex: 1\r\n",
+	  "192.0.2.1", false, false, 0, false, false, true, false, false, false, true,
+	  "GET /base/ HTTP/1.1\r\nHosu: 1\r\nProxz: 1\r\nTF: 1\r\nTrailes: 1\r\nUpgradf: 1\r\n"
+	  "Forwardee: 1\r\nConnectiom: 1\r\nKeep-Alivf: 1\r\nAuthorizatiom: 1\r\nContent-Lengtj: 1\r\n"
+	  "HTTP2-Settingz: 1\r\nX-Forwarded-Fos: 1\r\nX-Forwarded-Hosu: 1\r\nTransfer-Encodinf: 1\r\n"
+	  "X-Forwarded-Protp: 1\r\nProxyx-a: 1\r\nX-Keygatex: 1\r\nHost: up:8080\r\n"
+	  "X-Forwarded-For: 192.0.2.1\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Host: h\r\n\r\n" },
 	{ "HTTP/1.0 without Host gets the upstream's; X-Forwarded-Host only when there was one",
 	  "GET /a HTTP/1.0\r\n",
 	  "192.0.2.1", false, false, 0, false, false, true, false, true, false, false,
@@ -347,6 +367,99 @@ KG_TEST(test_hop_by_hop_names)
 	KG_CHECK(!kg_head_is_hop_by_hop(KG_STR("Accept"), KG_STR("close")), "Accept is hop-by-hop");
 	KG_CHECK(kg_head_is_hop_by_hop(KG_STR("x-a"), KG_STR("close ,  X-A ,b")), "a Connection-listed name is kept");
 	KG_CHECK(!kg_head_is_hop_by_hop(KG_STR("X-A"), KG_STR("X-AB")), "a prefix of a listed name is hop-by-hop");
+}
+
+/* What kg_head_is_hop_by_hop answered before names were told apart by
+ * length: a compare against each name in turn. */
+static bool is_hop_by_hop_reference(kg_str name)
+{
+	static const char *hop[] = { "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade" };
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (kg_str_eq_ci(name, kg_str_c(hop[i])))
+			return true;
+	return kg_str_has_prefix_ci(name, KG_STR("Proxy-"));
+}
+
+/* Every hop-by-hop name and every other name keygate treats specially,
+ * with each byte replaced by each of the 256 values (so a case fold that is
+ * not exactly ASCII's, '\r' read as '-' say, would show): the answer is the
+ * reference's every time. */
+KG_TEST(test_hop_by_hop_by_length_answers_as_the_name_compares_did)
+{
+	static const char *names[] = { "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
+		                       "Proxy-Authorization", "Proxy-", "Proxy", "Host", "Forwarded", "Authorization",
+		                       "Content-Length", "HTTP2-Settings", "X-Forwarded-For", "X-Forwarded-Host",
+		                       "X-Forwarded-Proto" };
+	size_t checked = 0, nnames = sizeof(names) / sizeof(names[0]);
+	/* then Proxy-* of every length up to 20: those of a special name's
+	 * length go through that length's case first */
+	for (size_t i = 0; i < nnames + 15; i++) {
+		char buf[32];
+		const char *proxy_dash = "Proxy-Abcdefghijklmn";
+		const char *name = i < nnames ? names[i] : proxy_dash;
+		size_t n = i < nnames ? strlen(name) : 6 + (i - nnames);
+		memcpy(buf, name, n);
+		KG_CHECK(kg_head_is_hop_by_hop((kg_str){ buf, n }, KG_STR_NULL) == is_hop_by_hop_reference((kg_str){ buf, n }),
+		         "'%.*s' answered unlike the reference", (int)n, buf);
+		for (size_t at = 0; at < n; at++)
+			for (int v = 0; v < 256; v++) {
+				memcpy(buf, name, n);
+				buf[at] = (char)v;
+				kg_str s = { buf, n };
+				bool got = kg_head_is_hop_by_hop(s, KG_STR_NULL), want = is_hop_by_hop_reference(s);
+				KG_CHECK(got == want, "'%.*s' (byte %zu = 0x%02x): hop-by-hop %d, want %d", (int)n, buf, at, v,
+				         got, want);
+				checked++;
+			}
+	}
+	KG_CHECK(checked > 40000, "only %zu names checked", checked);
+}
+
+/* The head is appended to what the buffer holds, and a head far larger
+ * than the buffer's first reservation comes out whole. */
+KG_TEST(test_upstream_head_appends_and_grows)
+{
+	kg_head_rules r = rules();
+	static char raw[16384];
+	size_t n = (size_t)snprintf(raw, sizeof(raw), "GET /a HTTP/1.1\r\nHost: h\r\n");
+	for (int i = 0; i < 200; i++)
+		n += (size_t)snprintf(raw + n, sizeof(raw) - n, "X-Field-%03d: %040d\r\n", i, i);
+	struct test_head t;
+	kg_arena arena;
+	kg_head_facts f;
+	kg_arena_init(&arena, 1024);
+	memset(&t, 0, sizeof(t));
+	/* head_parse holds MAXF fields: the 200 are laid out here */
+	static kg_head_field fields[256];
+	head_parse(&t, "GET /a HTTP/1.1\r\nHost: h\r\n", "192.0.2.1");
+	size_t nf = 0;
+	fields[nf++] = t.f[0];
+	for (const char *p = strstr(raw, "\r\n") + 2; *p;) {
+		const char *e = strstr(p, "\r\n"), *colon = memchr(p, ':', (size_t)(e - p));
+		if (!(colon[-1] == 't' && p[0] == 'H')) /* Host is fields[0] */
+			fields[nf++] = (kg_head_field){ { p, (size_t)(colon - p) }, trim(colon + 1, (size_t)(e - colon - 1)) };
+		p = e + 2;
+	}
+	t.h.fields = fields;
+	t.h.nfields = nf;
+	r.forwarded_headers = false;
+	KG_CHECK(kg_head_judge(&t.h, &r, &arena, &f) == KG_OK, "refused: %s", f.message);
+	kg_buf out = { 0 };
+	KG_CHECK(kg_buf_appends(&out, KG_STR("prefix|")) == KG_OK, "prefix");
+	KG_CHECK(kg_head_write_upstream(&t.h, &f, &r, NULL, false, &out) == KG_OK, "write failed");
+	kg_buf want = { 0 };
+	KG_CHECK(kg_buf_appends(&want, KG_STR("prefix|GET /base/a HTTP/1.1\r\n")) == KG_OK, "want");
+	for (size_t i = 1; i < nf; i++)
+		KG_CHECK(kg_buf_appends(&want, fields[i].name) == KG_OK && kg_buf_appends(&want, KG_STR(": ")) == KG_OK &&
+		                 kg_buf_appends(&want, fields[i].value) == KG_OK &&
+		                 kg_buf_appends(&want, KG_STR("\r\n")) == KG_OK,
+		         "want");
+	KG_CHECK(kg_buf_appends(&want, KG_STR("Host: up:8080\r\n\r\n")) == KG_OK, "want");
+	KG_CHECK(nf == 201 && out.n == want.n && memcmp(out.p, want.p, out.n) == 0 && out.p[out.n] == '\0',
+	         "%zu fields; got %zu bytes, want %zu", nf, out.n, want.n);
+	kg_buf_free(&out, false);
+	kg_buf_free(&want, false);
+	kg_arena_destroy(&arena);
 }
 
 KG_TEST(test_cidr_parse)

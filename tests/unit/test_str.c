@@ -1,3 +1,5 @@
+#include <stdio.h>
+
 #include "keygate/str.h"
 #include "kgtest.h"
 
@@ -143,6 +145,40 @@ KG_TEST(test_append_u64_writes_decimal)
 		         cases[i].v, b.p);
 		kg_buf_free(&b, false);
 	}
+}
+
+KG_TEST(test_u64_dec_matches_printf)
+{
+	static const unsigned long long v[] = { 0, 9, 10, 99, 100, 65535, 4294967296ULL, 18446744073709551615ULL };
+	for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+		char digits[KG_U64_DEC_MAX], want[32];
+		snprintf(want, sizeof(want), "%llu", v[i]);
+		kg_str got = kg_u64_dec(v[i], digits);
+		KG_CHECK(kg_str_eq(got, kg_str_c(want)), "%llu: got '%.*s'", v[i], (int)got.n, got.p);
+	}
+}
+
+/* kg_buf_put copies inline only when the piece and the NUL fit: at the edge
+ * of the capacity it grows the buffer instead of writing past it. */
+KG_TEST(test_buf_put_grows_at_the_capacity_edge)
+{
+	for (size_t room = 0; room < 6; room++) {
+		kg_buf b = { 0 };
+		KG_CHECK(kg_buf_reserve(&b, 60) == KG_OK && b.cap == 64, "reserve 60: cap %zu", b.cap);
+		memset(b.p, 'a', b.cap);
+		b.n = b.cap - 1 - room; /* room bytes left before the NUL's place */
+		b.p[b.n] = '\0';
+		KG_CHECK(kg_buf_put(&b, KG_STR("xyz")) == KG_OK, "room %zu: put failed", room);
+		KG_CHECK(b.n == 63 - room + 3 && b.n < b.cap && b.p[b.n] == '\0' && memcmp(b.p + b.n - 3, "xyz", 3) == 0,
+		         "room %zu: n %zu cap %zu", room, b.n, b.cap);
+		KG_CHECK(room >= 3 ? b.cap == 64 : b.cap == 128, "room %zu: cap %zu (grown only when short)", room,
+		         b.cap);
+		kg_buf_free(&b, false);
+	}
+	kg_buf e = { 0 };
+	KG_CHECK(kg_buf_put(&e, KG_STR("")) == KG_OK && e.p && e.n == 0 && e.p[0] == '\0',
+	         "an empty put on an empty buffer leaves a NUL-terminated buffer");
+	kg_buf_free(&e, false);
 }
 
 int main(void)
