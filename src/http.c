@@ -623,7 +623,10 @@ static void on_timer(kg_deadline *d)
 
 static void start_timer(struct kg_conn *c, int64_t ms)
 {
-	kg__deadline_set(c->w, &c->deadline, ms, on_timer);
+	/* a closed connection's deadline is off the wheel for good: its memory
+	 * goes when the socket's close completes */
+	if (!c->is_closing)
+		kg__deadline_set(c->w, &c->deadline, ms, on_timer);
 }
 
 static void conn_set_error(struct kg_conn *c, int status, const char *message);

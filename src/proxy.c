@@ -339,7 +339,8 @@ static void on_up_timeout(kg_deadline *d);
 /* (Re)starts the upstream's proxy.upstream_timeout clock. */
 static void up_clock(struct kg_upconn *u, const struct kg_proxy *p)
 {
-	kg__deadline_set(u->w, &u->deadline, p->req.rt->cfg->upstream_timeout_ms, on_up_timeout);
+	if (!u->is_closing) /* a closed one's deadline is off the wheel for good */
+		kg__deadline_set(u->w, &u->deadline, p->req.rt->cfg->upstream_timeout_ms, on_up_timeout);
 }
 
 /* The upstream timer while the response has not begun: from the moment the
