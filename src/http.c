@@ -6,6 +6,7 @@
  * take them (waiting for an upstream, or pipelined behind a response) are kept
  * in c->pending and parsed later; the socket is only read while nothing is
  * pending, so at most one read buffer per connection is ever held. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -41,7 +42,7 @@ enum kg_conn_state {
  * the budget that http.c asserts. */
 struct kg_conn {
 	uv_tcp_t tcp;
-	uv_timer_t timer;
+	kg_deadline deadline;    /* the client's current wait (header, idle, body, send, linger) */
 	struct kg_worker *w;
 	struct kg_conn *prev, *next;
 	struct kg_conn *park_prev, *park_next; /* w->parked_* while is_parked */
@@ -276,7 +277,7 @@ void kg__conn_close(struct kg_conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	c->w->nconns--;
-	uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+	kg_wheel_remove(&c->w->wheel, &c->deadline);
 	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	if (c->w->draining && c->w->nconns == 0)
 		kg__worker_drain(c->w);
@@ -302,9 +303,14 @@ static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		kg__conn_close(s->data);
 }
 
-static void on_linger_timer(uv_timer_t *t)
+static struct kg_conn *conn_of_deadline(kg_deadline *d)
 {
-	kg__conn_close(t->data);
+	return (struct kg_conn *)((char *)d - offsetof(struct kg_conn, deadline));
+}
+
+static void on_linger_timer(kg_deadline *d)
+{
+	kg__conn_close(conn_of_deadline(d));
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status)
@@ -317,7 +323,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 		kg__conn_close(c);
 		return;
 	}
-	uv_timer_start(&c->timer, on_linger_timer, KG_LINGER_MS, 0);
+	kg__deadline_set(c->w, &c->deadline, KG_LINGER_MS, on_linger_timer);
 }
 
 /* Closes after the queued bytes are out: a FIN, not a reset, so the client
@@ -342,7 +348,7 @@ static void conn_close_gracefully(struct kg_conn *c)
 		}
 	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
-	uv_timer_stop(&c->timer);
+	kg_wheel_clear(&c->deadline);
 	c->state = KG_CONN_CLOSING;
 	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
 		free(req);
@@ -352,9 +358,9 @@ static void conn_close_gracefully(struct kg_conn *c)
 
 /* ---- waiting for the client ---- */
 
-static void on_timer(uv_timer_t *t);
+static void on_timer(kg_deadline *d);
 
-/* Once a request's head is in, c->timer watches the client: it must send its
+/* Once a request's head is in, c->deadline watches the client: it must send its
  * body (limits.body_timeout between reads) and take the response
  * (limits.send_timeout while bytes are queued for it). Called whenever one of
  * those waits starts, progresses or ends. Waiting for the upstream or for a
@@ -368,17 +374,17 @@ static void conn_watch(struct kg_conn *c, bool progress)
 	            (c->state == KG_CONN_BODY || (c->state == KG_CONN_HEAD && r->route));
 	bool send = c->write_queued > 0;
 	if (!body && !send) {
-		uv_timer_stop(&c->timer);
+		kg_wheel_clear(&c->deadline);
 		return;
 	}
-	if (!progress && uv_is_active((uv_handle_t *)&c->timer))
+	if (!progress && kg_wheel_is_set(&c->deadline))
 		return;
 	int64_t ms = body && send ? (c->rt->cfg->body_timeout_ms < c->rt->cfg->send_timeout_ms
 	                                 ? c->rt->cfg->body_timeout_ms
 	                                 : c->rt->cfg->send_timeout_ms)
 	             : body      ? c->rt->cfg->body_timeout_ms
 	                         : c->rt->cfg->send_timeout_ms;
-	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+	kg__deadline_set(c->w, &c->deadline, ms, on_timer);
 }
 
 /* ---- writing ---- */
@@ -609,9 +615,9 @@ static void finish_exchange(struct kg_conn *c)
 		conn_pump(c);
 }
 
-static void on_timer(uv_timer_t *t)
+static void on_timer(kg_deadline *d)
 {
-	struct kg_conn *c = t->data;
+	struct kg_conn *c = conn_of_deadline(d);
 	if (c->req.is_head_done) {
 		if (c->write_queued > 0) {
 			kg_debug("client %s: took no response bytes within limits.send_timeout; closing", c->peer);
@@ -643,7 +649,10 @@ static void on_timer(uv_timer_t *t)
 
 static void start_timer(struct kg_conn *c, int64_t ms)
 {
-	uv_timer_start(&c->timer, on_timer, (uint64_t)ms, 0);
+	/* a closed connection's deadline is off the wheel for good: its memory
+	 * goes when the socket's close completes */
+	if (!c->is_closing)
+		kg__deadline_set(c->w, &c->deadline, ms, on_timer);
 }
 
 static void conn_set_error(struct kg_conn *c, int status, const char *message);
@@ -773,7 +782,7 @@ static int dispatch_head(struct kg_conn *c)
 	size_t cn = r->facts.client.n < sizeof(c->client) ? r->facts.client.n : sizeof(c->client) - 1;
 	memcpy(c->client, r->facts.client.p, cn); /* an IP address (a peer's fits too) */
 	c->client[cn] = '\0';
-	uv_timer_stop(&c->timer);
+	kg_wheel_clear(&c->deadline);
 	r->is_head_done = true;
 
 	if (kg_str_eq(r->method, KG_STR("CONNECT"))) {
@@ -1344,9 +1353,8 @@ void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls)
 	}
 	c->w = w;
 	uv_tcp_init(&w->loop, &c->tcp);
-	uv_timer_init(&w->loop, &c->timer);
-	c->tcp.data = c->timer.data = c;
-	c->handles_open = 2;
+	c->tcp.data = c;
+	c->handles_open = 1;
 	c->next = w->conns;
 	if (w->conns)
 		w->conns->prev = c;

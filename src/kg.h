@@ -26,6 +26,7 @@
 #include "keygate/head.h"
 #include "keygate/policy.h"
 #include "keygate/str.h"
+#include "keygate/wheel.h"
 
 struct kg_cache;
 struct kg_store;
@@ -107,6 +108,11 @@ struct kg_worker {
 	size_t nlisteners;
 	atomic_bool stop_requested;
 	bool draining;
+	/* every connection's deadline (header, idle, body, send, linger;
+	 * connect, upstream, pool idle): tick_timer walks the wheel at each
+	 * KG_TICK_MS boundary while any is linked (kg__deadline_set) */
+	kg_wheel wheel;
+	uv_timer_t tick_timer;
 
 	/* http.c: client connections */
 	size_t nconns;
@@ -141,6 +147,23 @@ struct kg_worker {
 	int64_t log_wall_offset_ms;
 	int64_t log_wall_checked_s; /* monotonic second the offset was read in, 0: never */
 };
+
+/* The deadlines' granularity: a timeout fires at most this much after its
+ * time (and never before it). */
+#define KG_TICK_MS 100
+
+/* server.c: starts walking w's wheel (it was empty) */
+void kg__worker_tick_start(struct kg_worker *w);
+
+/* Sets d to call fire(d) once, ms from now on w's loop; a later call
+ * replaces it, kg_wheel_clear(d) cancels it. Moving a deadline later is a
+ * store (keygate/wheel.h). d: borrowed; kg_wheel_remove(&w->wheel, d) before
+ * its memory is freed. */
+static inline void kg__deadline_set(struct kg_worker *w, kg_deadline *d, int64_t ms, kg_deadline_fn fire)
+{
+	if (kg_wheel_set(&w->wheel, d, uv_now(&w->loop), (uint64_t)(ms > 0 ? ms : 0), fire))
+		kg__worker_tick_start(w);
+}
 
 /* server.c: once w has no client connection left, closes its upstream pool
  * and every handle so its loop runs out (draining) */

@@ -13,6 +13,7 @@
  * with the connection, so a pooled connection is a pooled TLS session. */
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,7 +40,7 @@ enum kg_resp_framing { KG_FRAME_PLAIN, KG_FRAME_CHUNKED, KG_FRAME_NONE };
 
 struct kg_upconn {
 	uv_tcp_t tcp;
-	uv_timer_t timer;
+	kg_deadline deadline;    /* connect, upstream or pool idle timeout */
 	uv_connect_t connect;
 	struct kg_worker *w;
 	struct kg_proxy *p;      /* the exchange being served; NULL while pooled */
@@ -140,7 +141,7 @@ static void up_close(struct kg_upconn *u)
 			(void)uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
 		kg__tls_consumed(u->tls);
 	}
-	uv_close((uv_handle_t *)&u->timer, on_up_closed);
+	kg_wheel_remove(&u->w->wheel, &u->deadline);
 	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
 }
 
@@ -157,15 +158,19 @@ static struct kg_upconn *up_new(struct kg_worker *w, unsigned gen)
 	u->w = w;
 	u->gen = gen;
 	uv_tcp_init(&w->loop, &u->tcp);
-	uv_timer_init(&w->loop, &u->timer);
-	u->tcp.data = u->timer.data = u;
-	u->handles_open = 2;
+	u->tcp.data = u;
+	u->handles_open = 1;
 	return u;
 }
 
-static void on_pool_idle(uv_timer_t *t)
+static struct kg_upconn *up_of_deadline(kg_deadline *d)
 {
-	up_close(t->data);
+	return (struct kg_upconn *)((char *)d - offsetof(struct kg_upconn, deadline));
+}
+
+static void on_pool_idle(kg_deadline *d)
+{
+	up_close(up_of_deadline(d));
 }
 
 static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -192,7 +197,7 @@ static void pool_put(struct kg_upconn *u, int64_t pool_size)
 		up_close(u);
 		return;
 	}
-	uv_timer_start(&u->timer, on_pool_idle, KG_POOL_IDLE_MS, 0);
+	kg__deadline_set(w, &u->deadline, KG_POOL_IDLE_MS, on_pool_idle);
 	if (u->tls)
 		kg__tls_release_buffers(u->tls); /* an idle session keeps no record buffers */
 	u->is_pooled = true;
@@ -207,7 +212,7 @@ static struct kg_upconn *pool_get(struct kg_worker *w, unsigned gen)
 		struct kg_upconn *u = w->pool;
 		pool_remove(u);
 		if (u->gen == gen) {
-			uv_timer_stop(&u->timer);
+			kg_wheel_clear(&u->deadline);
 			return u;
 		}
 		up_close(u); /* made for an upstream a reload replaced */
@@ -329,12 +334,13 @@ static void up_write_failed(struct kg_upconn *u, int status)
 		up_close(u);
 }
 
-static void on_up_timeout(uv_timer_t *t);
+static void on_up_timeout(kg_deadline *d);
 
 /* (Re)starts the upstream's proxy.upstream_timeout clock. */
 static void up_clock(struct kg_upconn *u, const struct kg_proxy *p)
 {
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)p->req.rt->cfg->upstream_timeout_ms, 0);
+	if (!u->is_closing) /* a closed one's deadline is off the wheel for good */
+		kg__deadline_set(u->w, &u->deadline, p->req.rt->cfg->upstream_timeout_ms, on_up_timeout);
 }
 
 /* The upstream timer while the response has not begun: from the moment the
@@ -355,7 +361,7 @@ static void up_watch_request(struct kg_upconn *u)
 	} else if (u->write_queued > 0) {
 		up_clock(u, p);
 	} else {
-		uv_timer_stop(&u->timer);
+		kg_wheel_clear(&u->deadline);
 	}
 }
 
@@ -520,7 +526,7 @@ static bool client_write(struct kg_proxy *p, struct kg_upconn *u, uv_buf_t *b, u
 		u->is_read_paused = true;
 		uv_read_stop((uv_stream_t *)&u->tcp);
 		u->is_reading = false;
-		uv_timer_stop(&u->timer); /* waiting for the client now: limits.send_timeout */
+		kg_wheel_clear(&u->deadline); /* waiting for the client now: limits.send_timeout */
 	}
 	return true;
 }
@@ -782,7 +788,7 @@ static void response_finished(struct kg_upconn *u)
 	             u->write_queued == 0;
 	int64_t pool_size = p ? p->req.rt->cfg->pool_size : 0;
 
-	uv_timer_stop(&u->timer);
+	kg_wheel_clear(&u->deadline);
 	if (!p) {
 		up_close(u);
 		return;
@@ -803,7 +809,7 @@ static void start_tunnel(struct kg_upconn *u, const char *rest, size_t len)
 {
 	struct kg_proxy *p = u->p;
 	u->is_tunnel = true;
-	uv_timer_stop(&u->timer);
+	kg_wheel_clear(&u->deadline);
 	p->sink.tunnel(p->sink.ctx);
 	uv_buf_t b = uv_buf_init((char *)rest, (unsigned)len);
 	if (!client_write(p, u, &b, len ? 1 : 0)) /* the 101 head, and what followed it */
@@ -944,7 +950,7 @@ static void up_tls_read(struct kg_upconn *u, const char *cipher, size_t len)
 	}
 	if (!u->is_connected && kg__tls_is_established(u->tls) && u->p) {
 		/* TCP connect and handshake are both proxy.connect_timeout's */
-		uv_timer_stop(&u->timer);
+		kg_wheel_clear(&u->deadline);
 		u->is_connected = true;
 		send_request(u->p, u);
 	}
@@ -976,9 +982,9 @@ static void up_read_start(struct kg_upconn *u)
 		u->is_reading = true;
 }
 
-static void on_up_timeout(uv_timer_t *t)
+static void on_up_timeout(kg_deadline *d)
 {
-	struct kg_upconn *u = t->data;
+	struct kg_upconn *u = up_of_deadline(d);
 	struct kg_proxy *p = u->p;
 	if (!p) {
 		up_close(u);
@@ -1065,7 +1071,7 @@ static void on_connect(uv_connect_t *req, int status)
 		return;
 	}
 	if (status < 0) {
-		uv_timer_stop(&u->timer);
+		kg_wheel_clear(&u->deadline);
 		kg_warn("upstream %s: connect failed: %s", p->req.rt->up_hostport, uv_strerror(status));
 		fail(p, 502, status == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
 		                                       : "upstream unavailable: connect failed");
@@ -1076,7 +1082,7 @@ static void on_connect(uv_connect_t *req, int status)
 		up_tls_start(p, u); /* the connect timer runs on through the handshake */
 		return;
 	}
-	uv_timer_stop(&u->timer);
+	kg_wheel_clear(&u->deadline);
 	u->is_connected = true;
 	send_request(p, u);
 }
@@ -1091,7 +1097,7 @@ static void start_exchange(struct kg_proxy *p, struct kg_upconn *u)
 	}
 	const struct kg_runtime *rt = p->req.rt;
 	u->connect.data = u;
-	uv_timer_start(&u->timer, on_up_timeout, (uint64_t)rt->cfg->connect_timeout_ms, 0);
+	kg__deadline_set(u->w, &u->deadline, rt->cfg->connect_timeout_ms, on_up_timeout);
 	int r = uv_tcp_connect(&u->connect, &u->tcp, (const struct sockaddr *)&rt->up_addr, on_connect);
 	if (r < 0) {
 		kg_warn("upstream %s: connect failed: %s", rt->up_hostport, uv_strerror(r));

@@ -671,6 +671,23 @@ static void on_drain_timeout(uv_timer_t *t)
 	kg__worker_drain(w);
 }
 
+static void on_tick(uv_timer_t *t)
+{
+	struct kg_worker *w = t->data;
+	/* a deadline's callback may drain the worker, which closes this timer */
+	if (kg_wheel_run(&w->wheel, uv_now(&w->loop)) > 0 && !uv_is_closing((uv_handle_t *)t))
+		kg__worker_tick_start(w);
+}
+
+void kg__worker_tick_start(struct kg_worker *w)
+{
+	/* to the next tick boundary, not a repeating timer: a repeat restarts
+	 * from when it ran and would drift up to a tick behind the boundaries
+	 * the wheel counts in, making timeouts up to two ticks late */
+	if (!uv_is_closing((uv_handle_t *)&w->tick_timer))
+		uv_timer_start(&w->tick_timer, on_tick, kg_wheel_next_ms(&w->wheel, uv_now(&w->loop)), 0);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
 	struct kg_worker *w = a->data;
@@ -718,6 +735,9 @@ static kg_err workers_start(const kg_config *cfg, kg_buf *why)
 		w->drain_timer.data = w;
 		uv_timer_init(&w->loop, &w->log_timer);
 		w->log_timer.data = w;
+		uv_timer_init(&w->loop, &w->tick_timer);
+		w->tick_timer.data = w;
+		kg_wheel_init(&w->wheel, KG_TICK_MS, uv_now(&w->loop));
 		w->listeners = calloc(listen_count(cfg), sizeof(uv_tcp_t));
 		if (!w->listeners)
 			return KG_ENOMEM;

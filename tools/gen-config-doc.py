@@ -31,6 +31,11 @@ check FILE` prints every error as `file:line: key: problem`. Durations take
 `ms`, `s`, `m`, `h`, `d` (a bare number is seconds); sizes take `KiB`, `MiB`,
 `GiB` (or `K`, `M`, `G` for powers of ten; a bare number is bytes).
 
+The timeouts (`limits.header_timeout`, `idle_timeout`, `body_timeout`,
+`send_timeout`, `proxy.upstream_timeout`, `connect_timeout`) are checked by
+one tick per worker every 100 ms: a timeout takes effect at its time or up to
+0.1 s after it, never before.
+
 `etc/keygate.yaml` is a commented example with every setting. SIGHUP reloads
 the file; `listen`, `workers` and `data_dir` need a restart.
 

@@ -1,5 +1,6 @@
 """Request limits and request validation: 431, 414, 413, 408, idle close,
 max connections, ambiguous headers, garbage."""
+import socket
 import time
 
 from harness import Client, ConnClosed, Failure, Keygate, Upstream, check, expect_error, request
@@ -265,3 +266,54 @@ def test_a_client_that_stops_reading_is_closed_after_the_send_timeout():
         except ConnectionResetError:
             pass
         check(total < size, "the client got %d of %d bytes: the download was cut" % (total, size))
+
+
+def test_an_upstream_connect_that_never_completes_is_a_504_after_the_connect_timeout():
+    # a listener whose accept queue is full: the kernel drops further SYNs, so
+    # keygate's connect neither succeeds nor fails on its own
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = []
+        try:
+            for _ in range(8):
+                f = socket.socket()
+                fillers.append(f)
+                f.settimeout(0.3)
+                try:
+                    f.connect(("127.0.0.1", port))
+                except socket.timeout:
+                    break
+            else:
+                raise Failure("could not fill the accept queue of a listen(0) socket")
+            with Keygate(*PROXY, "--upstream", "http://127.0.0.1:%d" % port, "--proxy-connect-timeout", "300ms") as kg:
+                t0 = time.monotonic()
+                r = request(kg.port, "GET", "/never-connected", timeout=10)
+                took = time.monotonic() - t0
+                expect_error(r, 504, "proxy.connect_timeout")
+                check(0.3 <= took < 2.5, "the 504 came after %.2f s with a 300ms connect timeout" % took)
+                kg.wait_for_log(r"upstream connect timed out", 5)
+        finally:
+            for f in fillers:
+                f.close()
+
+
+def test_a_refused_client_that_keeps_sending_is_cut_off_after_the_lingering_close():
+    # after a refusal keygate sends its FIN and reads and drops what the client
+    # still sends for 2 s (so no reset destroys the response), then closes for good
+    with Keygate("--restricted", "--token-encryption-key", "k") as kg, Client(kg.port, timeout=10) as c:
+        c.send(b"POST /auth HTTP/1.1\r\nHost: x\r\nContent-Length: 5000000\r\n\r\n")
+        r = c.read_response("POST")
+        expect_error(r, 413)
+        t0 = time.monotonic()
+        cut = None
+        while time.monotonic() - t0 < 8:
+            try:
+                c.sock.sendall(b"x" * 1024)
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - t0
+                break
+            time.sleep(0.05)
+        check(cut is not None, "keygate still took the refused client's bytes 8 s after its 413")
+        check(1.5 <= cut < 5, "the lingering close ended %.2f s after the 413, not about 2 s" % cut)
