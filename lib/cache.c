@@ -88,10 +88,7 @@ uint64_t kg__siphash24(const unsigned char key[16], const void *in, size_t len)
 struct entry {
 	struct entry *next;
 	uint64_t hash;
-	union {
-		int64_t expires_at; /* revoked set */
-		uint64_t gen;       /* kv: see kg_cache_kv_get_gen */
-	};
+	int64_t expires_at; /* revoked set */
 	size_t klen, vlen;
 	unsigned char data[]; /* klen key bytes, then vlen value bytes */
 };
@@ -238,7 +235,6 @@ struct kg_cache {
 	struct table revoked;  /* id -> expires_at */
 	struct table kv;       /* ns "\0" key -> value; ns never holds a NUL */
 	int64_t last_seq;
-	uint64_t next_gen;     /* atomic: the generation the next kv entry gets */
 	/* atomic: bumped after every change that may revoke (see
 	 * kg_cache_revoked_gen); readers hold no lock for it */
 	uint64_t revoked_gen;
@@ -313,14 +309,6 @@ static kg_err kv_key(const kg_cache *c, kg_str ns, kg_str key, unsigned char *bu
 	return KG_OK;
 }
 
-/* Every kv entry made gets a new generation, never 0 and never reused in
- * the cache's life: an entry replaced by any path (write-through, replay,
- * reload) cannot be mistaken for its successor. */
-static uint64_t gen_next(kg_cache *c)
-{
-	return __atomic_add_fetch(&c->next_gen, 1, __ATOMIC_RELAXED);
-}
-
 static struct entry *kv_entry_new(kg_cache *c, kg_str ns, kg_str key, kg_str value, kg_err *err)
 {
 	unsigned char k[KV_KEY_MAX];
@@ -331,8 +319,6 @@ static struct entry *kv_entry_new(kg_cache *c, kg_str ns, kg_str key, kg_str val
 	if ((*err = kg__store_check_value(value)))
 		return NULL;
 	struct entry *e = entry_new(h, k, klen, value.p, value.n, 0);
-	if (e)
-		e->gen = gen_next(c);
 	*err = e ? KG_OK : KG_ENOMEM;
 	return e;
 }
@@ -566,30 +552,6 @@ kg_err kg_cache_kv_get(kg_cache *c, kg_str ns, kg_str key, kg_buf *out)
 	return err;
 }
 
-kg_err kg_cache_kv_get_gen(kg_cache *c, kg_str ns, kg_str key, uint64_t known, kg_buf *out, uint64_t *gen)
-{
-	unsigned char k[KV_KEY_MAX];
-	size_t klen;
-	uint64_t h;
-	kg_err err = kv_key(c, ns, key, k, &klen, &h);
-	*gen = 0;
-	if (err)
-		return err;
-	pthread_rwlock_rdlock(&c->lock);
-	const struct entry *e = table_find(&c->kv, h, k, klen);
-	if (!e) {
-		err = KG_ENOENT;
-	} else {
-		*gen = e->gen;
-		if (e->gen != known) {
-			kg_buf_clear(out);
-			err = kg_buf_append(out, e->data + e->klen, e->vlen);
-		}
-	}
-	pthread_rwlock_unlock(&c->lock);
-	return err;
-}
-
 /* ---- refresh: replaying the change log ---- */
 
 /* One re-read record: e replaces the table's entry, or, when is_absent, the
@@ -699,7 +661,6 @@ static kg_err replay_read(struct replay *r, kg_buf *value)
 					err = KG_ENOMEM;
 					break;
 				}
-				full->gen = gen_next(c);
 				entries_free(e, false);
 				u->e = full;
 				u->is_absent = false;

@@ -98,15 +98,6 @@ uint64_t kg_cache_revoked_gen(kg_cache *c);
  * KG_EINVAL/KG_ETOOBIG for names the store could not hold. Hot path. */
 kg_err kg_cache_kv_get(kg_cache *c, kg_str ns, kg_str key, kg_buf *out) KG_MUST_CHECK;
 
-/* kg_cache_kv_get for a caller that keeps something derived from a record:
- * *gen gets the record's generation, a number (never 0) that changes
- * whenever the record is written or re-read from the store and is never
- * reused by this cache. The value is copied into *out only when *gen differs
- * from known (pass 0 to always get it); when it equals known, *out is left
- * alone and the caller's derived copy is current. KG_ENOENT (*gen = 0) when
- * absent. Hot path: no allocation when nothing changed. */
-kg_err kg_cache_kv_get_gen(kg_cache *c, kg_str ns, kg_str key, uint64_t known, kg_buf *out, uint64_t *gen) KG_MUST_CHECK;
-
 /* Applies the store's changes since the last refresh: re-reads each changed
  * record or revocation from the store, then swaps the results in under the
  * write lock. Falls back to a full reload when more than KG_CACHE_REPLAY_MAX

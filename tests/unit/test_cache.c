@@ -171,57 +171,6 @@ out:
 	tmp_remove(&t);
 }
 
-KG_TEST(test_kv_generation_changes_with_every_write_refresh_and_reload)
-{
-	struct tmp t;
-	kg_buf b = { 0 };
-	kg_cache *c = NULL;
-	kg_store *other = NULL;
-	uint64_t g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g;
-	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
-	kg_store *s = open_ok(t.dir);
-	if (!s || !(c = cache_ok(s)) || !(other = open_ok(t.dir)))
-		goto out;
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), 0, &b, &g) == KG_ENOENT && g == 0,
-	         "absent record: want ENOENT and generation 0, got %llu", (unsigned long long)g);
-	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v1"), true) == KG_OK, "put");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), 0, &b, &g1) == KG_OK && g1 != 0 && b.n == 2 &&
-	             memcmp(b.p, "v1", 2) == 0,
-	         "known 0 must copy the value and give a generation");
-	/* the caller's copy is current: nothing is copied */
-	kg_buf_clear(&b);
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g1, &b, &g) == KG_OK && g == g1 && b.n == 0,
-	         "same generation: want no copy, got %zu bytes, generation %llu vs %llu", b.n, (unsigned long long)g,
-	         (unsigned long long)g1);
-	/* the same value written again is still a new generation */
-	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v1"), true) == KG_OK, "put");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g1, &b, &g2) == KG_OK && g2 != g1 && b.n == 2,
-	         "a write-through must change the generation and copy the value");
-	/* another instance's write, seen by a refresh */
-	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("k"), KG_STR("v3"), true) == KG_OK, "other: put");
-	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g2, &b, &g3) == KG_OK && g3 != g2 && g3 != g1 &&
-	             b.n == 2 && memcmp(b.p, "v3", 2) == 0,
-	         "a replayed write must change the generation");
-	KG_CHECK(kg_cache_reload(c) == KG_OK, "reload");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g3, &b, &g4) == KG_OK && g4 != g3 && g4 != g2 &&
-	             g4 != g1,
-	         "a reload must change the generation");
-	/* deleted and written again: never an old generation */
-	KG_CHECK(kg_cache_kv_del(c, KG_STR("n"), KG_STR("k")) == KG_OK, "del");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g4, &b, &g) == KG_ENOENT && g == 0, "deleted");
-	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v1"), true) == KG_OK, "put");
-	KG_CHECK(kg_cache_kv_get_gen(c, KG_STR("n"), KG_STR("k"), g4, &b, &g5) == KG_OK && g5 != g4 && g5 != g1 &&
-	             g5 != g2 && g5 != g3,
-	         "a re-created record reused generation %llu", (unsigned long long)g5);
-out:
-	kg_cache_free(&c);
-	kg_store_close(&other);
-	kg_store_close(&s);
-	kg_buf_free(&b, false);
-	tmp_remove(&t);
-}
-
 KG_TEST(test_refresh_shows_another_connections_writes)
 {
 	struct tmp t;
