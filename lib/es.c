@@ -411,23 +411,35 @@ kg_err kg_es_secret_hash(kg_str secret, kg_buf *out)
 	return kg__es_secret_hash_salted(secret, salt, out);
 }
 
-bool kg_es_secret_verify(kg_str stored, kg_str secret)
+bool kg_es_secret_decode(kg_str stored, unsigned char salt[16], unsigned char mac[32])
 {
 	/* "s1$" + 22 characters of salt + "$" + 43 of MAC */
-	unsigned char salt[16], want[32], key[32] = { 0 }, got[32];
 	size_t n = 0;
-	bool is_match = false;
 	if (stored.n != 3 + 22 + 1 + 43 || !kg_str_has_prefix(stored, KG_STR(SECRET_HASH_PREFIX)) || stored.p[25] != '$')
 		return false;
-	if (kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ stored.p + 3, 22 }, salt, sizeof(salt), &n) != KG_OK || n != 16)
+	if (kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ stored.p + 3, 22 }, salt, 16, &n) != KG_OK || n != 16)
 		return false;
-	if (kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ stored.p + 26, 43 }, want, sizeof(want), &n) != KG_OK || n != 32)
-		return false;
+	return kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ stored.p + 26, 43 }, mac, 32, &n) == KG_OK && n == 32;
+}
+
+bool kg_es_secret_matches(const unsigned char salt[16], const unsigned char mac[32], kg_str secret)
+{
+	unsigned char key[32] = { 0 }, got[32];
+	bool is_match = false;
+	/* HMAC zero-pads a short key: the salt then zeros is the 16-byte salt */
 	memcpy(key, salt, 16);
 	if (kg_hmac_sha256(key, secret.p, secret.n, NULL, 0, got))
-		is_match = CRYPTO_memcmp(got, want, 32) == 0;
+		is_match = CRYPTO_memcmp(got, mac, 32) == 0;
 	OPENSSL_cleanse(got, sizeof(got));
 	OPENSSL_cleanse(key, sizeof(key));
+	return is_match;
+}
+
+bool kg_es_secret_verify(kg_str stored, kg_str secret)
+{
+	unsigned char salt[16], mac[32];
+	bool is_match = kg_es_secret_decode(stored, salt, mac) && kg_es_secret_matches(salt, mac, secret);
+	OPENSSL_cleanse(mac, sizeof(mac));
 	return is_match;
 }
 

@@ -34,9 +34,7 @@
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
-#include "keygate/b64.h"
 #include "keygate/cache.h"
-#include "keygate/hmac.h"
 #include "keygate/credcache.h"
 #include "keygate/es.h"
 #include "keygate/es_priv.h"
@@ -472,17 +470,6 @@ static const char *owner_realm_type(const struct shared *o)
 
 /* "s1$" + 22 characters of salt + "$" + 43 of MAC (kg_es_secret_hash),
  * decoded once per document instead of on every request. */
-static bool hash_decode(const char *stored, unsigned char salt[16], unsigned char mac[32])
-{
-	kg_str h = kg_str_c(stored);
-	size_t n = 0;
-	if (h.n != 3 + 22 + 1 + 43 || !kg_str_has_prefix(h, KG_STR("s1$")) || h.p[25] != '$')
-		return false;
-	if (kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ h.p + 3, 22 }, salt, 16, &n) != KG_OK || n != 16)
-		return false;
-	return kg_b64_decode_to(KG_B64_URL_RAW, (kg_str){ h.p + 26, 43 }, mac, 32, &n) == KG_OK && n == 32;
-}
-
 static void key_ent_free(struct key_ent *e)
 {
 	if (!e)
@@ -505,7 +492,7 @@ static struct key_ent *key_ent_new(struct kg_es *es, kg_str id, kg_str bytes)
 		goto fail;
 	e->idn = (uint8_t)id.n;
 	memcpy(e->id, id.p, id.n);
-	e->has_hash = hash_decode(json_str(doc, "hash"), e->salt, e->mac);
+	e->has_hash = kg_es_secret_decode(kg_str_c(json_str(doc, "hash")), e->salt, e->mac);
 	e->expiration_ms = json_integer_value(json_object_get(doc, "expiration"));
 	e->is_invalidated = json_is_true(json_object_get(doc, "invalidated"));
 	const char *f[] = { json_str(doc, "username"), json_str(doc, "realm"), json_str(doc, "realm_type") };
@@ -807,19 +794,6 @@ static bool app_allowed(struct kg_es *es, const kg_es_perm *p, kg_str method, kg
 
 /* HMAC-SHA256(salt, secret) against mac, in constant time (the per-thread
  * MAC context of lib/hmac.c: no allocation). */
-static bool secret_matches(const unsigned char salt[16], const unsigned char mac[32], kg_str secret)
-{
-	unsigned char key[32] = { 0 }, got[32];
-	bool is_match = false;
-	/* HMAC zero-pads a short key: salt then zeros is the 16-byte salt */
-	memcpy(key, salt, 16);
-	if (kg_hmac_sha256(key, secret.p, secret.n, NULL, 0, got))
-		is_match = CRYPTO_memcmp(got, mac, 32) == 0;
-	OPENSSL_cleanse(got, sizeof(got));
-	OPENSSL_cleanse(key, sizeof(key));
-	return is_match;
-}
-
 /* The outcome of presenting a key. */
 enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
 
@@ -843,7 +817,7 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 	struct key_ent *e = es->buckets[h & es->mask];
 	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
 		e = e->next;
-	bool is_match = secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
+	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
 	if (!e || !e->has_hash || !is_match)
 		goto out;
 	if (e->is_invalidated)

@@ -126,6 +126,13 @@ kg_err kg_es_secret_hash(kg_str secret, kg_buf *out) KG_MUST_CHECK;
  * constant time. False for any malformed stored value. */
 bool kg_es_secret_verify(kg_str stored, kg_str secret) KG_MUST_CHECK;
 
+/* kg_es_secret_verify in two steps, for a caller that keeps the decoded
+ * form: decode a stored value into its salt and MAC (false when it is not a
+ * kg_es_secret_hash output), then check a secret against them (HMAC-SHA256,
+ * constant-time compare, buffers wiped). */
+bool kg_es_secret_decode(kg_str stored, unsigned char salt[16], unsigned char mac[32]) KG_MUST_CHECK;
+bool kg_es_secret_matches(const unsigned char salt[16], const unsigned char mac[32], kg_str secret) KG_MUST_CHECK;
+
 /* Internal (unit tests): kg_es_secret_hash with a given salt. */
 kg_err kg__es_secret_hash_salted(kg_str secret, const unsigned char salt[16], kg_buf *out) KG_MUST_CHECK;
 
