@@ -514,30 +514,31 @@ const char *kg_es_token_name(const json_t *v)
 	}
 }
 
-/* Nesting depth of v: 0 for a scalar, 1 + the deepest child for a container.
- * jansson's parser stops at 2048 levels, so the recursion is bounded. */
-static size_t json_depth(const json_t *v)
+size_t kg_es_json_depth(const json_t *v, size_t limit)
 {
-	size_t d = 0;
+	size_t max = 0, i;
+	const char *k;
+	json_t *x;
+	if (!json_is_object(v) && !json_is_array(v))
+		return 0;
+	if (limit == 0)
+		return 1; /* a container beyond the limit: what it holds does not matter */
 	if (json_is_object(v)) {
-		const char *k;
-		json_t *c;
-		json_object_foreach ((json_t *)v, k, c) {
-			size_t cd = json_depth(c);
-			d = cd > d ? cd : d;
+		json_object_foreach ((json_t *)v, k, x) {
+			size_t d = kg_es_json_depth(x, limit - 1);
+			max = d > max ? d : max;
+			if (max >= limit)
+				break;
 		}
-		return d + 1;
-	}
-	if (json_is_array(v)) {
-		size_t i;
-		json_t *c;
-		json_array_foreach (v, i, c) {
-			size_t cd = json_depth(c);
-			d = cd > d ? cd : d;
+	} else {
+		json_array_foreach (v, i, x) {
+			size_t d = kg_es_json_depth(x, limit - 1);
+			max = d > max ? d : max;
+			if (max >= limit)
+				break;
 		}
-		return d + 1;
 	}
-	return 0;
+	return max + 1;
 }
 
 enum field_kind { F_STRING, F_OBJECT, F_STRING_ARRAY, F_BOOLEAN };
@@ -606,8 +607,8 @@ static kg_err load_body(kg_str body, const char *parser, const struct field *fie
 			                      json_string_value(v));
 		/* metadata nests up to the cap; role_descriptors is a map of
 		 * descriptors that each may */
-		if (fields[i].kind == F_OBJECT &&
-		    json_depth(v) > KG_ES_JSON_DEPTH_MAX + (strcmp(key, "role_descriptors") == 0))
+		size_t cap = KG_ES_JSON_DEPTH_MAX + (strcmp(key, "role_descriptors") == 0);
+		if (fields[i].kind == F_OBJECT && kg_es_json_depth(v, cap) > cap)
 			return kg_es_fail_set(f, 400, "x_content_parse_exception", "[%s] [%s] is nested more than [%d] levels deep",
 			                      parser, key, KG_ES_JSON_DEPTH_MAX);
 		vals[i] = v;

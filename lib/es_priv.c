@@ -19,37 +19,6 @@ static bool is_blank(kg_str s)
 	return true;
 }
 
-static size_t json_depth(const json_t *v, size_t limit)
-{
-	size_t max = 0;
-	const char *k;
-	size_t i;
-	json_t *x;
-	if (limit == 0)
-		return 1;
-	if (json_is_object(v)) {
-		json_object_foreach ((json_t *)v, k, x) {
-			size_t d = json_depth(x, limit - 1);
-			if (d > max)
-				max = d;
-			if (max >= limit)
-				break;
-		}
-		return max + 1;
-	}
-	if (json_is_array(v)) {
-		json_array_foreach (v, i, x) {
-			size_t d = json_depth(x, limit - 1);
-			if (d > max)
-				max = d;
-			if (max >= limit)
-				break;
-		}
-		return max + 1;
-	}
-	return 0;
-}
-
 static bool is_ascii_lower(char c)
 {
 	return c >= 'a' && c <= 'z';
@@ -226,7 +195,7 @@ static kg_err parse_descriptor(const char *app, const char *name, const json_t *
 			if (!json_is_object(x))
 				return kg_es_fail_set(f, 400, "x_content_parse_exception",
 				                      "[" DESCRIPTOR_PARSER "] metadata doesn't support values of type: %s", kg_es_token_name(x));
-			if (json_depth(x, KG_ES_JSON_DEPTH_MAX + 1) > KG_ES_JSON_DEPTH_MAX)
+			if (kg_es_json_depth(x, KG_ES_JSON_DEPTH_MAX) > KG_ES_JSON_DEPTH_MAX)
 				return kg_es_fail_set(f, 400, "parse_exception", "[metadata] is nested deeper than [%d] levels",
 				                      KG_ES_JSON_DEPTH_MAX);
 			metadata = x;

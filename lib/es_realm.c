@@ -703,31 +703,6 @@ kg_err kg_es_file_realm_load(const char *dir, kg_es_file_realm **out, kg_config_
 
 /* ---- request bodies ---- */
 
-static int json_depth(const json_t *v, int depth)
-{
-	int max = depth;
-	if (depth > KG_ES_MAX_DEPTH)
-		return depth;
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *x;
-		json_object_foreach((json_t *)v, k, x) {
-			int d = json_depth(x, depth + 1);
-			if (d > max)
-				max = d;
-		}
-	} else if (json_is_array(v)) {
-		size_t i;
-		json_t *x;
-		json_array_foreach(v, i, x) {
-			int d = json_depth(x, depth + 1);
-			if (d > max)
-				max = d;
-		}
-	}
-	return max;
-}
-
 /* Parses body as a JSON value (duplicate keys refused, as ES's strict
  * parser does); the nesting cap keeps a hostile body from costing more. */
 static kg_err body_load(kg_str body, json_t **out, struct kg_es_fail *f)
@@ -738,7 +713,8 @@ static kg_err body_load(kg_str body, json_t **out, struct kg_es_fail *f)
 	json_t *v = json_loadb(body.p, body.n, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
 	if (!v)
 		return kg_es_fail_set(f, 400, "x_content_parse_exception", "[%d:%d] %s", je.line, je.column, je.text);
-	if (json_depth(v, 1) > KG_ES_MAX_DEPTH) {
+	/* counted with the leaf: a body of KG_ES_MAX_DEPTH - 1 nested containers at most */
+	if (kg_es_json_depth(v, KG_ES_MAX_DEPTH - 1) > KG_ES_MAX_DEPTH - 1) {
 		json_decref(v);
 		return kg_es_fail_set(f, 400, "x_content_parse_exception", "the body is nested deeper than [%d] levels",
 		                      KG_ES_MAX_DEPTH);

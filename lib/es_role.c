@@ -262,36 +262,6 @@ static bool is_app_privilege_name(kg_str s)
 	return true;
 }
 
-static size_t json_depth(const json_t *v)
-{
-	size_t max = 0;
-	if (json_is_object(v)) {
-		const char *k;
-		json_t *x;
-		json_object_foreach ((json_t *)v, k, x) {
-			size_t d = json_depth(x);
-			if (d > max)
-				max = d;
-			if (max > KG_ES_ROLE_MAX_DEPTH)
-				break;
-		}
-		return max + 1;
-	}
-	if (json_is_array(v)) {
-		size_t i;
-		json_t *x;
-		json_array_foreach (v, i, x) {
-			size_t d = json_depth(x);
-			if (d > max)
-				max = d;
-			if (max > KG_ES_ROLE_MAX_DEPTH)
-				break;
-		}
-		return max + 1;
-	}
-	return 0;
-}
-
 /* ---- parsing ------------------------------------------------------------- */
 
 static kg_err parse_fail(struct kg_es_fail *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -371,7 +341,7 @@ static kg_err role_string_array(const char *role, const char *field, const json_
 
 static kg_err check_depth(const char *role, const char *field, const json_t *v, struct kg_es_fail *f)
 {
-	if (json_depth(v) > KG_ES_ROLE_MAX_DEPTH)
+	if (kg_es_json_depth(v, KG_ES_ROLE_MAX_DEPTH) > KG_ES_ROLE_MAX_DEPTH)
 		return parse_fail(f, "failed to parse role [%s]. [%s] is nested deeper than [%d] levels", role, field,
 		                  KG_ES_ROLE_MAX_DEPTH);
 	return KG_OK;

@@ -43,6 +43,10 @@ const char *kg_es_token_name(const json_t *v);
 /* MetadataUtils.containsReservedMetadata: a top-level key starting with '_'
  * (reserved for the system in every ES metadata object). */
 bool kg_es_has_reserved_key(const json_t *metadata);
+/* Nesting depth of v (0 for a scalar, 1 + the deepest member for a
+ * container), counted no further than needed: a result above limit means
+ * deeper than limit, whatever the exact depth. */
+size_t kg_es_json_depth(const json_t *v, size_t limit);
 
 /* ---- Sizes ES enforces, and keygate's caps on what ES leaves open ---- */
 #define KG_ES_NAME_MAX 256        /* api key name, in characters (ES counts UTF-16 units; see es.c) */
