@@ -723,6 +723,17 @@ static kg_err body_load(kg_str body, json_t **out, struct kg_es_fail *f)
 	return KG_OK;
 }
 
+/* body_load for the bodies that must be one JSON object (a user, a password
+ * change); *out is set either way, for the caller to release. */
+static kg_err body_object(kg_str body, json_t **out, struct kg_es_fail *f)
+{
+	kg_err err = body_load(body, out, f);
+	if (!err && !json_is_object(*out))
+		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]",
+		                     kg_es_token_name(*out));
+	return err;
+}
+
 static bool key_is(const char *key, size_t key_len, const char *name)
 {
 	return kg_str_eq((kg_str){ key, key_len }, kg_str_c(name));
@@ -838,12 +849,8 @@ kg_err kg_es_user_parse(kg_str name, kg_str body, bool is_create, struct kg_es_u
 	kg_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = body_load(body, &obj, f)))
+	if ((err = body_object(body, &obj, f)))
 		goto out;
-	if (!json_is_object(obj)) {
-		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", kg_es_token_name(obj));
-		goto out;
-	}
 	/* the body, field by field, as ES's PutUserRequestBuilder reads it */
 	json_object_keylen_foreach(obj, key, key_len, v) {
 		if (key_is(key, key_len, "password")) {
@@ -943,12 +950,8 @@ kg_err kg_es_password_parse(kg_str body, struct kg_es_user_req *out, struct kg_e
 	kg_err err;
 
 	memset(out, 0, sizeof(*out));
-	if ((err = body_load(body, &obj, f)))
+	if ((err = body_object(body, &obj, f)))
 		goto out;
-	if (!json_is_object(obj)) {
-		err = kg_es_fail_set(f, 400, "parse_exception", "expected an object, but found token [%s]", kg_es_token_name(obj));
-		goto out;
-	}
 	json_object_keylen_foreach(obj, key, key_len, v) {
 		if (key_is(key, key_len, "password"))
 			err = json_is_string(v) ? take_password(v, out, f) : expected(f, "password", "string", v);
