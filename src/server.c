@@ -623,7 +623,7 @@ static void listen_locks_release(void)
 	nlisten_locks = 0;
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void accept_on(uv_stream_t *server, int status, bool is_tls)
 {
 	struct kg_worker *w = server->data;
 	if (status < 0) {
@@ -632,19 +632,17 @@ static void on_connection(uv_stream_t *server, int status)
 	}
 	if (w->draining)
 		return;
-	kg__conn_accept(w, server, false);
+	kg__conn_accept(w, server, is_tls);
+}
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	accept_on(server, status, false);
 }
 
 static void on_tls_connection(uv_stream_t *server, int status)
 {
-	struct kg_worker *w = server->data;
-	if (status < 0) {
-		kg_warn("worker %d: accept: %s", w->id, uv_strerror(status));
-		return;
-	}
-	if (w->draining)
-		return;
-	kg__conn_accept(w, server, true);
+	accept_on(server, status, true);
 }
 
 static void close_handle(uv_handle_t *h, void *arg)
