@@ -14,6 +14,9 @@
 # BENCH_ONLY=es runs case 1 and the Elasticsearch ApiKey case (4e) paired
 # with it, then keygate-bench-es (BENCH_ES_KEYS keys, default 1,000,000),
 # and prints the results without writing BENCH_OUT.
+# BENCH_ONLY=profile runs the syscalls-per-request and top-functions section
+# alone (perf stat and perf record attached to the proxies, bench/profile.py)
+# and rewrites only its block of BENCH_OUT.
 # BENCH_ONLY=tokens runs case 1 and the cases issue 16 changed (3, 4a, 4c:
 # the access log line and the token cache), each paired with case 1, and
 # prints the table without writing BENCH_OUT (bench/callgrind.py counts the
@@ -478,6 +481,68 @@ if start not in text or end not in text:
 a, b = text.index(start), text.index(end) + len(end)
 open(path, "w").write(text[:a] + block + text[b:])' "$@"
 }
+# ---- syscalls per request and top functions (issue 16) ----
+# One wrk run per case with perf attached (bench/profile.py): perf stat counts
+# the syscalls the proxy's processes enter, perf record samples keygate's CPU.
+# Sampling costs CPU, so these runs are not the timed ones above.
+profile_row() { # LABEL URL "PIDS" RECORD_PID|"" [HEADER...]: one JSON line to $PROF
+	local label=$1 url=$2 pids=$3 rec=$4
+	shift 4
+	local args=(--url "$url" --pids "$pids" --duration "$DUR" --connections "$CONN" --binary "$KG")
+	[ -n "$rec" ] && args+=(--record "$rec")
+	for h in "$@"; do args+=(--header "$h"); done
+	printf '%s\t%s\n' "$label" "$(python3 bench/profile.py "${args[@]}")" >>"$PROF"
+}
+profile_section() { # prints the markdown block, between its markers
+	PROF=$TMP/profile
+	: >"$PROF"
+	profile_row "1. nginx reverse proxy, no auth" "http://127.0.0.1:$NGP/bytes/abc" "$NG_PIDS" ""
+	profile_row "1b. nginx, access log buffered" "http://127.0.0.1:$NGB/bytes/abc" "$NGB_PIDS" ""
+	profile_row "3. keygate proxy, no auth" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain" "$PID_plain"
+	profile_row "4a. keygate proxy, keygate token" "http://127.0.0.1:$K_BEE/bytes/abc" "$PID_bee" "$PID_bee" \
+		"Authorization: Bearer $KG_TOKEN"
+	profile_row "4c. keygate proxy, Avalanche JWT" "http://127.0.0.1:$K_AVAX/ext/info" "$PID_avax" "$PID_avax" \
+		"Authorization: Bearer $JWT"
+	profile_row "4e. keygate proxy, Elasticsearch API key" "http://127.0.0.1:$K_ES/bytes/abc" "$PID_es" "$PID_es" \
+		"Authorization: ApiKey $ES_KEY"
+	echo "<!-- bench:profile -->"
+	echo "### Syscalls per request and where keygate's CPU goes"
+	echo
+	echo "Produced by \`BENCH_ONLY=profile bench/run.sh\` (or \`make bench\`) on $(date -u +%Y-%m-%d), BENCH_DURATION=$DUR, wrk -t2 -c$CONN:"
+	echo "one run per case with \`perf stat\` counting the syscall tracepoints of the proxy's processes (every thread) and,"
+	echo "for keygate, \`perf record -F 1999\` sampling its CPU (bench/profile.py). These runs are not the timed ones."
+	echo
+	python3 - "$PROF" <<'PY'
+import json, sys
+rows = []
+for line in open(sys.argv[1]):
+    label, js = line.rstrip("\n").split("\t", 1)
+    rows.append((label, json.loads(js)))
+if any("error" in r for _, r in rows):
+    print("Not measured: %s." % next(r["error"] for _, r in rows if "error" in r))
+    sys.exit(0)
+groups = [("reads", ("read", "readv", "recvfrom", "recvmsg")), ("writes", ("write", "writev", "sendto", "sendmsg")),
+          ("epoll_wait", ("epoll_wait", "epoll_pwait")), ("epoll_ctl", ("epoll_ctl",))]
+print("| case | syscalls/request | reads | writes | epoll_wait | epoll_ctl | other | context switches/request |")
+print("|---|---|---|---|---|---|---|---|")
+for label, r in rows:
+    by = r["by_call"]
+    cells = [sum(by.get(c, 0) for c in calls) for _, calls in groups]
+    other = r["syscalls_per_request"] - sum(cells)
+    print("| %s | %.2f | %s | %.2f | %.2f |" % (label, r["syscalls_per_request"], " | ".join("%.2f" % c for c in cells),
+                                            max(other, 0), r["switches_per_request"]))
+print()
+print("keygate's CPU samples: the kernel's share (syscalls, loopback TCP) and the top user-space functions, as shares of")
+print("all of keygate's samples:")
+print()
+for label, r in rows:
+    if "top" not in r:
+        continue
+    tops = ", ".join("`%s` %.1f%%" % (sym, share) for share, sym in r["top"])
+    print("- %s: kernel %.1f%%, user %.1f%%; %s." % (label, r["kernel_share"], 100 - r["kernel_share"], tops))
+PY
+	echo "<!-- bench:profile:end -->"
+}
 if [ "$ONLY" = tls ]; then
 	wait_port "$UP"
 	TLSB=$(tls_section)
@@ -550,6 +615,16 @@ RES=$TMP/results # case|round|rps|p50|p99|us|non2xx
 NG_PIDS=$(pgrep -P "$(cat "$TMP/ng/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ng/nginx.pid")"
 NGB_PIDS=$(pgrep -P "$(cat "$TMP/ngb/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ngb/nginx.pid")"
 NGA_PIDS=$(pgrep -P "$(cat "$TMP/nga/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/nga/nginx.pid")"
+if [ "$ONLY" = profile ]; then
+	PROFB=$(profile_section)
+	echo "$PROFB" | sed 's/^/  /' >&2
+	if replace_block "$OUT" "<!-- bench:profile -->" "<!-- bench:profile:end -->" "$PROFB"; then
+		echo "bench: wrote the profile section of $OUT" >&2
+	else
+		echo "bench: $OUT has no <!-- bench:profile --> block: run the whole bench (not written)" >&2
+	fi
+	exit 0
+fi
 echo "bench: $ROUNDS rounds of $DUR s per case, $CONN connections, wrk -t2" >&2
 # paired CASE ROUND URL "PIDS" [HEADER...]: nginx's plain proxy, then the case,
 # back to back; the case's ratio is to that nginx run beside it, so a slow
@@ -682,12 +757,15 @@ PY
 )
 echo "  7. authenticated proxy during a bcrypt grind: $G_RPS req/s, p50 $G_P50, p99 $G_P99 ($A_RPS bcrypt checks per s); alone: p50 $B_P50, p99 $B_P99" >&2
 
+PROFB=$(profile_section)
+echo "$PROFB" | sed 's/^/  /' >&2
 MEM=$(mem_section)
 echo "$MEM" | sed 's/^/  /' >&2
 TLSB=$(tls_section)
 echo "$TLSB" | sed 's/^/  /' >&2
 
 MICRO=$("$BUILD/keygate-bench")
+SOCKETS=$("$BUILD/keygate-bench-sockets")
 MICRO_ES=$("$BUILD/keygate-bench-es")
 # what follows the end marker in OUT is hand-written analysis: keep it
 TAIL=""
@@ -727,9 +805,17 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo "with POST /_security/api_key, granting application \`keygate\` GET on \`/bytes/*\`): its document is"
 	echo "compiled once, then each request is a record lookup, an HMAC-SHA256 of the secret and the privilege check."
 	echo
+	echo "$PROFB"
+	echo
 	echo "$MICRO"
 	echo
 	echo "$MICRO_ES"
+	echo
+	echo "keygate-bench-sockets (bench/sockets.c): the four socket calls of a proxied request on loopback TCP, by the"
+	echo "call used and by whether the process's file table is shared with another thread (as keygate's worker threads"
+	echo "share it) or private (one process per worker), medians of 7 interleaved rounds in fresh processes:"
+	echo
+	echo "$SOCKETS"
 	echo
 	echo "$MEM"
 	echo

@@ -8,7 +8,7 @@ set -eu
 
 build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libcrypt-dev libzxcvbn-dev meson ninja-build pkg-config gcc"
 test_pkgs="python3 python3-elasticsearch curl nginx"
-bench_pkgs="wrk"
+bench_pkgs="wrk linux-perf"
 
 pkgs=$build_pkgs
 check_only=0
