@@ -1270,15 +1270,28 @@ static kg_err compile_lower(kg_es_perm *p, struct pat_list *l, const char *s, bo
 	return err;
 }
 
-static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
+/* Appends every string of arr to *list; a member that is not a string is
+ * KG_EINVAL (an absent arr is empty). */
+static kg_err push_strings(kg_es_perm *p, struct pat_list *list, const json_t *arr)
 {
-	size_t i, j;
-	json_t *x, *y;
-	kg_err err = KG_OK;
+	size_t i;
+	json_t *y;
+	kg_err err;
+	json_array_foreach (arr, i, y) {
+		if (!json_is_string(y))
+			return KG_EINVAL;
+		if ((err = list_push(p, list, json_string_value(y), json_string_length(y), false)))
+			return err;
+	}
+	return KG_OK;
+}
 
-	if (!json_is_object(rd))
-		return KG_EINVAL;
-	json_array_foreach (json_object_get(rd, "cluster"), i, x) {
+static kg_err compile_cluster(kg_es_perm *p, const json_t *cluster)
+{
+	size_t i;
+	json_t *x;
+	kg_err err;
+	json_array_foreach (cluster, i, x) {
 		const char *cp = json_string_value(x);
 		if (!cp)
 			return KG_EINVAL;
@@ -1288,7 +1301,14 @@ static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
 		else if (is_cluster_action(cp) && (err = compile_lower(p, &p->cluster_actions, cp, true)))
 			return err;
 	}
-	json_t *indices = json_object_get(rd, "indices");
+	return KG_OK;
+}
+
+static kg_err compile_indices(kg_es_perm *p, const json_t *indices)
+{
+	size_t i, j;
+	json_t *x, *y;
+	kg_err err;
 	if (json_array_size(indices) > 0) {
 		struct index_grant *ni = realloc(p->indices, (p->nindices + json_array_size(indices)) * sizeof(*ni));
 		if (!ni)
@@ -1302,12 +1322,8 @@ static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
 		json_t *names = json_object_get(x, "names");
 		if (json_is_string(names) && (err = list_push(p, &g->names, json_string_value(names), json_string_length(names), false)))
 			return err; /* ES's input form: one name as a string */
-		json_array_foreach (names, j, y) {
-			if (!json_is_string(y))
-				return KG_EINVAL;
-			if ((err = list_push(p, &g->names, json_string_value(y), json_string_length(y), false)))
-				return err;
-		}
+		if ((err = push_strings(p, &g->names, names)))
+			return err;
 		json_array_foreach (json_object_get(x, "privileges"), j, y) {
 			const char *ip = json_string_value(y);
 			if (!ip)
@@ -1319,7 +1335,14 @@ static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
 				return err;
 		}
 	}
-	json_t *apps = json_object_get(rd, "applications");
+	return KG_OK;
+}
+
+static kg_err compile_applications(kg_es_perm *p, const json_t *apps)
+{
+	size_t i, j;
+	json_t *x, *y;
+	kg_err err;
 	if (json_array_size(apps) > 0) {
 		struct app_grant *na = realloc(p->apps, (p->napps + json_array_size(apps)) * sizeof(*na));
 		if (!na)
@@ -1341,14 +1364,21 @@ static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
 			if ((err = list_push(p, is_app_privilege_name(s) ? &g->names : &g->actions, s.p, s.n, false)))
 				return err;
 		}
-		json_array_foreach (json_object_get(x, "resources"), j, y) {
-			if (!json_is_string(y))
-				return KG_EINVAL;
-			if ((err = list_push(p, &g->resources, json_string_value(y), json_string_length(y), false)))
-				return err;
-		}
+		if ((err = push_strings(p, &g->resources, json_object_get(x, "resources"))))
+			return err;
 	}
 	return KG_OK;
+}
+
+static kg_err compile_descriptor(kg_es_perm *p, const json_t *rd)
+{
+	kg_err err;
+	if (!json_is_object(rd))
+		return KG_EINVAL;
+	if ((err = compile_cluster(p, json_object_get(rd, "cluster"))) ||
+	    (err = compile_indices(p, json_object_get(rd, "indices"))))
+		return err;
+	return compile_applications(p, json_object_get(rd, "applications"));
 }
 
 kg_err kg_es_perm_compile(const json_t *map, kg_es_perm **out)
