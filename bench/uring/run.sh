@@ -10,7 +10,9 @@
 #   as uring-basic: no setup flags, and uring-sqpoll: a kernel thread polls
 #   the submission queue),
 # URING_SYSCALLS (default 1: one more run per variant under
-#   `perf stat -e raw_syscalls:sys_enter`, for syscalls per request; 0 skips).
+#   `perf stat -e raw_syscalls:sys_enter`, for syscalls per request; 0 skips),
+# URING_PROFILE (default 0; 1: one more run per variant under `perf record`,
+#   its CPU split into kernel function families by bench/uring/buckets.py).
 # Every variant runs once per round and connection count, in an order that
 # rotates each round; the figure is CPU µs per request of the proxy's
 # process(es), every thread counted (schedstat), over wrk's requests; the
@@ -203,11 +205,31 @@ if [ "$SYSCALLS" = 1 ]; then
 fi
 touch "$SYS"
 
+PROF=$TMP/profile # variant|conns|requests|cpu ns sampled|family=percent;...
+if [ "${URING_PROFILE:-0}" = 1 ]; then
+	# where each proxy's CPU goes, by kernel function family: one sampled
+	# run per variant at the largest connection count (perf's sampling
+	# adds its own cost; the shares are what to read)
+	c=${CONNS##* }
+	for v in "${VS[@]}"; do
+		pids=${PIDOF[$v]}
+		perf record -q -e cpu-clock -F 2999 -o "$TMP/rec.$v" -p "${pids// /,}" >/dev/null 2>&1 &
+		perf_pid=$!
+		sleep 0.3
+		read -r reqs _ _ _ <<<"$(run_wrk "$v" "$c")"
+		kill -INT "$perf_pid"
+		wait "$perf_pid" || true
+		perf report -i "$TMP/rec.$v" --no-children --sort sym --stdio -g none 2>/dev/null |
+			python3 bench/uring/buckets.py "$v" "$c" "$reqs" >>"$PROF"
+	done
+fi
+touch "$PROF"
+
 echo
 echo "wrk -t1, ${DUR} s per run, $ROUNDS rounds; $(nproc) cores ($(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)),"
 echo "kernel $(uname -r), liburing $(pkg-config --modversion liburing 2>/dev/null || echo '?'), $(nginx -v 2>&1 | sed 's/.*: //'); $(date -u +%F)"
 echo
-python3 - "$RES" "$SYS" <<'PY'
+python3 - "$RES" "$SYS" "$PROF" <<'PY'
 import sys, statistics as st
 rows = [l.rstrip('\n').split('|') for l in open(sys.argv[1])]
 sysc = {}
@@ -243,5 +265,24 @@ for c in sorted({r[1] for r in rows}, key=int):
         print(f'| {names.get(v, v)} | {st.median(us):.2f} | {min(us):.2f}–{max(us):.2f} | {rt} | {rr} | '
               f'{st.median(ks):.0f}% | {sysc.get((v, c), "")} | {st.median(ch):.1f} | {min(ch):.1f}–{max(ch):.1f} | '
               f'{st.median(rps):.0f} | {sum(int(r[6]) for r in rs)} |')
+    print()
+prof = [l.rstrip('\n').split('|') for l in open(sys.argv[3])]
+if prof:
+    buckets = []
+    for p in prof:
+        for kv in p[4].split(';'):
+            b = kv.split('=')[0]
+            if b not in buckets:
+                buckets.append(b)
+    print(f'Where the CPU goes (perf record -e cpu-clock, one run each, wrk -c{prof[0][1]}; µs per request, '
+          'perf\'s own sampling cost included):\n')
+    print('| proxy | ' + ' | '.join(buckets) + ' | total |')
+    print('|---|' + '---|' * (len(buckets) + 1))
+    for p in prof:
+        v, c, reqs, ns = p[0], p[1], int(p[2]), float(p[3])
+        share = dict(kv.split('=') for kv in p[4].split(';'))
+        per = ns / 1e3 / max(reqs, 1)
+        cells = [f'{float(share.get(b, 0)) / 100 * per:.2f}' for b in buckets]
+        print(f'| {names.get(v, v)} | ' + ' | '.join(cells) + f' | {per:.2f} |')
     print()
 PY
