@@ -8,7 +8,10 @@ set -eu
 
 build_pkgs="libuv1-dev node-llhttp libssl-dev libjansson-dev libyaml-dev libsqlite3-dev libcrypt-dev libzxcvbn-dev meson ninja-build pkg-config gcc"
 test_pkgs="python3 python3-elasticsearch curl nginx"
-bench_pkgs="wrk linux-perf"
+# linux-perf: make bench counts syscalls and samples the proxies (bench/profile.py);
+# liburing-dev: only for issue 16's io_uring experiment (bench/uring/), which
+# meson builds when it is found; nothing else needs it
+bench_pkgs="wrk linux-perf liburing-dev"
 
 pkgs=$build_pkgs
 check_only=0
