@@ -52,16 +52,6 @@ static bool list_has_token(kg_str list, kg_str name)
 	return false;
 }
 
-/* The header names keygate treats specially, told apart by length first and
- * then one case-insensitive compare, instead of a compare against each name
- * in turn: every field of every request and response is classified. */
-enum field_id {
-	F_OTHER,
-	F_TE, F_TRAILER, F_UPGRADE, F_CONNECTION, F_KEEP_ALIVE, F_TRANSFER_ENCODING, F_PROXY_DASH, /* hop-by-hop */
-	F_HOST, F_PROXY, F_FORWARDED, F_AUTHORIZATION, F_CONTENT_LENGTH, F_HTTP2_SETTINGS,
-	F_X_FORWARDED_FOR, F_X_FORWARDED_HOST, F_X_FORWARDED_PROTO,
-};
-
 /* name equals lc (lower case, name.n bytes long), ASCII case-insensitive.
  * Exact for every byte: only 'A'..'Z' are folded (a '|0x20' fold would let
  * "\r" match '-'). */
@@ -77,82 +67,84 @@ static inline bool is_name_lc(kg_str name, const char *lc)
 	return true;
 }
 
-static enum field_id field_classify(kg_str name)
+/* Told apart by length first and then one case-insensitive compare, instead
+ * of a compare against each name in turn. */
+enum kg_head_name kg_head_name_id(kg_str name)
 {
 #define IS(lit) (name.n == sizeof(lit) - 1 && is_name_lc(name, lit))
 	/* a name of a special length that is not that name may still be Proxy-* */
 	switch (name.n) {
 	case 2:
 		if (IS("te"))
-			return F_TE;
+			return KG_HEAD_NAME_TE;
 		break;
 	case 4:
 		if (IS("host"))
-			return F_HOST;
+			return KG_HEAD_NAME_HOST;
 		break;
 	case 5:
 		if (IS("proxy"))
-			return F_PROXY;
+			return KG_HEAD_NAME_PROXY;
 		break;
 	case 7:
 		if (IS("trailer"))
-			return F_TRAILER;
+			return KG_HEAD_NAME_TRAILER;
 		if (IS("upgrade"))
-			return F_UPGRADE;
+			return KG_HEAD_NAME_UPGRADE;
 		break;
 	case 9:
 		if (IS("forwarded"))
-			return F_FORWARDED;
+			return KG_HEAD_NAME_FORWARDED;
 		break;
 	case 10:
 		if (IS("connection"))
-			return F_CONNECTION;
+			return KG_HEAD_NAME_CONNECTION;
 		if (IS("keep-alive"))
-			return F_KEEP_ALIVE;
+			return KG_HEAD_NAME_KEEP_ALIVE;
 		break;
 	case 13:
 		if (IS("authorization"))
-			return F_AUTHORIZATION;
+			return KG_HEAD_NAME_AUTHORIZATION;
 		break;
 	case 14:
 		if (IS("content-length"))
-			return F_CONTENT_LENGTH;
+			return KG_HEAD_NAME_CONTENT_LENGTH;
 		if (IS("http2-settings"))
-			return F_HTTP2_SETTINGS;
+			return KG_HEAD_NAME_HTTP2_SETTINGS;
 		break;
 	case 15:
 		if (IS("x-forwarded-for"))
-			return F_X_FORWARDED_FOR;
+			return KG_HEAD_NAME_X_FORWARDED_FOR;
 		break;
 	case 16:
 		if (IS("x-forwarded-host"))
-			return F_X_FORWARDED_HOST;
+			return KG_HEAD_NAME_X_FORWARDED_HOST;
 		break;
 	case 17:
 		if (IS("transfer-encoding"))
-			return F_TRANSFER_ENCODING;
+			return KG_HEAD_NAME_TRANSFER_ENCODING;
 		if (IS("x-forwarded-proto"))
-			return F_X_FORWARDED_PROTO;
+			return KG_HEAD_NAME_X_FORWARDED_PROTO;
 		break;
 	default:
 		break;
 	}
 	if (name.n >= 6 && is_name_lc((kg_str){ name.p, 6 }, "proxy-"))
-		return F_PROXY_DASH;
-	return F_OTHER;
+		return KG_HEAD_NAME_PROXY_DASH;
+	return KG_HEAD_NAME_OTHER;
 #undef IS
 }
 
-static inline bool is_hop_by_hop_id(enum field_id id)
+bool kg_head_is_hop_by_hop_id(enum kg_head_name id, kg_str name, kg_str connection)
 {
-	return id >= F_TE && id <= F_PROXY_DASH;
+	if (kg_head_name_is_hop_by_hop(id))
+		return true;
+	return connection.n && list_has_token(connection, name);
 }
 
 bool kg_head_is_hop_by_hop(kg_str name, kg_str connection)
 {
-	if (is_hop_by_hop_id(field_classify(name)))
-		return true;
-	return connection.n && list_has_token(connection, name);
+	return kg_head_is_hop_by_hop_id(kg_head_name_id(name), name, connection);
 }
 
 bool kg_head_has_prefix_dashed(kg_str name, kg_str prefix)
@@ -413,43 +405,49 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 	bool seen_host = false, seen_auth = false;
 
 	memset(f, 0, sizeof(*f));
+	/* each name is classified here once; kg_head_write_upstream reads the
+	 * ids instead of comparing the names again */
+	unsigned char *ids = kg_arena_alloc(arena, h->nfields ? h->nfields : 1);
+	if (!ids)
+		return refuse(f, 500, "out of memory");
 	for (size_t i = 0; i < h->nfields; i++) {
 		kg_str name = h->fields[i].name, value = h->fields[i].value;
 		/* llhttp lets ": v" and "A B: v" through; an upstream could read
 		 * either as some other header */
 		if (!kg_str_is_token(name))
 			return refuse(f, 400, "invalid header field name");
-		/* the name's length rules out most fields before any comparison */
-		switch (field_classify(name)) {
-		case F_HOST:
+		enum kg_head_name id = kg_head_name_id(name);
+		ids[i] = (unsigned char)id;
+		switch (id) {
+		case KG_HEAD_NAME_HOST:
 			if (seen_host)
 				return refuse(f, 400, "duplicate Host header");
 			seen_host = true;
 			f->host = value;
 			break;
-		case F_AUTHORIZATION:
+		case KG_HEAD_NAME_AUTHORIZATION:
 			if (seen_auth)
 				return refuse(f, 400, "duplicate Authorization header");
 			seen_auth = true;
 			f->authorization = value;
 			break;
-		case F_CONNECTION:
+		case KG_HEAD_NAME_CONNECTION:
 			/* every Connection header's names are hop-by-hop; an empty
 			 * one lists nothing */
 			if (value.n && list_join(&f->connection, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
-		case F_CONTENT_LENGTH:
+		case KG_HEAD_NAME_CONTENT_LENGTH:
 			if (has_field(h, KG_STR("Transfer-Encoding")))
 				return refuse(f, 400, "both Content-Length and Transfer-Encoding headers");
 			break;
-		case F_UPGRADE:
+		case KG_HEAD_NAME_UPGRADE:
 			/* every protocol asked for is judged, not just the last
 			 * header's (what keygate writes upstream for a tunnel) */
 			if (value.n && list_join(&f->upgrade, value, arena))
 				return refuse(f, 500, "out of memory");
 			break;
-		case F_X_FORWARDED_FOR:
+		case KG_HEAD_NAME_X_FORWARDED_FOR:
 			/* several X-Forwarded-For headers read as one list */
 			if (list_join(&f->xff, value, arena))
 				return refuse(f, 500, "out of memory");
@@ -474,38 +472,40 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
 	if (err)
 		return err;
 	resolve_client(h, rules, f);
+	f->name_ids = ids;
+	f->nname_ids = h->nfields;
 	return KG_OK;
 }
 
 /* ---- the upstream head ---- */
 
-static bool skip_field(const kg_head_facts *f, const kg_head_rules *rules, kg_str name, enum field_id id,
+static bool skip_field(const kg_head_facts *f, const kg_head_rules *rules, kg_str name, enum kg_head_name id,
                        bool is_cred_consumed)
 {
-	if (f->is_upgrade && id == F_HTTP2_SETTINGS)
+	if (f->is_upgrade && id == KG_HEAD_NAME_HTTP2_SETTINGS)
 		return false; /* part of an h2c upgrade keygate tunnels: listed in Connection below */
-	if (is_hop_by_hop_id(id) || (f->connection.n && list_has_token(f->connection, name)))
+	if (kg_head_name_is_hop_by_hop(id) || (f->connection.n && list_has_token(f->connection, name)))
 		return true;
 	if (name.n >= 10 && (name.p[0] | 0x20) == 'x' && kg_head_has_prefix_dashed(name, KG_STR("X-Keygate-")))
 		return true; /* identity headers are keygate's alone: never forged */
 	if (!rules->underscores_in_headers && name.n && memchr(name.p, '_', name.n))
 		return true; /* X_Role would reach a CGI upstream as HTTP_X_ROLE, like X-Role */
 	switch (id) {
-	case F_HOST:
-	case F_CONTENT_LENGTH:
+	case KG_HEAD_NAME_HOST:
+	case KG_HEAD_NAME_CONTENT_LENGTH:
 		return true; /* written once below, from the judged facts */
-	case F_PROXY:
+	case KG_HEAD_NAME_PROXY:
 		return true; /* httpoxy: no such header exists, and a CGI upstream reads it as HTTP_PROXY */
-	case F_HTTP2_SETTINGS:
+	case KG_HEAD_NAME_HTTP2_SETTINGS:
 		return true; /* an h2c upgrade keygate does not tunnel goes as a plain request */
-	case F_FORWARDED:
+	case KG_HEAD_NAME_FORWARDED:
 		return !f->is_peer_trusted; /* says who the client is: believed only from a trusted proxy */
-	case F_X_FORWARDED_FOR:
+	case KG_HEAD_NAME_X_FORWARDED_FOR:
 		return rules->forwarded_headers; /* rewritten below, the peer appended */
-	case F_X_FORWARDED_PROTO:
-	case F_X_FORWARDED_HOST:
+	case KG_HEAD_NAME_X_FORWARDED_PROTO:
+	case KG_HEAD_NAME_X_FORWARDED_HOST:
 		return rules->forwarded_headers && !f->is_peer_trusted;
-	case F_AUTHORIZATION:
+	case KG_HEAD_NAME_AUTHORIZATION:
 		return is_cred_consumed && !rules->forward_credentials;
 	default:
 		return false;
@@ -541,16 +541,18 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
 	OUT(rules->up_base);
 	OUT(f->target.n ? f->target : KG_STR("/"));
 	OUT(KG_STR(" HTTP/1.1\r\n"));
+	/* the ids kg_head_judge interned, when f was judged from this head */
+	const unsigned char *ids = f->nname_ids == h->nfields ? f->name_ids : NULL;
 	for (size_t i = 0; i < h->nfields; i++) {
 		kg_str name = h->fields[i].name;
-		enum field_id id = field_classify(name);
+		enum kg_head_name id = ids ? (enum kg_head_name)ids[i] : kg_head_name_id(name);
 		if (skip_field(f, rules, name, id, is_cred_consumed))
 			continue;
 		/* a trusted proxy in front (TLS offload) knows the scheme and host
 		 * the client used: its X-Forwarded-Proto/-Host stand */
-		has_proto = has_proto || id == F_X_FORWARDED_PROTO;
-		has_host = has_host || id == F_X_FORWARDED_HOST;
-		has_h2_settings = has_h2_settings || id == F_HTTP2_SETTINGS;
+		has_proto = has_proto || id == KG_HEAD_NAME_X_FORWARDED_PROTO;
+		has_host = has_host || id == KG_HEAD_NAME_X_FORWARDED_HOST;
+		has_h2_settings = has_h2_settings || id == KG_HEAD_NAME_HTTP2_SETTINGS;
 		OUT(name);
 		OUT(KG_STR(": "));
 		OUT(h->fields[i].value);
