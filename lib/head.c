@@ -1,6 +1,5 @@
 /* head.c - the request head judged and rewritten (include/keygate/head.h). */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -163,6 +162,30 @@ bool kg_head_has_prefix_dashed(kg_str name, kg_str prefix)
 	return true;
 }
 
+/* The bytes of a Host value by where they may stand, one load per byte:
+ * HOST_REG a reg-name (ASCII letters, digits, "-._~!$&'()*+,;=%"),
+ * HOST_IP inside an IP literal's brackets (hex digits, ':', '.'), HOST_PORT
+ * the port (digits). */
+enum { HOST_REG = 1, HOST_IP = 2, HOST_PORT = 4 };
+static const unsigned char host_bytes[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 1, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 3, 0,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 2, 1, 0, 1, 0, 0,
+	0, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1,
+	0, 3, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 1, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 /* Host as RFC 9110 section 7.2 allows it. Anything else (spaces, '/', '@',
  * control bytes) could name a different host to the upstream than to
  * keygate. */
@@ -173,14 +196,14 @@ bool kg_head_is_valid_host(kg_str h)
 		return false;
 	if (h.p[0] == '[') {
 		for (i = 1; i < h.n && h.p[i] != ']'; i++)
-			if (!isxdigit((unsigned char)h.p[i]) && h.p[i] != ':' && h.p[i] != '.')
+			if (!(host_bytes[(unsigned char)h.p[i]] & HOST_IP))
 				return false;
 		if (i == h.n || i == 1)
 			return false;
 		i++;
 	} else {
 		for (; i < h.n && h.p[i] != ':'; i++)
-			if (!isalnum((unsigned char)h.p[i]) && !memchr("-._~!$&'()*+,;=%", h.p[i], 16))
+			if (!(host_bytes[(unsigned char)h.p[i]] & HOST_REG))
 				return false;
 		if (i == 0)
 			return false;
@@ -188,7 +211,7 @@ bool kg_head_is_valid_host(kg_str h)
 	if (i < h.n && h.p[i++] != ':')
 		return false;
 	for (; i < h.n; i++)
-		if (!isdigit((unsigned char)h.p[i]))
+		if (!(host_bytes[(unsigned char)h.p[i]] & HOST_PORT))
 			return false;
 	return true;
 }

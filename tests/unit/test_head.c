@@ -1,6 +1,7 @@
 /* test_head.c - lib/head.c: heads judged (facts or refusals) and the exact
  * upstream heads written for them. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -485,6 +486,63 @@ KG_TEST(test_hop_by_hop_by_length_answers_as_the_name_compares_did)
 	KG_CHECK(checked > 40000, "only %zu names checked", checked);
 	KG_CHECK(judged > 20000, "only %zu names judged", judged);
 	kg_arena_destroy(&arena);
+}
+
+/* kg_head_is_valid_host as it was before its byte table: <ctype.h> and
+ * memchr per byte. */
+static bool is_valid_host_reference(kg_str h)
+{
+	size_t i = 0;
+	if (h.n == 0)
+		return false;
+	if (h.p[0] == '[') {
+		for (i = 1; i < h.n && h.p[i] != ']'; i++)
+			if (!isxdigit((unsigned char)h.p[i]) && h.p[i] != ':' && h.p[i] != '.')
+				return false;
+		if (i == h.n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < h.n && h.p[i] != ':'; i++)
+			if (!isalnum((unsigned char)h.p[i]) && !memchr("-._~!$&'()*+,;=%", h.p[i], 16))
+				return false;
+		if (i == 0)
+			return false;
+	}
+	if (i < h.n && h.p[i++] != ':')
+		return false;
+	for (; i < h.n; i++)
+		if (!isdigit((unsigned char)h.p[i]))
+			return false;
+	return true;
+}
+
+/* Hosts of every shape, each byte replaced by each of the 256 values: the
+ * table says what the ctype checks said, every time. */
+KG_TEST(test_valid_host_by_table_answers_as_the_ctype_checks_did)
+{
+	static const char *hosts[] = { "example.com", "127.0.0.1:8080", "[::1]:443", "[2001:db8::a.b]", "a-b_c~!$&'()*+,;=%:",
+		                       ":80", "[]", "[::1]x", "h:", "[v1.x]:1", "A.Z", "x:1:2" };
+	size_t checked = 0, valid = 0;
+	for (size_t k = 0; k < sizeof(hosts) / sizeof(hosts[0]); k++) {
+		char buf[64];
+		size_t n = strlen(hosts[k]);
+		memcpy(buf, hosts[k], n);
+		KG_CHECK(kg_head_is_valid_host((kg_str){ buf, n }) == is_valid_host_reference((kg_str){ buf, n }),
+		         "'%s' answered unlike the reference", hosts[k]);
+		for (size_t at = 0; at <= n; at++) /* at == n: one byte appended */
+			for (int v = 0; v < 256; v++) {
+				memcpy(buf, hosts[k], n);
+				buf[at] = (char)v;
+				kg_str h = { buf, at == n ? n + 1 : n };
+				bool got = kg_head_is_valid_host(h), want = is_valid_host_reference(h);
+				KG_CHECK(got == want, "'%.*s' (byte %zu = 0x%02x): valid %d, want %d", (int)h.n, buf, at, v,
+				         got, want);
+				checked++;
+				valid += want;
+			}
+	}
+	KG_CHECK(checked > 25000 && valid > 1000, "only %zu hosts checked, %zu valid", checked, valid);
 }
 
 /* The head is appended to what the buffer holds, and a head far larger
