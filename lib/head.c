@@ -1,5 +1,6 @@
 /* head.c - the request head judged and rewritten (include/keygate/head.h). */
 #include <arpa/inet.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -51,16 +52,49 @@ static bool list_has_token(kg_str list, kg_str name)
 	return false;
 }
 
-/* name equals lc (lower case, name.n bytes long), ASCII case-insensitive.
- * Exact for every byte: only 'A'..'Z' are folded (a '|0x20' fold would let
- * "\r" match '-'). */
+/* Bytes below 0x20 in x (the test is exact for existence). */
+#define ONES64 0x0101010101010101ULL
+#define HAS_CONTROL(x, ones) ((((x) - (ones) * 0x20) & ~(x) & (ones) * 0x80) != 0)
+
+/* name equals lc (lower case, name.n bytes long, at most 24), ASCII
+ * case-insensitive. Every byte of name gets 0x20 or'd in and is compared 8,
+ * 4 or 2 at a time, with loads that may overlap. Exact for every byte: each
+ * byte of the special names is a lower-case letter, '-' or '2' (all with
+ * 0x20 set), and b | 0x20 equals one of them only for it and the same byte
+ * without 0x20: the upper-case letter, or a control byte (0x0d, 0x12), and
+ * a name holding a control byte is never a special name. */
 static inline bool is_name_lc(kg_str name, const char *lc)
 {
-	for (size_t i = 0; i < name.n; i++) {
-		unsigned char ch = (unsigned char)name.p[i];
-		if ((unsigned char)(ch - 'A') < 26)
-			ch = (unsigned char)(ch + 32);
-		if (ch != (unsigned char)lc[i])
+	const char *p = name.p;
+	size_t n = name.n;
+	if (n >= 8) {
+		uint64_t a, b, c, d;
+		memcpy(&a, p, 8);
+		memcpy(&b, lc, 8);
+		memcpy(&c, p + n - 8, 8);
+		memcpy(&d, lc + n - 8, 8);
+		uint64_t diff = ((a | ONES64 * 0x20) ^ b) | ((c | ONES64 * 0x20) ^ d);
+		bool is_control = HAS_CONTROL(a, ONES64) || HAS_CONTROL(c, ONES64);
+		if (n > 16) {
+			memcpy(&a, p + 8, 8);
+			memcpy(&b, lc + 8, 8);
+			diff |= (a | ONES64 * 0x20) ^ b;
+			is_control = is_control || HAS_CONTROL(a, ONES64);
+		}
+		return !diff && !is_control;
+	}
+	if (n >= 4) {
+		uint32_t a, b, c, d, ones = 0x01010101u;
+		memcpy(&a, p, 4);
+		memcpy(&b, lc, 4);
+		memcpy(&c, p + n - 4, 4);
+		memcpy(&d, lc + n - 4, 4);
+		return !(((a | ones * 0x20) ^ b) | ((c | ones * 0x20) ^ d)) && !HAS_CONTROL(a, ones) &&
+		       !HAS_CONTROL(c, ones);
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch < 0x20 || (ch | 0x20) != (unsigned char)lc[i])
 			return false;
 	}
 	return true;
@@ -202,9 +236,10 @@ bool kg_head_is_valid_host(kg_str h)
 			return false;
 		i++;
 	} else {
-		for (; i < h.n && h.p[i] != ':'; i++)
-			if (!(host_bytes[(unsigned char)h.p[i]] & HOST_REG))
-				return false;
+		/* ':' is not a reg-name byte: the name ends there or at a byte
+		 * that makes the value invalid (refused just below) */
+		while (i < h.n && (host_bytes[(unsigned char)h.p[i]] & HOST_REG))
+			i++;
 		if (i == 0)
 			return false;
 	}
@@ -252,14 +287,33 @@ static bool is_allowed_upgrade(const kg_head_rules *rules, kg_str upgrade)
 	return n > 0;
 }
 
+/* 1 for a control byte (below 0x20, 0x7f) and '#': one load per byte of
+ * every request target */
+static const unsigned char target_forbidden[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 size_t kg_head_forbidden_byte(kg_str target)
 {
-	for (size_t i = 0; i < target.n; i++) {
-		unsigned char ch = (unsigned char)target.p[i];
-		if (ch < 0x20 || ch == 0x7f || ch == '#')
-			return i;
-	}
-	return target.n;
+	size_t i = 0;
+	while (i < target.n && !target_forbidden[(unsigned char)target.p[i]])
+		i++;
+	return i;
 }
 
 kg_err kg_head_origin_target(kg_str rest, unsigned path_flags, kg_arena *arena, kg_str *path, kg_str *target,

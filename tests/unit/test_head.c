@@ -609,6 +609,12 @@ KG_TEST(test_forbidden_byte_and_origin_target)
 	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a#b")) == 2, "'#' at 2");
 	KG_CHECK(kg_head_forbidden_byte((kg_str){ "/a\tb", 4 }) == 2, "TAB at 2");
 	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a\x7f")) == 2, "DEL at 2");
+	for (int v = 0; v < 256; v++) {
+		char t[4] = { '/', 'a', (char)v, 'b' };
+		bool want = v < 0x20 || v == 0x7f || v == '#';
+		size_t got = kg_head_forbidden_byte((kg_str){ t, sizeof(t) });
+		KG_CHECK(got == (want ? 2u : 4u), "byte 0x%02x: forbidden at %zu, want %d", v, got, want ? 2 : 4);
+	}
 	static const struct {
 		const char *rest, *path, *target;
 		bool is_restructured;
