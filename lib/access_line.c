@@ -1,4 +1,6 @@
 /* access_line.c - one access log line, by hand (see access_line.h). */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -80,6 +82,24 @@ static const unsigned char is_escaped[256] = {
 	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
 };
 
+/* True when none of the 8 bytes at p is one put_clean escapes: each test
+ * below is exact for "some byte is ..." (the bit tricks of
+ * graphics.stanford.edu/~seander/bithacks.html), so a word passes only when
+ * every byte would pass is_escaped. */
+static inline bool is_plain8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+	uint64_t x, q, b;
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	uint64_t bad = ((x - ones * 0x21) & ~x)  /* a byte below 0x21 */
+	               | (x + ones) | x           /* a byte from 0x7f */
+	               | ((q - ones) & ~q)        /* '"' */
+	               | ((b - ones) & ~b);       /* '\\' */
+	return (bad & high) == 0;
+}
+
 /* Copies s escaping the bytes that could forge a line or a field, cut where
  * the escaped text reaches room - 4: the rooms and the cut are those of the
  * fixed buffers the snprintf version copied each field into first. */
@@ -92,6 +112,8 @@ static void put_clean(struct line *l, kg_str s, size_t room)
 		 * (what the room still takes, at least this byte), then one copy */
 		size_t end = i + (room - 4 - n) < s.n ? i + (room - 4 - n) : s.n;
 		size_t j = i;
+		while (end - j >= 8 && is_plain8(s.p + j))
+			j += 8;
 		while (j < end && !is_escaped[(unsigned char)s.p[j]])
 			j++;
 		if (j > i) {
