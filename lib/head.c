@@ -63,7 +63,7 @@ static bool list_has_token(kg_str list, kg_str name)
  * 0x20 set), and b | 0x20 equals one of them only for it and the same byte
  * without 0x20: the upper-case letter, or a control byte (0x0d, 0x12), and
  * a name holding a control byte is never a special name. */
-static inline bool is_name_lc(kg_str name, const char *lc)
+static inline __attribute__((always_inline)) bool is_name_lc(kg_str name, const char *lc)
 {
 	const char *p = name.p;
 	size_t n = name.n;
@@ -104,7 +104,10 @@ static inline bool is_name_lc(kg_str name, const char *lc)
  * of a compare against each name in turn. */
 enum kg_head_name kg_head_name_id(kg_str name)
 {
-#define IS(lit) (name.n == sizeof(lit) - 1 && is_name_lc(name, lit))
+	/* the first byte rejects most names of a special length that are not
+	 * that name (exact: b | 0x20 is a lower-case letter only for it and its
+	 * upper case); the whole compare decides */
+#define IS(lit) (name.n == sizeof(lit) - 1 && (name.p[0] | 0x20) == (lit)[0] && is_name_lc(name, lit))
 	/* a name of a special length that is not that name may still be Proxy-* */
 	switch (name.n) {
 	case 2:
@@ -162,7 +165,7 @@ enum kg_head_name kg_head_name_id(kg_str name)
 	default:
 		break;
 	}
-	if (name.n >= 6 && is_name_lc((kg_str){ name.p, 6 }, "proxy-"))
+	if (name.n >= 6 && (name.p[0] | 0x20) == 'p' && is_name_lc((kg_str){ name.p, 6 }, "proxy-"))
 		return KG_HEAD_NAME_PROXY_DASH;
 	return KG_HEAD_NAME_OTHER;
 #undef IS
