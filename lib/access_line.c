@@ -1,4 +1,6 @@
 /* access_line.c - one access log line, by hand (see access_line.h). */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -13,21 +15,39 @@ struct line {
 	size_t cap;
 };
 
-static void put(struct line *l, const char *s, size_t n)
+/* Copies n bytes of s, as many as fit; the count goes on past the end. A
+ * constant n (the fixed texts) compiles to a few moves. */
+static inline void put(struct line *l, const char *s, size_t n)
 {
-	if (l->n < l->cap)
-		memcpy(l->p + l->n, s, n < l->cap - l->n ? n : l->cap - l->n);
+	if (l->n + n <= l->cap)
+		memcpy(l->p + l->n, s, n);
+	else if (l->n < l->cap)
+		memcpy(l->p + l->n, s, l->cap - l->n);
 	l->n += n;
 }
 
+/* v in decimal, two digits per division */
 static void put_u64(struct line *l, uint64_t v)
 {
+	static const char pairs[] = "0001020304050607080910111213141516171819"
+	                            "2021222324252627282930313233343536373839"
+	                            "4041424344454647484950515253545556575859"
+	                            "6061626364656667686970717273747576777879"
+	                            "8081828384858687888990919293949596979899";
 	char d[20];
 	size_t i = sizeof(d);
-	do {
-		d[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		uint64_t r = v % 100;
+		v /= 100;
+		i -= 2;
+		memcpy(d + i, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		i -= 2;
+		memcpy(d + i, pairs + 2 * v, 2);
+	} else {
+		d[--i] = (char)('0' + v);
+	}
 	put(l, d + i, sizeof(d) - i);
 }
 
@@ -41,32 +61,71 @@ static void put_int(struct line *l, int v)
 	}
 }
 
+/* 1 for the bytes put_clean writes as \xNN: below 0x21, from 0x7f, '"' and
+ * '\\' (one load per byte instead of four compares) */
+static const unsigned char is_escaped[256] = {
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+	1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* True when none of the 8 bytes at p is one put_clean escapes: each test
+ * below is exact for "some byte is ..." (the bit tricks of
+ * graphics.stanford.edu/~seander/bithacks.html), so a word passes only when
+ * every byte would pass is_escaped. */
+static inline bool is_plain8(const char *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+	uint64_t x, q, b;
+	memcpy(&x, p, 8);
+	q = x ^ (ones * '"');
+	b = x ^ (ones * '\\');
+	uint64_t bad = ((x - ones * 0x21) & ~x)  /* a byte below 0x21 */
+	               | (x + ones) | x           /* a byte from 0x7f */
+	               | ((q - ones) & ~q)        /* '"' */
+	               | ((b - ones) & ~b);       /* '\\' */
+	return (bad & high) == 0;
+}
+
 /* Copies s escaping the bytes that could forge a line or a field, cut where
  * the escaped text reaches room - 4: the rooms and the cut are those of the
  * fixed buffers the snprintf version copied each field into first. */
 static void put_clean(struct line *l, kg_str s, size_t room)
 {
 	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-	for (size_t i = 0; i < s.n && n + 4 < room; i++) {
-		unsigned char ch = (unsigned char)s.p[i];
-		if (ch < 0x21 || ch >= 0x7f || ch == '"' || ch == '\\') {
-			char esc[4] = { '\\', 'x', hex[ch >> 4], hex[ch & 15] };
-			put(l, esc, 4);
-			n += 4;
-		} else {
-			/* runs of plain bytes are the common case: copy them at once */
-			size_t j = i + 1;
-			while (j < s.n && n + (j - i) + 4 < room) {
-				unsigned char cj = (unsigned char)s.p[j];
-				if (cj < 0x21 || cj >= 0x7f || cj == '"' || cj == '\\')
-					break;
-				j++;
-			}
+	size_t n = 0, i = 0;
+	while (i < s.n && n + 4 < room) {
+		/* runs of plain bytes are the common case: one bound for the run
+		 * (what the room still takes, at least this byte), then one copy */
+		size_t end = i + (room - 4 - n) < s.n ? i + (room - 4 - n) : s.n;
+		size_t j = i;
+		while (end - j >= 8 && is_plain8(s.p + j))
+			j += 8;
+		while (j < end && !is_escaped[(unsigned char)s.p[j]])
+			j++;
+		if (j > i) {
 			put(l, s.p + i, j - i);
 			n += j - i;
-			i = j - 1;
+			i = j;
+			continue;
 		}
+		unsigned char ch = (unsigned char)s.p[i++];
+		char esc[4] = { '\\', 'x', hex[ch >> 4], hex[ch & 15] };
+		put(l, esc, 4);
+		n += 4;
 	}
 }
 

@@ -605,12 +605,10 @@ static bool is_valid_field(kg_str name, kg_str value)
 }
 
 /* Framing headers are keygate's to write: never copied from the upstream,
- * whatever its Connection header lists. */
-static bool is_framing(kg_str name)
+ * whatever its Connection header lists. id: the name's kg_head_name_id. */
+static bool is_framing(enum kg_head_name id)
 {
-	/* the length first: most names end the test there, without a call */
-	return (name.n == 14 && kg_str_eq_ci(name, KG_STR("Content-Length"))) ||
-	       (name.n == 17 && kg_str_eq_ci(name, KG_STR("Transfer-Encoding")));
+	return id == KG_HEAD_NAME_CONTENT_LENGTH || id == KG_HEAD_NAME_TRANSFER_ENCODING;
 }
 
 /* Returns 1 (no body follows: llhttp completes the message at once), 2 (a
@@ -622,6 +620,7 @@ static int r_headers_complete(llhttp_t *p)
 	int status = p->status_code;
 	kg_str connection = KG_STR_NULL;
 	kg_buf *hb = &u->head_out;
+	unsigned char ids[KG_MAX_RESP_HEADERS]; /* each name interned once (kg_head_name_id) */
 
 	if (!x)
 		return -1;
@@ -634,7 +633,8 @@ static int r_headers_complete(llhttp_t *p)
 			u->bad_why = "upstream sent an invalid response: malformed header field";
 			return -1;
 		}
-		if (u->rh[i].name_len == 10 && kg_str_eq_ci(rh_name(u, i), KG_STR("Connection")))
+		ids[i] = (unsigned char)kg_head_name_id(rh_name(u, i));
+		if (ids[i] == KG_HEAD_NAME_CONNECTION)
 			connection = rh_value(u, i);
 	}
 
@@ -705,7 +705,7 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
-		if (is_framing(name) || kg_head_is_hop_by_hop(name, connection))
+		if (is_framing(ids[i]) || kg_head_is_hop_by_hop_id(ids[i], name, connection))
 			continue;
 		err = kg_buf_put(hb, name);
 		if (!err)
@@ -717,7 +717,7 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	if (!err && is_switch) {
 		for (size_t i = 0; i < u->nrh && !err; i++)
-			if (kg_str_eq_ci(rh_name(u, i), KG_STR("Upgrade"))) {
+			if (ids[i] == KG_HEAD_NAME_UPGRADE) {
 				err = kg_buf_put(hb, KG_STR("Upgrade: "));
 				if (!err)
 					err = kg_buf_put(hb, rh_value(u, i));

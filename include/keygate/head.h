@@ -30,6 +30,41 @@ struct kg_cidr {
  * KG_EINVAL on anything else. */
 kg_err kg_cidr_parse(const char *s, struct kg_cidr *out) KG_MUST_CHECK;
 
+/* The header names keygate treats specially, interned as h2o interns its
+ * tokens: a name is classified once (kg_head_name_id), and every later
+ * question about it (hop-by-hop? Host? framing?) is an integer compare, not
+ * string compares. Every other name is KG_HEAD_NAME_OTHER. */
+enum kg_head_name {
+	KG_HEAD_NAME_OTHER,
+	/* hop-by-hop (RFC 9110 section 7.6.1): KG_HEAD_NAME_TE .. KG_HEAD_NAME_PROXY_DASH */
+	KG_HEAD_NAME_TE,
+	KG_HEAD_NAME_TRAILER,
+	KG_HEAD_NAME_UPGRADE,
+	KG_HEAD_NAME_CONNECTION,
+	KG_HEAD_NAME_KEEP_ALIVE,
+	KG_HEAD_NAME_TRANSFER_ENCODING,
+	KG_HEAD_NAME_PROXY_DASH, /* Proxy-* (Proxy-Authorization, ...) */
+	KG_HEAD_NAME_HOST,
+	KG_HEAD_NAME_PROXY,      /* "Proxy" alone: httpoxy */
+	KG_HEAD_NAME_FORWARDED,
+	KG_HEAD_NAME_AUTHORIZATION,
+	KG_HEAD_NAME_CONTENT_LENGTH,
+	KG_HEAD_NAME_HTTP2_SETTINGS,
+	KG_HEAD_NAME_X_FORWARDED_FOR,
+	KG_HEAD_NAME_X_FORWARDED_HOST,
+	KG_HEAD_NAME_X_FORWARDED_PROTO,
+};
+
+/* The id of a header name (borrowed): ASCII case-insensitive, exact for
+ * every other byte ("Host\r" is not Host). */
+enum kg_head_name kg_head_name_id(kg_str name);
+
+/* True for the ids of the hop-by-hop names. */
+static inline bool kg_head_name_is_hop_by_hop(enum kg_head_name id)
+{
+	return id >= KG_HEAD_NAME_TE && id <= KG_HEAD_NAME_PROXY_DASH;
+}
+
 /* One header field as received: name raw, value without surrounding OWS.
  * Both borrowed. */
 typedef struct kg_head_field {
@@ -71,6 +106,8 @@ typedef struct kg_head_facts {
 	kg_str client;        /* the client: the peer, or an X-Forwarded-For entry (see kg_head_judge);
 	                       * a view of h's peer or fields, an IP address under KG_HEAD_ADDR_MAX bytes
 	                       * unless it is the peer as given */
+	const unsigned char *name_ids; /* the kg_head_name of each of h's fields, in order (arena) */
+	size_t nname_ids;
 	/* a refusal: the status (400, 500, 505) and a static message */
 	int status;
 	const char *message;
@@ -99,7 +136,8 @@ typedef struct kg_head_rules {
  * peer unless the peer is trusted: then the right-most X-Forwarded-For entry
  * that is not itself trusted, a non-address entry ending the walk. Several
  * X-Forwarded-For headers are joined in arena; the normalised path and
- * target are written there too.
+ * target are written there too, and out->name_ids (each field's name
+ * interned, for kg_head_write_upstream).
  * Returns KG_OK; KG_EINVAL when refused (out->status, out->message say how
  * to answer); KG_ENOMEM (status 500). */
 kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *arena, kg_head_facts *out);
@@ -114,7 +152,9 @@ kg_err kg_head_judge(const kg_head *h, const kg_head_rules *rules, kg_arena *are
  * is_cred_consumed and not rules->forward_credentials; then Host,
  * X-Forwarded-* (Proto https when h->is_tls), the framing, Connection/Upgrade for a tunnel, and the
  * identity headers of who (borrowed; NULL: none). Of h it reads the method,
- * the fields and the peer; the body and upgrade facts come from f.
+ * the fields and the peer; the body and upgrade facts come from f, and
+ * each field's name id from f->name_ids (classified again when f holds
+ * none for h's number of fields).
  * KG_ENOMEM when out cannot grow. */
 kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
                               const struct kg_principal *who, bool is_cred_consumed, kg_buf *out) KG_MUST_CHECK;
@@ -123,6 +163,8 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
  * Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade, Proxy-*) or one the
  * Connection header value (may be empty) lists. */
 bool kg_head_is_hop_by_hop(kg_str name, kg_str connection);
+/* The same for a name already interned: id is kg_head_name_id(name). */
+bool kg_head_is_hop_by_hop_id(enum kg_head_name id, kg_str name, kg_str connection);
 
 /* True when name starts with prefix, ASCII case-insensitive, '_' in name
  * read as '-' (CGI and friends see both as the same header). */

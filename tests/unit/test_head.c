@@ -1,6 +1,7 @@
 /* test_head.c - lib/head.c: heads judged (facts or refusals) and the exact
  * upstream heads written for them. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -380,12 +381,74 @@ static bool is_hop_by_hop_reference(kg_str name)
 	return kg_str_has_prefix_ci(name, KG_STR("Proxy-"));
 }
 
+/* What kg_head_name_id answers, by a compare against each name in turn. */
+static enum kg_head_name name_id_reference(kg_str name)
+{
+	static const struct {
+		const char *name;
+		enum kg_head_name id;
+	} names[] = {
+		{ "TE", KG_HEAD_NAME_TE },
+		{ "Trailer", KG_HEAD_NAME_TRAILER },
+		{ "Upgrade", KG_HEAD_NAME_UPGRADE },
+		{ "Connection", KG_HEAD_NAME_CONNECTION },
+		{ "Keep-Alive", KG_HEAD_NAME_KEEP_ALIVE },
+		{ "Transfer-Encoding", KG_HEAD_NAME_TRANSFER_ENCODING },
+		{ "Host", KG_HEAD_NAME_HOST },
+		{ "Proxy", KG_HEAD_NAME_PROXY },
+		{ "Forwarded", KG_HEAD_NAME_FORWARDED },
+		{ "Authorization", KG_HEAD_NAME_AUTHORIZATION },
+		{ "Content-Length", KG_HEAD_NAME_CONTENT_LENGTH },
+		{ "HTTP2-Settings", KG_HEAD_NAME_HTTP2_SETTINGS },
+		{ "X-Forwarded-For", KG_HEAD_NAME_X_FORWARDED_FOR },
+		{ "X-Forwarded-Host", KG_HEAD_NAME_X_FORWARDED_HOST },
+		{ "X-Forwarded-Proto", KG_HEAD_NAME_X_FORWARDED_PROTO },
+	};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (kg_str_eq_ci(name, kg_str_c(names[i].name)))
+			return names[i].id;
+	return kg_str_has_prefix_ci(name, KG_STR("Proxy-")) ? KG_HEAD_NAME_PROXY_DASH : KG_HEAD_NAME_OTHER;
+}
+
+/* The id kg_head_judge interned for name (the one field of an HTTP/1.0
+ * head), checked against the reference, and the upstream head written from
+ * the interned ids byte for byte the one written by classifying each name
+ * again. Names judge refuses (not a token) have no ids to check. */
+static void check_interned(kg_str name, kg_arena *arena, size_t *judged)
+{
+	kg_head_field field = { name, KG_STR("v") };
+	kg_head h = { .method = KG_STR("GET"), .url = KG_STR("/"), .version_major = 1, .version_minor = 0,
+		      .fields = &field, .nfields = 1, .peer = KG_STR("192.0.2.1") };
+	kg_head_rules r = rules();
+	kg_head_facts f;
+	kg_arena_reset(arena);
+	if (kg_head_judge(&h, &r, arena, &f) != KG_OK)
+		return;
+	(*judged)++;
+	enum kg_head_name want = name_id_reference(name);
+	KG_CHECK(f.name_ids && f.nname_ids == 1 && f.name_ids[0] == want, "'%.*s': interned id %d, want %d",
+	         (int)name.n, name.p, f.name_ids && f.nname_ids == 1 ? f.name_ids[0] : -1, (int)want);
+	kg_buf interned = { 0 }, classified = { 0 };
+	KG_CHECK(kg_head_write_upstream(&h, &f, &r, NULL, true, &interned) == KG_OK, "write");
+	f.name_ids = NULL;
+	f.nname_ids = 0;
+	KG_CHECK(kg_head_write_upstream(&h, &f, &r, NULL, true, &classified) == KG_OK, "write");
+	KG_CHECK(interned.n == classified.n && memcmp(interned.p, classified.p, interned.n) == 0,
+	         "'%.*s': the head from interned ids differs:\n%.*s\nfrom the names classified again:\n%.*s",
+	         (int)name.n, name.p, (int)interned.n, interned.p, (int)classified.n, classified.p);
+	kg_buf_free(&interned, false);
+	kg_buf_free(&classified, false);
+}
+
 /* Every hop-by-hop name and every other name keygate treats specially,
  * with each byte replaced by each of the 256 values (so a case fold that is
  * not exactly ASCII's, '\r' read as '-' say, would show): the answer is the
- * reference's every time. */
+ * reference's every time, and so is the id kg_head_judge interns for it. */
 KG_TEST(test_hop_by_hop_by_length_answers_as_the_name_compares_did)
 {
+	kg_arena arena;
+	size_t judged = 0;
+	kg_arena_init(&arena, 1024);
 	static const char *names[] = { "Connection", "Keep-Alive", "TE", "Trailer", "Transfer-Encoding", "Upgrade",
 		                       "Proxy-Authorization", "Proxy-", "Proxy", "Host", "Forwarded", "Authorization",
 		                       "Content-Length", "HTTP2-Settings", "X-Forwarded-For", "X-Forwarded-Host",
@@ -401,6 +464,10 @@ KG_TEST(test_hop_by_hop_by_length_answers_as_the_name_compares_did)
 		memcpy(buf, name, n);
 		KG_CHECK(kg_head_is_hop_by_hop((kg_str){ buf, n }, KG_STR_NULL) == is_hop_by_hop_reference((kg_str){ buf, n }),
 		         "'%.*s' answered unlike the reference", (int)n, buf);
+		KG_CHECK(kg_head_name_id((kg_str){ buf, n }) == name_id_reference((kg_str){ buf, n }),
+		         "'%.*s': id %d, want %d", (int)n, buf, (int)kg_head_name_id((kg_str){ buf, n }),
+		         (int)name_id_reference((kg_str){ buf, n }));
+		check_interned((kg_str){ buf, n }, &arena, &judged);
 		for (size_t at = 0; at < n; at++)
 			for (int v = 0; v < 256; v++) {
 				memcpy(buf, name, n);
@@ -409,10 +476,73 @@ KG_TEST(test_hop_by_hop_by_length_answers_as_the_name_compares_did)
 				bool got = kg_head_is_hop_by_hop(s, KG_STR_NULL), want = is_hop_by_hop_reference(s);
 				KG_CHECK(got == want, "'%.*s' (byte %zu = 0x%02x): hop-by-hop %d, want %d", (int)n, buf, at, v,
 				         got, want);
+				enum kg_head_name id = kg_head_name_id(s), want_id = name_id_reference(s);
+				KG_CHECK(id == want_id, "'%.*s' (byte %zu = 0x%02x): id %d, want %d", (int)n, buf, at, v,
+				         (int)id, (int)want_id);
+				check_interned(s, &arena, &judged);
 				checked++;
 			}
 	}
 	KG_CHECK(checked > 40000, "only %zu names checked", checked);
+	KG_CHECK(judged > 20000, "only %zu names judged", judged);
+	kg_arena_destroy(&arena);
+}
+
+/* kg_head_is_valid_host as it was before its byte table: <ctype.h> and
+ * memchr per byte. */
+static bool is_valid_host_reference(kg_str h)
+{
+	size_t i = 0;
+	if (h.n == 0)
+		return false;
+	if (h.p[0] == '[') {
+		for (i = 1; i < h.n && h.p[i] != ']'; i++)
+			if (!isxdigit((unsigned char)h.p[i]) && h.p[i] != ':' && h.p[i] != '.')
+				return false;
+		if (i == h.n || i == 1)
+			return false;
+		i++;
+	} else {
+		for (; i < h.n && h.p[i] != ':'; i++)
+			if (!isalnum((unsigned char)h.p[i]) && !memchr("-._~!$&'()*+,;=%", h.p[i], 16))
+				return false;
+		if (i == 0)
+			return false;
+	}
+	if (i < h.n && h.p[i++] != ':')
+		return false;
+	for (; i < h.n; i++)
+		if (!isdigit((unsigned char)h.p[i]))
+			return false;
+	return true;
+}
+
+/* Hosts of every shape, each byte replaced by each of the 256 values: the
+ * table says what the ctype checks said, every time. */
+KG_TEST(test_valid_host_by_table_answers_as_the_ctype_checks_did)
+{
+	static const char *hosts[] = { "example.com", "127.0.0.1:8080", "[::1]:443", "[2001:db8::a.b]", "a-b_c~!$&'()*+,;=%:",
+		                       ":80", "[]", "[::1]x", "h:", "[v1.x]:1", "A.Z", "x:1:2" };
+	size_t checked = 0, valid = 0;
+	for (size_t k = 0; k < sizeof(hosts) / sizeof(hosts[0]); k++) {
+		char buf[64];
+		size_t n = strlen(hosts[k]);
+		memcpy(buf, hosts[k], n);
+		KG_CHECK(kg_head_is_valid_host((kg_str){ buf, n }) == is_valid_host_reference((kg_str){ buf, n }),
+		         "'%s' answered unlike the reference", hosts[k]);
+		for (size_t at = 0; at <= n; at++) /* at == n: one byte appended */
+			for (int v = 0; v < 256; v++) {
+				memcpy(buf, hosts[k], n);
+				buf[at] = (char)v;
+				kg_str h = { buf, at == n ? n + 1 : n };
+				bool got = kg_head_is_valid_host(h), want = is_valid_host_reference(h);
+				KG_CHECK(got == want, "'%.*s' (byte %zu = 0x%02x): valid %d, want %d", (int)h.n, buf, at, v,
+				         got, want);
+				checked++;
+				valid += want;
+			}
+	}
+	KG_CHECK(checked > 25000 && valid > 1000, "only %zu hosts checked, %zu valid", checked, valid);
 }
 
 /* The head is appended to what the buffer holds, and a head far larger
@@ -479,6 +609,12 @@ KG_TEST(test_forbidden_byte_and_origin_target)
 	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a#b")) == 2, "'#' at 2");
 	KG_CHECK(kg_head_forbidden_byte((kg_str){ "/a\tb", 4 }) == 2, "TAB at 2");
 	KG_CHECK(kg_head_forbidden_byte(KG_STR("/a\x7f")) == 2, "DEL at 2");
+	for (int v = 0; v < 256; v++) {
+		char t[4] = { '/', 'a', (char)v, 'b' };
+		bool want = v < 0x20 || v == 0x7f || v == '#';
+		size_t got = kg_head_forbidden_byte((kg_str){ t, sizeof(t) });
+		KG_CHECK(got == (want ? 2u : 4u), "byte 0x%02x: forbidden at %zu, want %d", v, got, want ? 2 : 4);
+	}
 	static const struct {
 		const char *rest, *path, *target;
 		bool is_restructured;
