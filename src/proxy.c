@@ -39,9 +39,8 @@
 enum kg_resp_framing { KG_FRAME_PLAIN, KG_FRAME_CHUNKED, KG_FRAME_NONE };
 
 struct kg_upconn {
-	uv_tcp_t tcp;
+	struct kg_sock sock;     /* the socket (stream.h) */
 	kg_deadline deadline;    /* connect, upstream or pool idle timeout */
-	uv_connect_t connect;
 	struct kg_worker *w;
 	struct kg_proxy *p;      /* the exchange being served; NULL while pooled */
 	struct kg_upconn *next;  /* pool link */
@@ -49,7 +48,6 @@ struct kg_upconn {
 	struct kg_tls_conn *tls; /* https upstream: the session (its handshake done once is_connected) */
 	unsigned gen;            /* runtime generation whose upstream this reaches */
 	int handles_open;
-	size_t write_queued;
 	/* response head */
 	char *rhead;
 	size_t rhead_len;
@@ -96,9 +94,9 @@ static bool is_idempotent(kg_str m)
 
 /* ---- upstream connection lifetime ---- */
 
-static void on_up_closed(uv_handle_t *h)
+static void on_up_closed(struct kg_sock *s)
 {
-	struct kg_upconn *u = h->data;
+	struct kg_upconn *u = s->data;
 	if (--u->handles_open == 0) {
 		kg__tls_conn_free(&u->tls);
 		kg_buf_free(&u->head_out, false);
@@ -130,7 +128,7 @@ static void up_close(struct kg_upconn *u)
 	if (u->p && u->p->u == u)
 		u->p->u = NULL;
 	u->p = NULL;
-	if (u->tls && u->is_connected && u->write_queued == 0) {
+	if (u->tls && u->is_connected && u->sock.queued == 0) {
 		/* a close_notify, if the socket takes it at once: the upstream
 		 * then knows the session ended on purpose (best effort, no wait) */
 		const char *out;
@@ -138,29 +136,42 @@ static void up_close(struct kg_upconn *u)
 		size_t n = kg__tls_pending_out(u->tls, &out);
 		uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
 		if (n)
-			(void)uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
+			kg__sock_try_write(&u->sock, &b, 1);
 		kg__tls_consumed(u->tls);
 	}
 	kg_wheel_remove(&u->w->wheel, &u->deadline);
-	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
+	kg__sock_close(&u->sock, on_up_closed);
 }
 
-static struct kg_upconn *up_new(struct kg_worker *w, unsigned gen)
+static void on_up_write(struct kg_sock *s, int status);
+
+/* A connection (not yet connected) to rt's upstream, its socket made now;
+ * NULL with *err a libuv error code (UV_ENOMEM, or the socket's). */
+static struct kg_upconn *up_new(struct kg_worker *w, const struct kg_runtime *rt, int *err)
 {
 	struct kg_upconn *u = calloc(1, sizeof(*u));
+	*err = UV_ENOMEM;
 	if (!u)
 		return NULL;
 	u->rhead = malloc(KG_MAX_RESP_HEAD);
-	if (!u->rhead) {
-		free(u);
-		return NULL;
+	if (!u->rhead)
+		goto fail;
+	int fd = kg__sock_socket((const struct sockaddr *)&rt->up_addr);
+	if (fd < 0) {
+		*err = fd;
+		goto fail;
 	}
+	*err = kg__sock_open(&w->loop, &u->sock, fd, u, w->ubuf, sizeof(w->ubuf), on_up_write);
+	if (*err < 0)
+		goto fail;
 	u->w = w;
-	u->gen = gen;
-	uv_tcp_init(&w->loop, &u->tcp);
-	u->tcp.data = u;
+	u->gen = rt->gen;
 	u->handles_open = 1;
 	return u;
+fail:
+	free(u->rhead);
+	free(u);
+	return NULL;
 }
 
 static struct kg_upconn *up_of_deadline(kg_deadline *d)
@@ -171,13 +182,6 @@ static struct kg_upconn *up_of_deadline(kg_deadline *d)
 static void on_pool_idle(kg_deadline *d)
 {
 	up_close(up_of_deadline(d));
-}
-
-static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct kg_upconn *u = h->data;
-	buf->base = u->w->ubuf;
-	buf->len = sizeof(u->w->ubuf);
 }
 
 static void pool_put(struct kg_upconn *u, int64_t pool_size)
@@ -275,7 +279,8 @@ static bool try_retry(struct kg_proxy *p, struct kg_upconn *u)
 		return false;
 	kg_debug("upstream connection from the pool was stale; retrying on a fresh one");
 	up_close(u);
-	struct kg_upconn *fresh = up_new(p->req.w, p->req.rt->gen);
+	int err;
+	struct kg_upconn *fresh = up_new(p->req.w, p->req.rt, &err);
 	if (!fresh)
 		return false;
 	start_exchange(p, fresh);
@@ -303,11 +308,10 @@ static const char *tls_message(struct kg_proxy *p, const char *prefix, const cha
  * judges the certificate after keygate's handshake ended). NULL when none. */
 static const char *up_tls_last_words(struct kg_upconn *u)
 {
-	uv_os_fd_t fd;
 	char cipher[4096];
-	if (!u->tls || uv_fileno((uv_handle_t *)&u->tcp, &fd) != 0)
+	if (!u->tls)
 		return NULL;
-	ssize_t n = recv(fd, cipher, sizeof(cipher), MSG_DONTWAIT);
+	ssize_t n = recv(u->sock.fd, cipher, sizeof(cipher), MSG_DONTWAIT);
 	if (n <= 0 || kg__tls_feed(u->tls, cipher, (size_t)n) != KG_OK)
 		return NULL;
 	/* plaintext here would be a response to a request the upstream did not
@@ -358,19 +362,17 @@ static void up_watch_request(struct kg_upconn *u)
 			u->is_awaiting_response = true;
 			up_clock(u, p);
 		}
-	} else if (u->write_queued > 0) {
+	} else if (u->sock.queued > 0) {
 		up_clock(u, p);
 	} else {
 		kg_wheel_clear(&u->deadline);
 	}
 }
 
-static void on_up_write(uv_write_t *req, int status)
+/* The upstream took queued bytes (or the write failed). */
+static void on_up_write(struct kg_sock *s, int status)
 {
-	struct kg_wreq *wr = (struct kg_wreq *)req;
-	struct kg_upconn *u = wr->owner;
-	u->write_queued -= wr->len;
-	free(wr);
+	struct kg_upconn *u = s->data;
 	if (u->is_closing)
 		return;
 	struct kg_proxy *p = u->p;
@@ -380,7 +382,7 @@ static void on_up_write(uv_write_t *req, int status)
 	}
 	if (p && !u->is_awaiting_response)
 		up_watch_request(u); /* the upstream took some of the body: progress */
-	if (p && p->is_client_paused && u->write_queued < KG_HIGH_WATER) {
+	if (p && p->is_client_paused && u->sock.queued < KG_HIGH_WATER) {
 		p->is_client_paused = false;
 		p->sink.resume_reading(p->sink.ctx);
 	}
@@ -395,7 +397,7 @@ static int up_tls_flush(struct kg_upconn *u)
 	if (n == 0)
 		return 0;
 	uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
-	int r = kg__stream_write((uv_stream_t *)&u->tcp, &b, 1, u, &u->write_queued, on_up_write);
+	int r = kg__sock_write(&u->sock, &b, 1);
 	kg__tls_consumed(u->tls); /* written or copied into the write request */
 	return r;
 }
@@ -406,7 +408,7 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (u->is_closing)
 		return true;
-	bool was_queued = u->write_queued > 0;
+	bool was_queued = u->sock.queued > 0;
 	int r;
 	if (u->tls) {
 		for (unsigned i = 0; i < nbufs; i++)
@@ -418,13 +420,13 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 			}
 		r = up_tls_flush(u);
 	} else {
-		r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
+		r = kg__sock_write(&u->sock, bufs, nbufs);
 	}
 	if (r < 0) {
 		up_write_failed(u, r);
 		return false;
 	}
-	if (!was_queued && u->write_queued > 0 && !u->is_awaiting_response)
+	if (!was_queued && u->sock.queued > 0 && !u->is_awaiting_response)
 		up_watch_request(u);
 	return true;
 }
@@ -433,7 +435,7 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
  * client until on_up_write sees it drain. */
 static void client_pause_if_full(struct kg_proxy *p)
 {
-	if (p->u && p->u->write_queued >= KG_HIGH_WATER && !p->is_client_paused) {
+	if (p->u && p->u->sock.queued >= KG_HIGH_WATER && !p->is_client_paused) {
 		p->is_client_paused = true;
 		p->sink.pause_reading(p->sink.ctx);
 	}
@@ -524,7 +526,7 @@ static bool client_write(struct kg_proxy *p, struct kg_upconn *u, uv_buf_t *b, u
 		return false;
 	if (is_congested && !u->is_read_paused) {
 		u->is_read_paused = true;
-		uv_read_stop((uv_stream_t *)&u->tcp);
+		kg__sock_read_stop(&u->sock);
 		u->is_reading = false;
 		kg_wheel_clear(&u->deadline); /* waiting for the client now: limits.send_timeout */
 	}
@@ -785,7 +787,7 @@ static void response_finished(struct kg_upconn *u)
 {
 	struct kg_proxy *p = u->p;
 	bool reuse = u->keep_alive && llhttp_should_keep_alive(&u->parser) && p && p->req.is_complete &&
-	             u->write_queued == 0;
+	             u->sock.queued == 0;
 	int64_t pool_size = p ? p->req.rt->cfg->pool_size : 0;
 
 	kg_wheel_clear(&u->deadline);
@@ -956,14 +958,14 @@ static void up_tls_read(struct kg_upconn *u, const char *cipher, size_t len)
 	}
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_up_read(struct kg_sock *s, ssize_t nread, const char *data)
 {
 	struct kg_upconn *u = s->data;
 
 	if (nread == 0 || u->is_closing)
 		return;
 	if (u->tls && nread > 0) {
-		up_tls_read(u, buf->base, (size_t)nread);
+		up_tls_read(u, data, (size_t)nread);
 		return;
 	}
 	if (u->tls && !u->is_connected && u->p) {
@@ -971,15 +973,15 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		                                 : uv_strerror((int)nread));
 		return;
 	}
-	up_on_data(u, nread, buf ? buf->base : NULL);
+	up_on_data(u, nread, data);
 }
 
 static void up_read_start(struct kg_upconn *u)
 {
 	if (u->is_reading || u->is_closing)
 		return;
-	if (uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read) == 0)
-		u->is_reading = true;
+	kg__sock_read_start(&u->sock, on_up_read);
+	u->is_reading = true;
 }
 
 static void on_up_timeout(kg_deadline *d)
@@ -1060,9 +1062,9 @@ static void up_tls_start(struct kg_proxy *p, struct kg_upconn *u)
 	up_tls_read(u, NULL, 0);
 }
 
-static void on_connect(uv_connect_t *req, int status)
+static void on_connect(struct kg_sock *s, int status)
 {
-	struct kg_upconn *u = req->data;
+	struct kg_upconn *u = s->data;
 	struct kg_proxy *p = u->p;
 	if (u->is_closing)
 		return;
@@ -1077,7 +1079,6 @@ static void on_connect(uv_connect_t *req, int status)
 		                                       : "upstream unavailable: connect failed");
 		return;
 	}
-	uv_tcp_nodelay(&u->tcp, 1);
 	if (p->req.rt->up_tls) {
 		up_tls_start(p, u); /* the connect timer runs on through the handshake */
 		return;
@@ -1096,12 +1097,12 @@ static void start_exchange(struct kg_proxy *p, struct kg_upconn *u)
 		return;
 	}
 	const struct kg_runtime *rt = p->req.rt;
-	u->connect.data = u;
 	kg__deadline_set(u->w, &u->deadline, rt->cfg->connect_timeout_ms, on_up_timeout);
-	int r = uv_tcp_connect(&u->connect, &u->tcp, (const struct sockaddr *)&rt->up_addr, on_connect);
+	int r = kg__sock_connect(&u->sock, (const struct sockaddr *)&rt->up_addr, rt->up_addrlen, on_connect);
 	if (r < 0) {
 		kg_warn("upstream %s: connect failed: %s", rt->up_hostport, uv_strerror(r));
-		fail(p, 502, "upstream unavailable: connect failed");
+		fail(p, 502, r == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
+		                                  : "upstream unavailable: connect failed");
 	}
 }
 
@@ -1118,9 +1119,15 @@ void kg__proxy_start(const struct kg_proxy_request *req, const struct kg_proxy_s
 	if (u) {
 		u->is_reused = true;
 	} else {
-		u = up_new(req->w, req->rt->gen);
-		if (!u) {
+		int err;
+		u = up_new(req->w, req->rt, &err);
+		if (!u && err == UV_ENOMEM) {
 			fail(p, 500, "out of memory");
+			return;
+		}
+		if (!u) {
+			kg_warn("upstream %s: connect failed: %s", req->rt->up_hostport, uv_strerror(err));
+			fail(p, 502, "upstream unavailable: connect failed");
 			return;
 		}
 	}
