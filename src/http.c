@@ -41,7 +41,7 @@ enum kg_conn_state {
  * recently busy connections were parked after it (http.c). Keep it within
  * the budget that http.c asserts. */
 struct kg_conn {
-	struct kg_sock sock;     /* the client's socket (stream.h) */
+	uv_tcp_t tcp;
 	kg_deadline deadline;    /* the client's current wait (header, idle, body, send, linger) */
 	struct kg_worker *w;
 	struct kg_conn *prev, *next;
@@ -66,6 +66,7 @@ struct kg_conn {
 	kg_arena arena;
 	struct kg_proxy *px;     /* the exchange with the upstream (proxy.h), NULL when none */
 	struct kg_tls_conn *tls; /* accepted on a TLS listener (tls.h); NULL: plain */
+	size_t write_queued;     /* bytes handed to libuv and not yet written */
 	bool is_reading;
 	bool is_read_paused;     /* backpressure from the upstream side */
 	bool is_response_started;
@@ -216,9 +217,9 @@ static void conn_park(struct kg_conn *c)
 	}
 }
 
-static void on_sock_closed(struct kg_sock *s)
+static void on_handle_closed(uv_handle_t *h)
 {
-	struct kg_conn *c = s->data;
+	struct kg_conn *c = h->data;
 	if (--c->handles_open == 0)
 		conn_free(c);
 }
@@ -277,7 +278,7 @@ void kg__conn_close(struct kg_conn *c)
 		c->next->prev = c->prev;
 	c->w->nconns--;
 	kg_wheel_remove(&c->w->wheel, &c->deadline);
-	kg__sock_close(&c->sock, on_sock_closed);
+	uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
 	if (c->w->draining && c->w->nconns == 0)
 		kg__worker_drain(c->w);
 }
@@ -289,10 +290,21 @@ static void conn_tls_flush(struct kg_conn *c);
  * with a reset that could destroy the response before the client reads it. */
 #define KG_LINGER_MS 2000
 
-static void on_linger_read(struct kg_sock *s, ssize_t nread, const char *data)
+static bool on_linger_data(uv_stream_t *s, ssize_t nread, const char *data)
 {
+	struct kg_conn *c = s->data;
 	if (nread < 0)
-		kg__conn_close(s->data);
+		kg__conn_close(c);
+	return !c->is_closing;
+}
+
+static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_conn *c = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_linger_data);
+	else
+		on_linger_data(s, nread, NULL);
 }
 
 static struct kg_conn *conn_of_deadline(kg_deadline *d)
@@ -305,16 +317,16 @@ static void on_linger_timer(kg_deadline *d)
 	kg__conn_close(conn_of_deadline(d));
 }
 
-static void on_shutdown(struct kg_sock *s, int status)
+static void on_shutdown(uv_shutdown_t *req, int status)
 {
-	struct kg_conn *c = s->data;
+	struct kg_conn *c = req->data;
+	free(req);
 	if (c->is_closing)
 		return;
-	if (status < 0) {
+	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, kg__stream_no_buffer, on_linger_read) != 0) {
 		kg__conn_close(c);
 		return;
 	}
-	kg__sock_read_start(&c->sock, on_linger_read);
 	kg__deadline_set(c->w, &c->deadline, KG_LINGER_MS, on_linger_timer);
 }
 
@@ -324,18 +336,29 @@ static void conn_close_gracefully(struct kg_conn *c)
 {
 	if (c->is_closing)
 		return;
+	uv_shutdown_t *req = malloc(sizeof(*req));
+	if (!req) {
+		kg__conn_close(c);
+		return;
+	}
+	req->data = c;
 	if (c->tls) {
 		/* close_notify before the FIN: the client knows the response is whole */
 		kg__tls_shutdown(c->tls);
 		conn_tls_flush(c);
-		if (c->is_closing)
+		if (c->is_closing) {
+			free(req);
 			return;
+		}
 	}
-	kg__sock_read_stop(&c->sock);
+	uv_read_stop((uv_stream_t *)&c->tcp);
 	c->is_reading = false;
 	kg_wheel_clear(&c->deadline);
 	c->state = KG_CONN_CLOSING;
-	kg__sock_shutdown(&c->sock, on_shutdown);
+	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+		free(req);
+		kg__conn_close(c);
+	}
 }
 
 /* ---- waiting for the client ---- */
@@ -354,7 +377,7 @@ static void conn_watch(struct kg_conn *c, bool progress)
 		return;
 	bool body = !r->is_complete && !c->is_read_paused &&
 	            (c->state == KG_CONN_BODY || (c->state == KG_CONN_HEAD && r->route));
-	bool send = c->sock.queued > 0;
+	bool send = c->write_queued > 0;
 	if (!body && !send) {
 		kg_wheel_clear(&c->deadline);
 		return;
@@ -373,10 +396,12 @@ static void conn_watch(struct kg_conn *c, bool progress)
 
 static void finish_exchange(struct kg_conn *c);
 
-/* The client took queued bytes (or the write failed). */
-static void on_write(struct kg_sock *s, int status)
+static void on_write(uv_write_t *req, int status)
 {
-	struct kg_conn *c = s->data;
+	struct kg_wreq *wr = (struct kg_wreq *)req;
+	struct kg_conn *c = wr->owner;
+	c->write_queued -= wr->len;
+	free(wr);
 	if (c->is_closing)
 		return;
 	if (status < 0) {
@@ -384,9 +409,9 @@ static void on_write(struct kg_sock *s, int status)
 		kg__conn_close(c);
 		return;
 	}
-	if (c->px && c->sock.queued < KG_HIGH_WATER)
+	if (c->px && c->write_queued < KG_HIGH_WATER)
 		kg__proxy_proceed(c->px);
-	if (c->sock.queued == 0 && c->is_response_done)
+	if (c->write_queued == 0 && c->is_response_done)
 		finish_exchange(c);
 	else
 		conn_watch(c, true); /* the client took bytes */
@@ -402,12 +427,12 @@ static void conn_tls_flush(struct kg_conn *c)
 	if (n == 0 || c->is_closing)
 		return;
 	uv_buf_t b = uv_buf_init((char *)p, (unsigned)n);
-	int r = kg__sock_write(&c->sock, &b, 1);
+	int r = kg__stream_write((uv_stream_t *)&c->tcp, &b, 1, c, &c->write_queued, on_write);
 	kg__tls_consumed(c->tls); /* written or copied into the write request */
 	if (r < 0) {
 		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
 		kg__conn_close(c);
-	} else if (c->sock.queued > 0) {
+	} else if (c->write_queued > 0) {
 		conn_watch(c, false);
 	}
 }
@@ -437,11 +462,11 @@ static void conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 		conn_tls_write(c, bufs, nbufs);
 		return;
 	}
-	int r = kg__sock_write(&c->sock, bufs, nbufs);
+	int r = kg__stream_write((uv_stream_t *)&c->tcp, bufs, nbufs, c, &c->write_queued, on_write);
 	if (r < 0) {
 		kg_debug("client %s: write failed: %s", c->peer, uv_strerror(r));
 		kg__conn_close(c);
-	} else if (c->sock.queued > 0) {
+	} else if (c->write_queued > 0) {
 		conn_watch(c, false);
 	}
 }
@@ -449,7 +474,7 @@ static void conn_write(struct kg_conn *c, uv_buf_t *bufs, unsigned nbufs)
 static void conn_response_done(struct kg_conn *c)
 {
 	c->is_response_done = true;
-	if (c->sock.queued == 0)
+	if (c->write_queued == 0)
 		finish_exchange(c);
 }
 
@@ -599,7 +624,7 @@ static void on_timer(kg_deadline *d)
 {
 	struct kg_conn *c = conn_of_deadline(d);
 	if (c->req.is_head_done) {
-		if (c->sock.queued > 0) {
+		if (c->write_queued > 0) {
 			kg_debug("client %s: took no response bytes within limits.send_timeout; closing", c->peer);
 			kg__conn_close(c);
 		} else if (!c->req.is_complete) {
@@ -1092,13 +1117,23 @@ static void conn_tls_read(struct kg_conn *c, const char *cipher, size_t len)
 	}
 }
 
-static void on_read(struct kg_sock *s, ssize_t nread, const char *data)
+static bool on_data(uv_stream_t *s, ssize_t nread, const char *data)
 {
 	struct kg_conn *c = s->data;
 	if (c->tls && nread > 0 && !c->is_closing)
 		conn_tls_read(c, data, (size_t)nread);
 	else
 		conn_on_data(c, nread, data);
+	return c->is_reading && !c->is_closing;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_conn *c = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_data);
+	else
+		on_data(s, nread, buf->base);
 }
 
 static void conn_update_reading(struct kg_conn *c)
@@ -1113,10 +1148,10 @@ static void conn_update_reading(struct kg_conn *c)
 	else
 		want = false;
 	if (want && !c->is_reading) {
-		kg__sock_read_start(&c->sock, on_read);
-		c->is_reading = true;
+		if (uv_read_start((uv_stream_t *)&c->tcp, kg__stream_no_buffer, on_read) == 0)
+			c->is_reading = true;
 	} else if (!want && c->is_reading) {
-		kg__sock_read_stop(&c->sock);
+		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->is_reading = false;
 	}
 }
@@ -1169,7 +1204,7 @@ static bool sink_write(void *ctx, uv_buf_t *bufs, unsigned nbufs)
 {
 	struct kg_conn *c = ctx;
 	conn_write(c, bufs, nbufs);
-	return !c->is_closing && c->sock.queued >= KG_HIGH_WATER;
+	return !c->is_closing && c->write_queued >= KG_HIGH_WATER;
 }
 
 static void sink_tunnel(void *ctx)
@@ -1308,31 +1343,25 @@ void kg__conn_close_idle(struct kg_worker *w)
 
 void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	/* The descriptor libuv accepted (accept4, non-blocking) is keygate's
-	 * from here: its socket layer (stream.h) reads and writes it, not a
-	 * libuv stream. accepted_fd is the field uv_accept itself consumes
-	 * (unix); once it is taken libuv goes on accepting, as after uv_accept
-	 * (a connection left there would stop the listener for good). */
-	int fd = server->accepted_fd;
-	server->accepted_fd = -1;
-	if (fd < 0)
-		return;
 	struct kg_conn *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
 	if (!c) {
+		/* libuv stops polling a listener whose connection is not taken
+		 * (uv_accept never called): take it and close it, so one failed
+		 * allocation does not stop this worker accepting for good.
+		 * accepted_fd is the field uv_accept itself consumes (unix). */
 		kg_warn("worker %d: out of memory: closing a new connection", w->id);
-		close(fd);
+		if (server->accepted_fd >= 0) {
+			close(server->accepted_fd);
+			server->accepted_fd = -1;
+		}
 		return;
 	}
 	c->w = w;
-	int r = kg__sock_open(&w->loop, &c->sock, fd, c, w->rbuf, sizeof(w->rbuf), on_write);
-	if (r < 0) {
-		kg_warn("worker %d: cannot watch a new connection: %s", w->id, uv_strerror(r));
-		free(c);
-		return;
-	}
+	uv_tcp_init(&w->loop, &c->tcp);
+	c->tcp.data = c;
 	c->handles_open = 1;
 	c->next = w->conns;
 	if (w->conns)
@@ -1340,7 +1369,11 @@ void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls)
 	w->conns = c;
 	w->nconns++;
 	kg_arena_init(&c->arena, 8192);
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) == 0) {
+	if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+		kg__conn_close(c);
+		return;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
 		if (ss.ss_family == AF_INET)
 			uv_ip4_name((struct sockaddr_in *)&ss, c->peer, sizeof(c->peer));
 		else if (ss.ss_family == AF_INET6)
@@ -1349,6 +1382,7 @@ void kg__conn_accept(struct kg_worker *w, uv_stream_t *server, bool is_tls)
 	if (!c->peer[0])
 		snprintf(c->peer, sizeof(c->peer), "unknown");
 	snprintf(c->client, sizeof(c->client), "%s", c->peer);
+	uv_tcp_nodelay(&c->tcp, 1);
 	llhttp_init(&c->parser, HTTP_REQUEST, &req_settings);
 	c->parser.data = c;
 	c->state = KG_CONN_HEAD;

@@ -39,8 +39,9 @@
 enum kg_resp_framing { KG_FRAME_PLAIN, KG_FRAME_CHUNKED, KG_FRAME_NONE };
 
 struct kg_upconn {
-	struct kg_sock sock;     /* the socket (stream.h) */
+	uv_tcp_t tcp;
 	kg_deadline deadline;    /* connect, upstream or pool idle timeout */
+	uv_connect_t connect;
 	struct kg_worker *w;
 	struct kg_proxy *p;      /* the exchange being served; NULL while pooled */
 	struct kg_upconn *next;  /* pool link */
@@ -48,6 +49,7 @@ struct kg_upconn {
 	struct kg_tls_conn *tls; /* https upstream: the session (its handshake done once is_connected) */
 	unsigned gen;            /* runtime generation whose upstream this reaches */
 	int handles_open;
+	size_t write_queued;
 	/* response head */
 	char *rhead;
 	size_t rhead_len;
@@ -94,9 +96,9 @@ static bool is_idempotent(kg_str m)
 
 /* ---- upstream connection lifetime ---- */
 
-static void on_up_closed(struct kg_sock *s)
+static void on_up_closed(uv_handle_t *h)
 {
-	struct kg_upconn *u = s->data;
+	struct kg_upconn *u = h->data;
 	if (--u->handles_open == 0) {
 		kg__tls_conn_free(&u->tls);
 		kg_buf_free(&u->head_out, false);
@@ -128,7 +130,7 @@ static void up_close(struct kg_upconn *u)
 	if (u->p && u->p->u == u)
 		u->p->u = NULL;
 	u->p = NULL;
-	if (u->tls && u->is_connected && u->sock.queued == 0) {
+	if (u->tls && u->is_connected && u->write_queued == 0) {
 		/* a close_notify, if the socket takes it at once: the upstream
 		 * then knows the session ended on purpose (best effort, no wait) */
 		const char *out;
@@ -136,42 +138,29 @@ static void up_close(struct kg_upconn *u)
 		size_t n = kg__tls_pending_out(u->tls, &out);
 		uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
 		if (n)
-			kg__sock_try_write(&u->sock, &b, 1);
+			(void)uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
 		kg__tls_consumed(u->tls);
 	}
 	kg_wheel_remove(&u->w->wheel, &u->deadline);
-	kg__sock_close(&u->sock, on_up_closed);
+	uv_close((uv_handle_t *)&u->tcp, on_up_closed);
 }
 
-static void on_up_write(struct kg_sock *s, int status);
-
-/* A connection (not yet connected) to rt's upstream, its socket made now;
- * NULL with *err a libuv error code (UV_ENOMEM, or the socket's). */
-static struct kg_upconn *up_new(struct kg_worker *w, const struct kg_runtime *rt, int *err)
+static struct kg_upconn *up_new(struct kg_worker *w, unsigned gen)
 {
 	struct kg_upconn *u = calloc(1, sizeof(*u));
-	*err = UV_ENOMEM;
 	if (!u)
 		return NULL;
 	u->rhead = malloc(KG_MAX_RESP_HEAD);
-	if (!u->rhead)
-		goto fail;
-	int fd = kg__sock_socket((const struct sockaddr *)&rt->up_addr);
-	if (fd < 0) {
-		*err = fd;
-		goto fail;
+	if (!u->rhead) {
+		free(u);
+		return NULL;
 	}
-	*err = kg__sock_open(&w->loop, &u->sock, fd, u, w->ubuf, sizeof(w->ubuf), on_up_write);
-	if (*err < 0)
-		goto fail;
 	u->w = w;
-	u->gen = rt->gen;
+	u->gen = gen;
+	uv_tcp_init(&w->loop, &u->tcp);
+	u->tcp.data = u;
 	u->handles_open = 1;
 	return u;
-fail:
-	free(u->rhead);
-	free(u);
-	return NULL;
 }
 
 static struct kg_upconn *up_of_deadline(kg_deadline *d)
@@ -279,8 +268,7 @@ static bool try_retry(struct kg_proxy *p, struct kg_upconn *u)
 		return false;
 	kg_debug("upstream connection from the pool was stale; retrying on a fresh one");
 	up_close(u);
-	int err;
-	struct kg_upconn *fresh = up_new(p->req.w, p->req.rt, &err);
+	struct kg_upconn *fresh = up_new(p->req.w, p->req.rt->gen);
 	if (!fresh)
 		return false;
 	start_exchange(p, fresh);
@@ -308,10 +296,11 @@ static const char *tls_message(struct kg_proxy *p, const char *prefix, const cha
  * judges the certificate after keygate's handshake ended). NULL when none. */
 static const char *up_tls_last_words(struct kg_upconn *u)
 {
+	uv_os_fd_t fd;
 	char cipher[4096];
-	if (!u->tls)
+	if (!u->tls || uv_fileno((uv_handle_t *)&u->tcp, &fd) != 0)
 		return NULL;
-	ssize_t n = recv(u->sock.fd, cipher, sizeof(cipher), MSG_DONTWAIT);
+	ssize_t n = recv(fd, cipher, sizeof(cipher), MSG_DONTWAIT);
 	if (n <= 0 || kg__tls_feed(u->tls, cipher, (size_t)n) != KG_OK)
 		return NULL;
 	/* plaintext here would be a response to a request the upstream did not
@@ -362,17 +351,19 @@ static void up_watch_request(struct kg_upconn *u)
 			u->is_awaiting_response = true;
 			up_clock(u, p);
 		}
-	} else if (u->sock.queued > 0) {
+	} else if (u->write_queued > 0) {
 		up_clock(u, p);
 	} else {
 		kg_wheel_clear(&u->deadline);
 	}
 }
 
-/* The upstream took queued bytes (or the write failed). */
-static void on_up_write(struct kg_sock *s, int status)
+static void on_up_write(uv_write_t *req, int status)
 {
-	struct kg_upconn *u = s->data;
+	struct kg_wreq *wr = (struct kg_wreq *)req;
+	struct kg_upconn *u = wr->owner;
+	u->write_queued -= wr->len;
+	free(wr);
 	if (u->is_closing)
 		return;
 	struct kg_proxy *p = u->p;
@@ -382,7 +373,7 @@ static void on_up_write(struct kg_sock *s, int status)
 	}
 	if (p && !u->is_awaiting_response)
 		up_watch_request(u); /* the upstream took some of the body: progress */
-	if (p && p->is_client_paused && u->sock.queued < KG_HIGH_WATER) {
+	if (p && p->is_client_paused && u->write_queued < KG_HIGH_WATER) {
 		p->is_client_paused = false;
 		p->sink.resume_reading(p->sink.ctx);
 	}
@@ -397,7 +388,7 @@ static int up_tls_flush(struct kg_upconn *u)
 	if (n == 0)
 		return 0;
 	uv_buf_t b = uv_buf_init((char *)out, (unsigned)n);
-	int r = kg__sock_write(&u->sock, &b, 1);
+	int r = kg__stream_write((uv_stream_t *)&u->tcp, &b, 1, u, &u->write_queued, on_up_write);
 	kg__tls_consumed(u->tls); /* written or copied into the write request */
 	return r;
 }
@@ -408,7 +399,7 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 {
 	if (u->is_closing)
 		return true;
-	bool was_queued = u->sock.queued > 0;
+	bool was_queued = u->write_queued > 0;
 	int r;
 	if (u->tls) {
 		for (unsigned i = 0; i < nbufs; i++)
@@ -420,13 +411,13 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
 			}
 		r = up_tls_flush(u);
 	} else {
-		r = kg__sock_write(&u->sock, bufs, nbufs);
+		r = kg__stream_write((uv_stream_t *)&u->tcp, bufs, nbufs, u, &u->write_queued, on_up_write);
 	}
 	if (r < 0) {
 		up_write_failed(u, r);
 		return false;
 	}
-	if (!was_queued && u->sock.queued > 0 && !u->is_awaiting_response)
+	if (!was_queued && u->write_queued > 0 && !u->is_awaiting_response)
 		up_watch_request(u);
 	return true;
 }
@@ -435,7 +426,7 @@ static bool up_write(struct kg_upconn *u, uv_buf_t *bufs, unsigned nbufs)
  * client until on_up_write sees it drain. */
 static void client_pause_if_full(struct kg_proxy *p)
 {
-	if (p->u && p->u->sock.queued >= KG_HIGH_WATER && !p->is_client_paused) {
+	if (p->u && p->u->write_queued >= KG_HIGH_WATER && !p->is_client_paused) {
 		p->is_client_paused = true;
 		p->sink.pause_reading(p->sink.ctx);
 	}
@@ -526,7 +517,7 @@ static bool client_write(struct kg_proxy *p, struct kg_upconn *u, uv_buf_t *b, u
 		return false;
 	if (is_congested && !u->is_read_paused) {
 		u->is_read_paused = true;
-		kg__sock_read_stop(&u->sock);
+		uv_read_stop((uv_stream_t *)&u->tcp);
 		u->is_reading = false;
 		kg_wheel_clear(&u->deadline); /* waiting for the client now: limits.send_timeout */
 	}
@@ -787,7 +778,7 @@ static void response_finished(struct kg_upconn *u)
 {
 	struct kg_proxy *p = u->p;
 	bool reuse = u->keep_alive && llhttp_should_keep_alive(&u->parser) && p && p->req.is_complete &&
-	             u->sock.queued == 0;
+	             u->write_queued == 0;
 	int64_t pool_size = p ? p->req.rt->cfg->pool_size : 0;
 
 	kg_wheel_clear(&u->deadline);
@@ -958,10 +949,8 @@ static void up_tls_read(struct kg_upconn *u, const char *cipher, size_t len)
 	}
 }
 
-static void on_up_read(struct kg_sock *s, ssize_t nread, const char *data)
+static void up_data(struct kg_upconn *u, ssize_t nread, const char *data)
 {
-	struct kg_upconn *u = s->data;
-
 	if (nread == 0 || u->is_closing)
 		return;
 	if (u->tls && nread > 0) {
@@ -976,12 +965,28 @@ static void on_up_read(struct kg_sock *s, ssize_t nread, const char *data)
 	up_on_data(u, nread, data);
 }
 
+static bool on_up_data(uv_stream_t *s, ssize_t nread, const char *data)
+{
+	struct kg_upconn *u = s->data;
+	up_data(u, nread, data);
+	return u->is_reading && !u->is_closing;
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_upconn *u = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, u->w->ubuf, sizeof(u->w->ubuf), on_up_data);
+	else
+		up_data(u, nread, buf ? buf->base : NULL);
+}
+
 static void up_read_start(struct kg_upconn *u)
 {
 	if (u->is_reading || u->is_closing)
 		return;
-	kg__sock_read_start(&u->sock, on_up_read);
-	u->is_reading = true;
+	if (uv_read_start((uv_stream_t *)&u->tcp, kg__stream_no_buffer, on_up_read) == 0)
+		u->is_reading = true;
 }
 
 static void on_up_timeout(kg_deadline *d)
@@ -1062,9 +1067,9 @@ static void up_tls_start(struct kg_proxy *p, struct kg_upconn *u)
 	up_tls_read(u, NULL, 0);
 }
 
-static void on_connect(struct kg_sock *s, int status)
+static void on_connect(uv_connect_t *req, int status)
 {
-	struct kg_upconn *u = s->data;
+	struct kg_upconn *u = req->data;
 	struct kg_proxy *p = u->p;
 	if (u->is_closing)
 		return;
@@ -1079,6 +1084,7 @@ static void on_connect(struct kg_sock *s, int status)
 		                                       : "upstream unavailable: connect failed");
 		return;
 	}
+	uv_tcp_nodelay(&u->tcp, 1);
 	if (p->req.rt->up_tls) {
 		up_tls_start(p, u); /* the connect timer runs on through the handshake */
 		return;
@@ -1097,12 +1103,12 @@ static void start_exchange(struct kg_proxy *p, struct kg_upconn *u)
 		return;
 	}
 	const struct kg_runtime *rt = p->req.rt;
+	u->connect.data = u;
 	kg__deadline_set(u->w, &u->deadline, rt->cfg->connect_timeout_ms, on_up_timeout);
-	int r = kg__sock_connect(&u->sock, (const struct sockaddr *)&rt->up_addr, rt->up_addrlen, on_connect);
+	int r = uv_tcp_connect(&u->connect, &u->tcp, (const struct sockaddr *)&rt->up_addr, on_connect);
 	if (r < 0) {
 		kg_warn("upstream %s: connect failed: %s", rt->up_hostport, uv_strerror(r));
-		fail(p, 502, r == UV_ECONNREFUSED ? "upstream unavailable: connection refused"
-		                                  : "upstream unavailable: connect failed");
+		fail(p, 502, "upstream unavailable: connect failed");
 	}
 }
 
@@ -1119,15 +1125,9 @@ void kg__proxy_start(const struct kg_proxy_request *req, const struct kg_proxy_s
 	if (u) {
 		u->is_reused = true;
 	} else {
-		int err;
-		u = up_new(req->w, req->rt, &err);
-		if (!u && err == UV_ENOMEM) {
-			fail(p, 500, "out of memory");
-			return;
-		}
+		u = up_new(req->w, req->rt->gen);
 		if (!u) {
-			kg_warn("upstream %s: connect failed: %s", req->rt->up_hostport, uv_strerror(err));
-			fail(p, 502, "upstream unavailable: connect failed");
+			fail(p, 500, "out of memory");
 			return;
 		}
 	}

@@ -1,121 +1,67 @@
-/* stream.c - the socket layer both sides of the proxy use: a uv_poll_t on a
- * descriptor keygate owns, recv(2) and send(2)/sendmsg(2) with MSG_NOSIGNAL
- * on it. libuv's TCP streams would do read(2)/write(2)/writev(2), the
- * heavier file path, and keep a write request per write; here a write goes
- * straight to the kernel when nothing is queued (the common case: one send
- * per response) and only what the kernel did not take is copied into the
- * queue, which drains when the socket is writable again. */
+/* stream.c - reading and writing a libuv TCP stream with the socket calls:
+ * recv(2) when libuv says it is readable, send(2)/sendmsg(2) with
+ * MSG_NOSIGNAL while nothing is queued (libuv's own read(2), write(2) and
+ * writev(2) take the heavier file path), and only what the kernel did not
+ * take copied into one libuv write request. The caller counts the queued
+ * bytes for its backpressure. */
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/uio.h>
-#include <unistd.h>
 
 #include "stream.h"
 
-/* uv_buf_t is laid out as struct iovec on unix (libuv says so); sendmsg
+/* uv_buf_t is laid out as struct iovec on unix (libuv says so): sendmsg
  * takes the caller's buffers as they are */
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) && offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
                        offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
                "uv_buf_t is not a struct iovec");
 
-/* bytes the kernel did not take at once, sent in order from off */
-struct kg_wchunk {
-	struct kg_wchunk *next;
-	size_t len, off;
-	char data[];
-};
-
 /* as libuv reads a stream: again while the buffer came back full, at most
- * this many times per readiness event, so one busy socket cannot starve the
- * others */
+ * this many times per readiness event */
 #define KG_READS_PER_EVENT 32
 
-static void sock_on_poll(uv_poll_t *h, int status, int events);
-
-/* Makes the poll watch what s needs now. */
-static void sock_update(struct kg_sock *s)
+void kg__stream_no_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-	if (s->is_closing)
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(NULL, 0);
+}
+
+void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb)
+{
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)s, &fd) != 0)
 		return;
-	int want = (s->on_read ? UV_READABLE : 0) | (s->wq_head || s->on_connect ? UV_WRITABLE : 0);
-	if (want == s->events)
-		return;
-	s->events = want;
-	if (want)
-		uv_poll_start(&s->poll, want, sock_on_poll);
-	else
-		uv_poll_stop(&s->poll);
-}
-
-int kg__sock_socket(const struct sockaddr *addr)
-{
-	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	return fd < 0 ? uv_translate_sys_error(errno) : fd;
-}
-
-int kg__sock_open(uv_loop_t *loop, struct kg_sock *s, int fd, void *data, char *rbuf, size_t rbuf_len,
-                  kg_sock_write_cb on_write)
-{
-	*s = (struct kg_sock){ .data = data, .fd = fd, .rbuf = rbuf, .rbuf_len = rbuf_len, .on_write = on_write };
-	int r = uv_poll_init_socket(loop, &s->poll, fd);
-	if (r < 0) {
-		close(fd);
-		s->fd = -1;
-		return r;
+	for (int i = 0; i < KG_READS_PER_EVENT; i++) {
+		ssize_t n;
+		do
+			n = recv(fd, buf, cap, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				cb(s, uv_translate_sys_error(errno), NULL);
+			return;
+		}
+		if (n == 0) {
+			cb(s, UV_EOF, NULL);
+			return;
+		}
+		/* a short read: the kernel had no more; a stopped or closed stream
+		 * (libuv closes a stream's descriptor in uv_close) is not read again */
+		if (!cb(s, n, buf) || (size_t)n < cap)
+			return;
 	}
-	s->poll.data = s;
-	/* requests and responses go out whole: no Nagle delay on the last segment */
-	int one = 1;
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	return 0;
 }
 
-int kg__sock_connect(struct kg_sock *s, const struct sockaddr *addr, socklen_t len, kg_sock_status_cb cb)
+/* One send of bufs with nothing queued: bytes sent (0: the kernel took
+ * nothing, EAGAIN), or a libuv error code. */
+static ssize_t stream_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
 {
-	int r;
-	do
-		r = connect(s->fd, addr, len);
-	while (r < 0 && errno == EINTR);
-	if (r < 0 && errno != EINPROGRESS)
-		return uv_translate_sys_error(errno);
-	/* done or under way: either way the answer comes from the loop, when
-	 * the socket turns writable (SO_ERROR says how it went) */
-	s->on_connect = cb;
-	sock_update(s);
-	return 0;
-}
-
-void kg__sock_read_start(struct kg_sock *s, kg_sock_read_cb cb)
-{
-	s->on_read = cb;
-	sock_update(s);
-}
-
-void kg__sock_read_stop(struct kg_sock *s)
-{
-	s->on_read = NULL;
-	sock_update(s);
-}
-
-static void queue_free(struct kg_sock *s)
-{
-	struct kg_wchunk *q = s->wq_head;
-	while (q) {
-		struct kg_wchunk *next = q->next;
-		free(q);
-		q = next;
-	}
-	s->wq_head = s->wq_tail = NULL;
-	s->queued = 0;
-}
-
-/* One send of bufs: bytes sent (0: the kernel took nothing, EAGAIN) or a
- * libuv error code. */
-static ssize_t sock_send(int fd, const uv_buf_t *bufs, unsigned nbufs)
-{
+	uv_os_fd_t fd;
+	if (uv_fileno((uv_handle_t *)s, &fd) != 0)
+		return UV_EBADF;
 	ssize_t n;
 	do {
 		if (nbufs == 1) {
@@ -130,27 +76,27 @@ static ssize_t sock_send(int fd, const uv_buf_t *bufs, unsigned nbufs)
 	return n;
 }
 
-int kg__sock_write(struct kg_sock *s, const uv_buf_t *bufs, unsigned nbufs)
+int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb)
 {
 	size_t total = 0, done = 0;
 	for (unsigned i = 0; i < nbufs; i++)
 		total += bufs[i].len;
-	if (total == 0 || s->is_closing)
+	if (total == 0)
 		return 0;
-	if (!s->wq_head) {
-		ssize_t r = sock_send(s->fd, bufs, nbufs);
+	/* while a write request is pending, a send would jump its queue */
+	if (*queued == 0) {
+		ssize_t r = stream_send(s, bufs, nbufs);
 		if (r < 0)
 			return (int)r;
 		done = (size_t)r;
 		if (done == total)
 			return 0;
 	}
-	struct kg_wchunk *q = malloc(sizeof(*q) + (total - done));
-	if (!q)
+	struct kg_wreq *wr = malloc(sizeof(*wr) + (total - done));
+	if (!wr)
 		return UV_ENOMEM;
-	q->next = NULL;
-	q->len = total - done;
-	q->off = 0;
+	wr->owner = owner;
+	wr->len = total - done;
 	size_t off = 0, skip = done;
 	for (unsigned i = 0; i < nbufs; i++) {
 		size_t n = bufs[i].len;
@@ -158,160 +104,18 @@ int kg__sock_write(struct kg_sock *s, const uv_buf_t *bufs, unsigned nbufs)
 			skip -= n;
 			continue;
 		}
-		memcpy(q->data + off, bufs[i].base + skip, n - skip);
+		memcpy(wr->data + off, bufs[i].base + skip, n - skip);
 		off += n - skip;
 		skip = 0;
 	}
-	if (s->wq_tail)
-		s->wq_tail->next = q;
-	else
-		s->wq_head = q;
-	s->wq_tail = q;
-	s->queued += q->len;
-	sock_update(s);
-	return 0;
-}
-
-void kg__sock_try_write(struct kg_sock *s, const uv_buf_t *bufs, unsigned nbufs)
-{
-	if (!s->wq_head && !s->is_closing)
-		(void)sock_send(s->fd, bufs, nbufs);
-}
-
-static void sock_fin(struct kg_sock *s)
-{
-	kg_sock_status_cb cb = s->on_shutdown;
-	s->on_shutdown = NULL;
-	int r = shutdown(s->fd, SHUT_WR);
-	cb(s, r < 0 ? uv_translate_sys_error(errno) : 0);
-}
-
-void kg__sock_shutdown(struct kg_sock *s, kg_sock_status_cb cb)
-{
-	if (s->is_closing)
-		return;
-	s->on_shutdown = cb;
-	if (!s->wq_head)
-		sock_fin(s);
-}
-
-/* The socket is writable: the queue goes out as far as the kernel takes it. */
-static void sock_flush(struct kg_sock *s)
-{
-	size_t before = s->queued;
-	int err = 0;
-	while (s->wq_head) {
-		struct kg_wchunk *q = s->wq_head;
-		uv_buf_t b = uv_buf_init(q->data + q->off, (unsigned)(q->len - q->off));
-		ssize_t r = sock_send(s->fd, &b, 1);
-		if (r < 0) {
-			err = (int)r;
-			break;
-		}
-		q->off += (size_t)r;
-		s->queued -= (size_t)r;
-		if (q->off < q->len)
-			break; /* the kernel is full again */
-		s->wq_head = q->next;
-		if (!s->wq_head)
-			s->wq_tail = NULL;
-		free(q);
+	uv_buf_t b = uv_buf_init(wr->data, (unsigned)wr->len);
+	*queued += wr->len;
+	int r = uv_write(&wr->req, s, &b, 1, cb);
+	if (r < 0) {
+		*queued -= wr->len;
+		free(wr);
 	}
-	if (err) {
-		queue_free(s); /* it can never be sent */
-		s->on_shutdown = NULL;
-		sock_update(s);
-		s->on_write(s, err);
-		return;
-	}
-	sock_update(s);
-	if (s->queued != before)
-		s->on_write(s, 0);
-	if (!s->is_closing && !s->wq_head && s->on_shutdown)
-		sock_fin(s);
-}
-
-/* The socket is readable (or has an error or the peer's end to report). */
-static void sock_read(struct kg_sock *s)
-{
-	for (int i = 0; i < KG_READS_PER_EVENT && s->on_read && !s->is_closing; i++) {
-		ssize_t n;
-		do
-			n = recv(s->fd, s->rbuf, s->rbuf_len, 0);
-		while (n < 0 && errno == EINTR);
-		if (n < 0) {
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return;
-			s->on_read(s, uv_translate_sys_error(errno), NULL);
-			return;
-		}
-		if (n == 0) {
-			s->on_read(s, UV_EOF, NULL);
-			return;
-		}
-		s->on_read(s, n, s->rbuf);
-		if ((size_t)n < s->rbuf_len)
-			return; /* the kernel had no more */
-	}
-}
-
-static void sock_connected(struct kg_sock *s)
-{
-	int err = 0;
-	socklen_t len = sizeof(err);
-	if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	kg_sock_status_cb cb = s->on_connect;
-	s->on_connect = NULL;
-	sock_update(s);
-	cb(s, err ? uv_translate_sys_error(err) : 0);
-}
-
-static void sock_on_poll(uv_poll_t *h, int status, int events)
-{
-	struct kg_sock *s = h->data;
-	if (status < 0) {
-		/* libuv stopped the poll on POLLERR: the socket's error is for
-		 * whoever waits on it, which the calls below fetch (recv and send
-		 * return it, a connect reads SO_ERROR); the poll starts again with
-		 * the next change */
-		s->events = 0;
-		events = UV_READABLE | UV_WRITABLE;
-	}
-	if (s->on_connect) {
-		if (events & UV_WRITABLE)
-			sock_connected(s);
-		return;
-	}
-	/* a read error is reported first, as libuv does: the owner closes and
-	 * the queued writes die with the connection */
-	if ((events & UV_READABLE) && s->on_read)
-		sock_read(s);
-	if ((events & UV_WRITABLE) && s->wq_head && !s->is_closing)
-		sock_flush(s);
-	sock_update(s);
-}
-
-static void sock_on_closed(uv_handle_t *h)
-{
-	struct kg_sock *s = h->data;
-	/* libuv no longer watches the descriptor: it can be closed (and its
-	 * number reused) now, not before */
-	close(s->fd);
-	s->fd = -1;
-	s->on_close(s);
-}
-
-void kg__sock_close(struct kg_sock *s, kg_sock_close_cb cb)
-{
-	if (s->is_closing)
-		return;
-	s->is_closing = true;
-	queue_free(s);
-	s->on_read = NULL;
-	s->on_connect = s->on_shutdown = NULL;
-	s->on_close = cb;
-	uv_close((uv_handle_t *)&s->poll, sock_on_closed);
+	return r;
 }
 
 /* The statuses keygate has a reason phrase for. */
