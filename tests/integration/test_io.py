@@ -1,8 +1,9 @@
-"""The socket layer (src/stream.c: recv/send with MSG_NOSIGNAL on keygate's own
-descriptors, a write queue drained on writability, non-blocking connect): what
-the kernel does not take at once goes out later and in order, a peer that
-resets mid-transfer ends only its own connection (no signal, no busy loop on
-the error it left), and a refused connect is reported as such."""
+"""Reading and writing client and upstream sockets (src/stream.c: recv when
+libuv says a socket is readable, send/sendmsg with MSG_NOSIGNAL while nothing
+is queued, the rest in a libuv write request): what the kernel does not take
+at once goes out later and in order, a peer that resets mid-transfer ends
+only its own exchange (no signal, no busy loop on the error it left), and a
+refused connect is reported as such."""
 import hashlib
 import os
 import socket
