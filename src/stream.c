@@ -29,10 +29,18 @@ void kg__stream_no_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(NULL, 0);
 }
 
+/* s's descriptor, -1 once it is closed: what uv_fileno answers, read where
+ * libuv keeps it on unix (as uv_accept reads accepted_fd), not through a
+ * call and its checks on every recv and send */
+static int stream_fd(const uv_stream_t *s)
+{
+	return s->io_watcher.fd;
+}
+
 void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb)
 {
-	uv_os_fd_t fd;
-	if (uv_fileno((uv_handle_t *)s, &fd) != 0)
+	int fd = stream_fd(s);
+	if (fd < 0)
 		return;
 	for (int i = 0; i < KG_READS_PER_EVENT; i++) {
 		ssize_t n;
@@ -59,8 +67,8 @@ void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb
  * nothing, EAGAIN), or a libuv error code. */
 static ssize_t stream_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
 {
-	uv_os_fd_t fd;
-	if (uv_fileno((uv_handle_t *)s, &fd) != 0)
+	int fd = stream_fd(s);
+	if (fd < 0)
 		return UV_EBADF;
 	ssize_t n;
 	do {
