@@ -290,17 +290,21 @@ static void conn_tls_flush(struct kg_conn *c);
  * with a reset that could destroy the response before the client reads it. */
 #define KG_LINGER_MS 2000
 
-static void on_linger_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+static bool on_linger_data(uv_stream_t *s, ssize_t nread, const char *data)
 {
-	struct kg_conn *c = h->data;
-	buf->base = c->w->rbuf;
-	buf->len = sizeof(c->w->rbuf);
+	struct kg_conn *c = s->data;
+	if (nread < 0)
+		kg__conn_close(c);
+	return !c->is_closing;
 }
 
 static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
-	if (nread < 0)
-		kg__conn_close(s->data);
+	struct kg_conn *c = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_linger_data);
+	else
+		on_linger_data(s, nread, NULL);
 }
 
 static struct kg_conn *conn_of_deadline(kg_deadline *d)
@@ -319,7 +323,7 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 	free(req);
 	if (c->is_closing)
 		return;
-	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, on_linger_alloc, on_linger_read) != 0) {
+	if (status < 0 || uv_read_start((uv_stream_t *)&c->tcp, kg__stream_no_buffer, on_linger_read) != 0) {
 		kg__conn_close(c);
 		return;
 	}
@@ -348,6 +352,7 @@ static void conn_close_gracefully(struct kg_conn *c)
 		}
 	}
 	uv_read_stop((uv_stream_t *)&c->tcp);
+	c->is_reading = false;
 	kg_wheel_clear(&c->deadline);
 	c->state = KG_CONN_CLOSING;
 	if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
@@ -1014,13 +1019,6 @@ static kg_err pending_append(struct kg_conn *c, const char *data, size_t len)
 	return KG_OK;
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct kg_conn *c = h->data;
-	buf->base = c->w->rbuf;
-	buf->len = sizeof(c->w->rbuf);
-}
-
 /* What a read brought, as plaintext: nread bytes at data, or a libuv error
  * (UV_EOF). */
 static void conn_on_data(struct kg_conn *c, ssize_t nread, const char *data)
@@ -1119,13 +1117,23 @@ static void conn_tls_read(struct kg_conn *c, const char *cipher, size_t len)
 	}
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static bool on_data(uv_stream_t *s, ssize_t nread, const char *data)
 {
 	struct kg_conn *c = s->data;
 	if (c->tls && nread > 0 && !c->is_closing)
-		conn_tls_read(c, buf->base, (size_t)nread);
+		conn_tls_read(c, data, (size_t)nread);
 	else
-		conn_on_data(c, nread, buf->base);
+		conn_on_data(c, nread, data);
+	return c->is_reading && !c->is_closing;
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_conn *c = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_data);
+	else
+		on_data(s, nread, buf->base);
 }
 
 static void conn_update_reading(struct kg_conn *c)
@@ -1140,7 +1148,7 @@ static void conn_update_reading(struct kg_conn *c)
 	else
 		want = false;
 	if (want && !c->is_reading) {
-		if (uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+		if (uv_read_start((uv_stream_t *)&c->tcp, kg__stream_no_buffer, on_read) == 0)
 			c->is_reading = true;
 	} else if (!want && c->is_reading) {
 		uv_read_stop((uv_stream_t *)&c->tcp);

@@ -173,13 +173,6 @@ static void on_pool_idle(kg_deadline *d)
 	up_close(up_of_deadline(d));
 }
 
-static void on_up_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	struct kg_upconn *u = h->data;
-	buf->base = u->w->ubuf;
-	buf->len = sizeof(u->w->ubuf);
-}
-
 static void pool_put(struct kg_upconn *u, int64_t pool_size)
 {
 	struct kg_worker *w = u->w;
@@ -956,14 +949,12 @@ static void up_tls_read(struct kg_upconn *u, const char *cipher, size_t len)
 	}
 }
 
-static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void up_data(struct kg_upconn *u, ssize_t nread, const char *data)
 {
-	struct kg_upconn *u = s->data;
-
 	if (nread == 0 || u->is_closing)
 		return;
 	if (u->tls && nread > 0) {
-		up_tls_read(u, buf->base, (size_t)nread);
+		up_tls_read(u, data, (size_t)nread);
 		return;
 	}
 	if (u->tls && !u->is_connected && u->p) {
@@ -971,14 +962,30 @@ static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		                                 : uv_strerror((int)nread));
 		return;
 	}
-	up_on_data(u, nread, buf ? buf->base : NULL);
+	up_on_data(u, nread, data);
+}
+
+static bool on_up_data(uv_stream_t *s, ssize_t nread, const char *data)
+{
+	struct kg_upconn *u = s->data;
+	up_data(u, nread, data);
+	return u->is_reading && !u->is_closing;
+}
+
+static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct kg_upconn *u = s->data;
+	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
+		kg__stream_recv(s, u->w->ubuf, sizeof(u->w->ubuf), on_up_data);
+	else
+		up_data(u, nread, buf ? buf->base : NULL);
 }
 
 static void up_read_start(struct kg_upconn *u)
 {
 	if (u->is_reading || u->is_closing)
 		return;
-	if (uv_read_start((uv_stream_t *)&u->tcp, on_up_alloc, on_up_read) == 0)
+	if (uv_read_start((uv_stream_t *)&u->tcp, kg__stream_no_buffer, on_up_read) == 0)
 		u->is_reading = true;
 }
 

@@ -1,11 +1,88 @@
-/* stream.c - writing to a libuv stream without copying in the common case:
- * uv_try_write first (it refuses to jump the queue while writes are
- * pending), and only what the kernel did not take is copied into one write
- * request. The caller counts the queued bytes for its backpressure. */
+/* stream.c - reading and writing a libuv TCP stream with the socket calls:
+ * recv(2) when libuv says it is readable, send(2)/sendmsg(2) with
+ * MSG_NOSIGNAL while nothing is queued (libuv's own read(2), write(2) and
+ * writev(2) take the heavier file path), and only what the kernel did not
+ * take copied into one libuv write request. The caller counts the queued
+ * bytes for its backpressure. */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "stream.h"
+
+/* uv_buf_t is laid out as struct iovec on unix (libuv says so): sendmsg
+ * takes the caller's buffers as they are */
+_Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) && offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
+                       offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
+               "uv_buf_t is not a struct iovec");
+
+/* as libuv reads a stream: again while the buffer came back full, at most
+ * this many times per readiness event */
+#define KG_READS_PER_EVENT 32
+
+void kg__stream_no_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	(void)h;
+	(void)suggested;
+	*buf = uv_buf_init(NULL, 0);
+}
+
+/* s's descriptor, -1 once it is closed: what uv_fileno answers, read where
+ * libuv keeps it on unix (as uv_accept reads accepted_fd), not through a
+ * call and its checks on every recv and send */
+static int stream_fd(const uv_stream_t *s)
+{
+	return s->io_watcher.fd;
+}
+
+void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb)
+{
+	int fd = stream_fd(s);
+	if (fd < 0)
+		return;
+	for (int i = 0; i < KG_READS_PER_EVENT; i++) {
+		ssize_t n;
+		do
+			n = recv(fd, buf, cap, 0);
+		while (n < 0 && errno == EINTR);
+		if (n < 0) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				cb(s, uv_translate_sys_error(errno), NULL);
+			return;
+		}
+		if (n == 0) {
+			cb(s, UV_EOF, NULL);
+			return;
+		}
+		/* a short read: the kernel had no more; a stopped or closed stream
+		 * (libuv closes a stream's descriptor in uv_close) is not read again */
+		if (!cb(s, n, buf) || (size_t)n < cap)
+			return;
+	}
+}
+
+/* One send of bufs with nothing queued: bytes sent (0: the kernel took
+ * nothing, EAGAIN), or a libuv error code. */
+static ssize_t stream_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
+{
+	int fd = stream_fd(s);
+	if (fd < 0)
+		return UV_EBADF;
+	ssize_t n;
+	do {
+		if (nbufs == 1) {
+			n = send(fd, bufs[0].base, bufs[0].len, MSG_NOSIGNAL);
+		} else {
+			struct msghdr m = { .msg_iov = (struct iovec *)bufs, .msg_iovlen = nbufs };
+			n = sendmsg(fd, &m, MSG_NOSIGNAL);
+		}
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : uv_translate_sys_error(errno);
+	return n;
+}
 
 int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb)
 {
@@ -14,12 +91,12 @@ int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner
 		total += bufs[i].len;
 	if (total == 0)
 		return 0;
+	/* while a write request is pending, a send would jump its queue */
 	if (*queued == 0) {
-		int r = uv_try_write(s, bufs, nbufs);
-		if (r < 0 && r != UV_EAGAIN)
-			return r;
-		if (r > 0)
-			done = (size_t)r;
+		ssize_t r = stream_send(s, bufs, nbufs);
+		if (r < 0)
+			return (int)r;
+		done = (size_t)r;
 		if (done == total)
 			return 0;
 	}

@@ -5,8 +5,10 @@
 #ifndef KG_STREAM_H
 #define KG_STREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include <uv.h>
 
@@ -23,8 +25,13 @@ struct kg_header {
 	uint32_t name_off, name_len, value_off, value_len;
 };
 
-/* A write that copies only what the kernel did not take at once. cb must
- * subtract wr->len from *queued and free the request. */
+/* Writing: send(2), or sendmsg(2) for several buffers, with MSG_NOSIGNAL
+ * straight on the socket while nothing is queued (the common case: one send
+ * per response, and a peer gone mid-write is an EPIPE for that connection,
+ * never a SIGPIPE); only what the kernel did not take is copied into one
+ * libuv write request, and later writes queue behind it until it is out.
+ * cb must subtract wr->len from *queued and free the request. s: a TCP
+ * stream. */
 struct kg_wreq {
 	uv_write_t req;
 	void *owner;
@@ -32,6 +39,24 @@ struct kg_wreq {
 	char data[];
 };
 int kg__stream_write(uv_stream_t *s, uv_buf_t *bufs, unsigned nbufs, void *owner, size_t *queued, uv_write_cb cb);
+
+/* Reading: libuv says when the socket is readable and keygate reads it with
+ * recv(2) itself, not libuv with read(2) (the heavier file path). Give
+ * kg__stream_no_buffer to uv_read_start as its alloc callback: libuv then
+ * reads nothing and calls the read callback with UV_ENOBUFS (its documented
+ * answer to a zero-length buffer), which hands the stream to
+ * kg__stream_recv. Everything else (the poll, the write queue, shutdown,
+ * connect, close) stays libuv's: no descriptor is watched twice and no
+ * syscall is added per connection. */
+void kg__stream_no_buffer(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+/* What one recv brought: nread > 0 bytes at data (valid until it returns),
+ * or UV_EOF or an error. Returns true while the stream is still read (not
+ * stopped, not closing): only then does kg__stream_recv read again. */
+typedef bool (*kg_stream_data_cb)(uv_stream_t *s, ssize_t nread, const char *data);
+/* recv(2) into buf (cap bytes) and each read to cb; again while the buffer
+ * came back full and cb says it still reads, at most 32 times (as libuv
+ * reads a stream, so one busy socket cannot starve the others). */
+void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb);
 
 /* The reason phrase keygate writes for status ("Unknown" when it has none). */
 const char *kg__reason(int status);
