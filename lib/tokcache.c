@@ -23,6 +23,10 @@ struct slot {
 	int64_t last_valid;
 };
 
+/* The bytes of a token that pick its bucket: its length and its last
+ * KG_TOKCACHE_WINDOW bytes. See tokcache.h for why that is enough. */
+#define WINDOW KG_TOKCACHE_WINDOW
+
 struct kg_tokcache {
 	unsigned char seed[16]; /* SipHash key */
 	uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n);
@@ -106,6 +110,18 @@ static void drop(kg_tokcache *c, uint32_t i)
 	c->used--;
 }
 
+/* The keyed hash of token's length and last WINDOW bytes. */
+static uint64_t hash_of(const kg_tokcache *c, kg_str token)
+{
+	unsigned char w[8 + WINDOW];
+	size_t k = token.n < WINDOW ? token.n : WINDOW;
+	uint64_t n = token.n;
+	for (size_t i = 0; i < 8; i++)
+		w[i] = (unsigned char)(n >> (8 * i));
+	memcpy(w + 8, token.p + token.n - k, k);
+	return c->hash(c->seed, w, 8 + k);
+}
+
 static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token)
 {
 	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next) {
@@ -121,7 +137,7 @@ const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64
 {
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN)
 		return NULL;
-	uint64_t h = c->hash(c->seed, token.p, token.n);
+	uint64_t h = hash_of(c, token);
 	uint32_t i = find(c, h, token);
 	if (i == NONE)
 		return NULL;
@@ -159,7 +175,7 @@ void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoc
 {
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN || n > KG_TOKCACHE_MAX_VALUE)
 		return;
-	uint64_t h = c->hash(c->seed, token.p, token.n);
+	uint64_t h = hash_of(c, token);
 	uint32_t i = find(c, h, token);
 	if (i != NONE)
 		drop(c, i);

@@ -60,6 +60,72 @@ KG_TEST(test_tokens_with_the_same_hash_are_told_apart_by_their_bytes)
 	kg_tokcache_free(&c);
 }
 
+/* The bucket hash reads only the length and the last KG_TOKCACHE_WINDOW
+ * bytes: tokens alike there meet in one bucket, and the full comparison
+ * must tell them apart wherever else they differ. */
+KG_TEST(test_tokens_sharing_the_hash_window_are_told_apart_by_their_other_bytes)
+{
+	enum { LEN = 100, VARIANTS = 4 };
+	static const size_t differ_at[VARIANTS] = { 0, 1, 50, LEN - KG_TOKCACHE_WINDOW - 1 };
+	char base[LEN], tok[VARIANTS][LEN], val[VARIANTS][2];
+	kg_tokcache *c = NULL;
+	KG_CHECK(kg_tokcache_new(64, &c) == KG_OK, "new");
+	for (size_t i = 0; i < LEN; i++)
+		base[i] = (char)('a' + i % 26);
+	kg_tokcache_put(c, OWNER, (kg_str){ base, LEN }, EPOCH, 1000, "B", 1);
+	for (size_t v = 0; v < VARIANTS; v++) {
+		memcpy(tok[v], base, LEN);
+		tok[v][differ_at[v]] ^= 0x20;
+		val[v][0] = (char)('0' + v);
+		val[v][1] = '\0';
+		KG_CHECK(!hits(c, (kg_str){ tok[v], LEN }, "B", 10),
+		         "a token differing from a cached one only at byte %zu (outside the window) is a miss", differ_at[v]);
+	}
+	for (size_t v = 0; v < VARIANTS; v++)
+		kg_tokcache_put(c, OWNER, (kg_str){ tok[v], LEN }, EPOCH, 1000, val[v], 1);
+	KG_CHECK(kg_tokcache_count(c) == 1 + VARIANTS, "each is its own entry: %zu", kg_tokcache_count(c));
+	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10), "the first keeps its value");
+	for (size_t v = 0; v < VARIANTS; v++)
+		KG_CHECK(hits(c, (kg_str){ tok[v], LEN }, val[v], 10), "the one differing at byte %zu gets its own value",
+		         differ_at[v]);
+	KG_CHECK(!kg_tokcache_get(c, OWNER, (kg_str){ tok[2], LEN }, EPOCH + 1, 10, &(size_t){ 0 }),
+	         "a stale one is dropped");
+	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10) && hits(c, (kg_str){ tok[3], LEN }, val[3], 10) &&
+	             !hits(c, (kg_str){ tok[2], LEN }, val[2], 10),
+	         "and only that one");
+	/* the same tail and a different length: another token */
+	KG_CHECK(!hits(c, (kg_str){ base + 1, LEN - 1 }, "B", 10), "a suffix of a cached token is a miss");
+	kg_tokcache_free(&c);
+}
+
+static unsigned char seen[64];
+static size_t seen_n;
+
+static uint64_t recording_hash(const unsigned char key[16], const void *in, size_t n)
+{
+	seen_n = n < sizeof(seen) ? n : sizeof(seen);
+	memcpy(seen, in, seen_n);
+	return 7;
+}
+
+KG_TEST(test_the_bucket_hash_reads_the_length_and_the_last_window_bytes)
+{
+	kg_tokcache *c = NULL;
+	char tok[300];
+	for (size_t i = 0; i < sizeof(tok); i++)
+		tok[i] = (char)i;
+	KG_CHECK(kg__tokcache_new_hashed(4, recording_hash, &c) == KG_OK, "new");
+	kg_tokcache_put(c, OWNER, (kg_str){ tok, 300 }, EPOCH, 1000, "v", 1);
+	unsigned char want[8 + KG_TOKCACHE_WINDOW] = { 300 & 0xff, 300 >> 8 };
+	memcpy(want + 8, tok + 300 - KG_TOKCACHE_WINDOW, KG_TOKCACHE_WINDOW);
+	KG_CHECK(seen_n == sizeof(want) && memcmp(seen, want, sizeof(want)) == 0,
+	         "a long token: its length (LE64) and last %d bytes, got %zu bytes", KG_TOKCACHE_WINDOW, seen_n);
+	kg_tokcache_put(c, OWNER, KG_STR("short"), EPOCH, 1000, "v", 1);
+	KG_CHECK(seen_n == 8 + 5 && seen[0] == 5 && memcmp(seen + 8, "short", 5) == 0,
+	         "a token shorter than the window: its length and all of it, got %zu bytes", seen_n);
+	kg_tokcache_free(&c);
+}
+
 KG_TEST(test_an_entry_is_served_up_to_its_last_valid_instant_never_after)
 {
 	kg_tokcache *c = NULL;
