@@ -44,6 +44,7 @@
 #include "keygate/log.h"
 #include "keygate/password.h"
 #include "keygate/store.h"
+#include "keygate/tokcache.h"
 #include "keygate/users.h"
 #include "conn.h"
 #include "es.h"
@@ -73,7 +74,14 @@
  * whole check, HMAC included, under its read lock); growing the bucket
  * array holds every stripe. index_lock lets one writer at a time change the
  * index (the cache already serialises its watcher; this keeps the index
- * safe on its own). Lock order: stripe, then an intern table's lock. */
+ * safe on its own). Lock order: stripe, then an intern table's lock.
+ *
+ * key_gen grows on every change of the index (a key put, replaced or
+ * deleted, a full load's sweep), bumped while the changed entry's stripe is
+ * write-locked and before an entry leaves is freed: a worker that finds
+ * key_gen unchanged under a stripe's read lock knows every entry of that
+ * stripe it saw under the same key_gen is still there, as it was. The
+ * workers' caches of presented keys (lib/tokcache.c) rest on that. */
 #define KEY_STRIPES 64
 #define KEY_BUCKETS_MIN 1024
 
@@ -137,6 +145,8 @@ struct kg_es {
 	pthread_mutex_t index_lock;          /* one writer at a time; guards nkeys, epoch */
 	size_t nkeys;
 	uint32_t epoch;
+	uint64_t key_gen;                    /* atomic; see KEY_STRIPES */
+	uint64_t cache_owner;                /* in the workers' token caches */
 	struct interns owners, perms;
 	kg_cache_watcher *watch;             /* of es.api_key */
 	pthread_rwlock_t privs_lock;         /* guards privs */
@@ -604,6 +614,9 @@ static void index_set(struct kg_es *es, kg_str id, struct key_ent *e)
 		es->nkeys++;
 		ms = 0;
 	}
+	/* under the stripe's lock, before old is freed: a cached key of this
+	 * stripe is used only while this number holds (see KEY_STRIPES) */
+	__atomic_add_fetch(&es->key_gen, 1, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(lock);
 	pthread_mutex_unlock(&es->index_lock);
 	if (old)
@@ -629,6 +642,7 @@ static void index_sweep(struct kg_es *es)
 			gone = e;
 			es->nkeys--;
 		}
+	__atomic_add_fetch(&es->key_gen, 1, __ATOMIC_RELEASE); /* under every stripe's lock, as index_set */
 	stripes_unlock_all(es);
 	pthread_mutex_unlock(&es->index_lock);
 	while (gone) {
@@ -792,42 +806,33 @@ static bool app_allowed(struct kg_es *es, const kg_es_perm *p, kg_str method, kg
 
 /* ---- API keys: checking a presented one ---- */
 
-/* HMAC-SHA256(salt, secret) against mac, in constant time (the per-thread
- * MAC context of lib/hmac.c: no allocation). */
 /* The outcome of presenting a key. */
 enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
 
-/* Checks (id, secret) against the index. Unknown id and wrong secret are
- * alike (KEY_BAD; an unknown id costs the same HMAC); expiry and
- * invalidation are told only once the secret matched. When is_allowed is
- * set, also judges the application privilege (method on path); when owner
- * is set, it gets the key's username in arena; when who is set, it gets the
- * key's principal (a reference to its permission; who_free). A key found
- * good is marked used at now (kg__es_last_used_take). */
-static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_str method, kg_str path,
+/* Where a good key was found: its entry, the hash that picks its stripe,
+ * and its expiration as it was then (0: never). */
+struct key_hit {
+	struct key_ent *e;
+	uint64_t h;
+	int64_t expiration_ms;
+};
+
+/* The judgement of key e, whose secret matched, at now (its stripe read
+ * locked by the caller): invalidated, expired, or KEY_OK with what the
+ * caller asked for. When is_allowed is set, also judges the application
+ * privilege (method on path); when owner is set, it gets the key's
+ * username in arena; when who is set, it gets the key's principal (a
+ * reference to its permission; who_free). A key found good is marked used
+ * at now (kg__es_last_used_take). */
+static enum key_check key_judge(struct kg_es *es, struct key_ent *e, int64_t now, kg_str method, kg_str path,
                                 bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who)
 {
-	static const unsigned char no_salt[16], no_mac[32];
-	enum key_check r = KEY_BAD;
-	if (id.n == 0 || id.n > KG_ES_ID_MAX)
-		return KEY_BAD;
-	uint64_t h = mix(es->slot_key, id.p, id.n);
-	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
-	pthread_rwlock_rdlock(lock);
-	struct key_ent *e = es->buckets[h & es->mask];
-	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
-		e = e->next;
-	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
-	if (!e || !e->has_hash || !is_match)
-		goto out;
+	enum key_check r;
 	if (e->is_invalidated)
-		r = KEY_INVALIDATED;
-	else if (e->expiration_ms && now >= e->expiration_ms)
-		r = KEY_EXPIRED;
-	else
-		r = KEY_OK;
-	if (r != KEY_OK)
-		goto out;
+		return KEY_INVALIDATED;
+	if (e->expiration_ms && now >= e->expiration_ms)
+		return KEY_EXPIRED;
+	r = KEY_OK;
 	if (is_allowed)
 		*is_allowed = app_allowed(es, e->perm->perm, method, path);
 	if (owner) {
@@ -850,7 +855,67 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 	}
 	if (r == KEY_OK)
 		__atomic_store_n(&e->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* Checks (id, secret) against the index: HMAC-SHA256(salt, secret) against
+ * the stored MAC in constant time (kg_es_secret_matches), then key_judge.
+ * Unknown id and wrong secret are alike (KEY_BAD; an unknown id costs the
+ * same HMAC); expiry and invalidation are told only once the secret
+ * matched. When hit is set and the key is good, it gets where the key was
+ * found (valid while key_gen holds; see KEY_STRIPES). */
+static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_str method, kg_str path,
+                                bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who,
+                                struct key_hit *hit)
+{
+	static const unsigned char no_salt[16], no_mac[32];
+	enum key_check r = KEY_BAD;
+	if (id.n == 0 || id.n > KG_ES_ID_MAX)
+		return KEY_BAD;
+	uint64_t h = mix(es->slot_key, id.p, id.n);
+	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
+	pthread_rwlock_rdlock(lock);
+	struct key_ent *e = es->buckets[h & es->mask];
+	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
+		e = e->next;
+	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
+	if (!e || !e->has_hash || !is_match)
+		goto out;
+	r = key_judge(es, e, now, method, path, is_allowed, arena, owner, who);
+	if (r == KEY_OK && hit)
+		*hit = (struct key_hit){ e, h, e->expiration_ms };
 out:
+	pthread_rwlock_unlock(lock);
+	return r;
+}
+
+/* A key this worker checked before (lib/tokcache.c): the whole credential
+ * (base64 of id:secret) is the cache's key, compared in full, so its
+ * secret matched when it was put; the entry holds where the key was found,
+ * under the key_gen read before that check. It is used only when, under
+ * the key's stripe lock, key_gen is still that number: then no key was put,
+ * replaced or deleted since (invalidation, update, retention, expiry's
+ * rewrite, a change replayed from another instance: each is a change of
+ * the index), and the entry is alive and as it was. Expiry and
+ * invalidation are judged again on every use (key_judge), as without the
+ * cache. KEY_BAD here means a miss: the caller checks in full. */
+static enum key_check key_cached(struct kg_es *es, kg_tokcache *tc, kg_str cred, uint64_t gen, int64_t now,
+                                 kg_str method, kg_str path, bool *is_allowed, kg_arena *arena, kg_str *owner,
+                                 kg_str *key_id)
+{
+	struct key_hit hit;
+	size_t n = 0;
+	const void *v = kg_tokcache_get(tc, es->cache_owner, cred, gen, now, &n);
+	if (!v || n != sizeof(hit))
+		return KEY_BAD;
+	memcpy(&hit, v, sizeof(hit));
+	pthread_rwlock_t *lock = &es->stripes[hit.h % KEY_STRIPES];
+	pthread_rwlock_rdlock(lock);
+	enum key_check r = KEY_BAD;
+	if (__atomic_load_n(&es->key_gen, __ATOMIC_ACQUIRE) == gen) {
+		r = key_judge(es, hit.e, now, method, path, is_allowed, arena, owner, NULL);
+		*key_id = kg_arena_strdup(arena, (kg_str){ hit.e->id, hit.e->idn });
+	}
 	pthread_rwlock_unlock(lock);
 	return r;
 }
@@ -941,19 +1006,34 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 {
 	struct kg_es *es = a->data;
 	char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
-	kg_str id, secret, owner = KG_STR_NULL;
+	kg_str id, secret, owner = KG_STR_NULL, key_id = KG_STR_NULL;
 	bool is_allowed = false;
+	struct key_hit hit = { 0 };
 	*message = KG_ES_REASON_BAD_CREDENTIALS;
-	if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		kg_info("API key refused: the credential is not base64 of id:key");
-		return KG_EBADCRED;
-	}
 	/* req->now is whole seconds: a key would outlive its expiration by up to
 	 * a second here while /_security (milliseconds) already refuses it */
-	enum key_check r = key_check(es, id, secret, now_ms(), req->method, req->path, &is_allowed, arena, &owner, NULL);
-	kg_str key_id = kg_arena_strdup(arena, id);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	int64_t now = now_ms();
+	kg_tokcache *tc = kg_tokcache_of_thread();
+	/* read before the check, so a change of the index during it makes the
+	 * entry stale (it only grows) */
+	uint64_t gen = __atomic_load_n(&es->key_gen, __ATOMIC_ACQUIRE);
+	enum key_check r = key_cached(es, tc, req->cred.value, gen, now, req->method, req->path, &is_allowed, arena,
+	                              &owner, &key_id);
+	if (r == KEY_BAD) {
+		if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
+			OPENSSL_cleanse(buf, sizeof(buf));
+			kg_info("API key refused: the credential is not base64 of id:key");
+			return KG_EBADCRED;
+		}
+		r = key_check(es, id, secret, now, req->method, req->path, &is_allowed, arena, &owner, NULL, &hit);
+		key_id = kg_arena_strdup(arena, id);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		/* served while now <= last_valid: up to the last millisecond before
+		 * the expiration, as key_judge counts */
+		if (r == KEY_OK)
+			kg_tokcache_put(tc, es->cache_owner, req->cred.value, gen,
+			                hit.expiration_ms ? hit.expiration_ms - 1 : INT64_MAX, &hit, sizeof(hit));
+	}
 	if (r == KEY_NOMEM || !key_id.p)
 		return KG_ENOMEM;
 	if (r != KEY_OK) {
@@ -1610,7 +1690,7 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 		/* the index has what the loop needs (owner, realm, the permission);
 		 * the rest of the document is read on the thread pool (who_key_doc) */
 		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK) {
-			kc = key_check(r->es, id, secret, r->now, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL, &r->who);
+			kc = key_check(r->es, id, secret, r->now, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL, &r->who, NULL);
 			loggable_id(id, logged, sizeof(logged));
 		}
 		OPENSSL_cleanse(buf, sizeof(buf));
@@ -3085,6 +3165,7 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	if (!(es->privs = json_object()))
 		goto fail;
 	es->cache = cache;
+	es->cache_owner = kg_tokcache_owner_new();
 	es->users_basic = users_basic;
 	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
 	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);
