@@ -147,6 +147,7 @@ struct kg_es {
 	uint32_t epoch;
 	uint64_t key_gen;                    /* atomic; see KEY_STRIPES */
 	uint64_t cache_owner;                /* in the workers' token caches */
+	uint64_t view_owner;                 /* of the workers' user views (uview_get) */
 	struct interns owners, perms;
 	kg_cache_watcher *watch;             /* of es.api_key */
 	pthread_rwlock_t privs_lock;         /* guards privs */
@@ -1074,6 +1075,115 @@ const struct kg_authenticator *kg__es_apikey_authenticator(const struct kg_es *e
 
 /* ---- Basic: Elasticsearch's users ---- */
 
+/* A user's view, per worker: what basic_authenticate derives from the
+ * stored documents on every request (the user found in its realm, the
+ * fingerprint of its password hash, its roles' descriptors compiled into a
+ * permission), kept so that a repeated Basic caller costs a lookup and the
+ * credential cache's HMAC instead of JSON parses and a compile. A view is
+ * used only while kg_cache_kv_gen (which grows with every change of a kept
+ * record: a user or role written here, replayed from another instance, or a
+ * full reload) is the number read before the documents were, and only by
+ * the kg_es it was made by (view_owner: a reload makes a new one, with its
+ * own file realm and admin password). The password is still checked as
+ * before (the credential cache against the current hash's fingerprint), and
+ * the application privileges are resolved on every request (app_allowed).
+ * Only enabled users whose permission compiled are kept.
+ *
+ * Each worker has its own table (no locks; pthread key: freed at the
+ * worker's exit), UVIEW_SLOTS views placed by the name's hash, a newer view
+ * replacing the one in its slot. */
+#define UVIEW_SLOTS 64
+
+struct uview {
+	uint64_t owner, gen;
+	uint64_t fp;      /* hash_fingerprint of the user's password hash */
+	kg_es_perm *perm; /* compiled from the user's roles (owned) */
+	size_t n;
+	char name[];
+};
+
+struct uviews {
+	struct uview *slot[UVIEW_SLOTS];
+};
+
+static pthread_key_t uviews_key;
+static pthread_once_t uviews_once = PTHREAD_ONCE_INIT;
+static bool has_uviews_key;
+
+static void uview_free(struct uview *v)
+{
+	if (v) {
+		kg_es_perm_free(&v->perm);
+		free(v);
+	}
+}
+
+static void uviews_free(void *p)
+{
+	struct uviews *t = p;
+	for (size_t i = 0; i < UVIEW_SLOTS; i++)
+		uview_free(t->slot[i]);
+	free(t);
+}
+
+static void uviews_key_make(void)
+{
+	has_uviews_key = pthread_key_create(&uviews_key, uviews_free) == 0;
+}
+
+/* The calling thread's table, made on first use; NULL when that fails (then
+ * every request derives its view, as without the table). */
+static struct uviews *uviews_of_thread(void)
+{
+	pthread_once(&uviews_once, uviews_key_make);
+	if (!has_uviews_key)
+		return NULL;
+	struct uviews *t = pthread_getspecific(uviews_key);
+	if (!t && (t = calloc(1, sizeof(*t))) && pthread_setspecific(uviews_key, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static struct uview **uview_slot(const struct kg_es *es, struct uviews *t, kg_str name)
+{
+	return &t->slot[mix(es->slot_key, name.p, name.n) % UVIEW_SLOTS];
+}
+
+/* The view of name made by es under gen, or NULL. */
+static const struct uview *uview_get(const struct kg_es *es, struct uviews *t, kg_str name, uint64_t gen)
+{
+	if (!t)
+		return NULL;
+	const struct uview *v = *uview_slot(es, t, name);
+	if (v && v->owner == es->view_owner && v->gen == gen && v->n == name.n && memcmp(v->name, name.p, name.n) == 0)
+		return v;
+	return NULL;
+}
+
+/* Keeps the view of name (takes ownership of *perm, setting it to NULL). */
+static void uview_put(const struct kg_es *es, struct uviews *t, kg_str name, uint64_t gen, uint64_t fp,
+                      kg_es_perm **perm)
+{
+	struct uview *v;
+	if (!t || !(v = malloc(sizeof(*v) + name.n)))
+		return;
+	*v = (struct uview){ .owner = es->view_owner, .gen = gen, .fp = fp, .perm = *perm, .n = name.n };
+	memcpy(v->name, name.p, name.n);
+	*perm = NULL;
+	struct uview **slot = uview_slot(es, t, name);
+	uview_free(*slot);
+	*slot = v;
+}
+
+static kg_err user_forbidden(const struct kg_auth_request *req, kg_arena *arena, kg_str user, const char **message)
+{
+	*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
+	                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
+	return KG_EFORBIDDEN;
+}
+
 static kg_err basic_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                  struct kg_principal *out, const char **message)
 {
@@ -1090,6 +1200,21 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 		                                       : "malformed Basic credential: want base64 of user:password";
 		return KG_EBADCRED;
 	}
+	/* read before the documents, so a change while they are read makes the
+	 * view stale (it only grows) */
+	uint64_t gen = kg_cache_kv_gen(es->cache);
+	struct uviews *views = uviews_of_thread();
+	const struct uview *v = uview_get(es, views, name, gen);
+	if (v) {
+		bool is_known = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == v->fp;
+		kg_str user = kg_arena_strdup(arena, name);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		if (!is_known)
+			return KG_ESLOW;
+		out->scheme = "es-user";
+		out->id = user;
+		return app_allowed(es, v->perm, req->method, req->path) ? KG_OK : user_forbidden(req, arena, user, message);
+	}
 	if (!user_find(es, name, &u)) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		user_free(&u);
@@ -1097,7 +1222,8 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 			return es->users_basic->authenticate(es->users_basic, req, arena, out, message);
 		return KG_ESLOW; /* checked against the dummy hash: as slow as a real user */
 	}
-	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == hash_fingerprint(u.hash);
+	uint64_t user_fp = hash_fingerprint(u.hash);
+	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == user_fp;
 	kg_str user = kg_arena_strdup(arena, name);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (!is_cached) {
@@ -1113,11 +1239,11 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	out->id = user;
 	struct es_who w;
 	if ((err = who_from_user(es, user, &u, &w)) == KG_OK) {
-		if (!app_allowed(es, w.perm, req->method, req->path)) {
-			*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
-			                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
-			err = KG_EFORBIDDEN;
-		}
+		if (!app_allowed(es, w.perm, req->method, req->path))
+			err = user_forbidden(req, arena, user, message);
+		/* w.perm stays valid until who_free, which frees own_perm only */
+		if (user.p)
+			uview_put(es, views, user, gen, user_fp, &w.own_perm);
 	}
 	who_free(&w);
 	user_free(&u);
@@ -3166,6 +3292,7 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 		goto fail;
 	es->cache = cache;
 	es->cache_owner = kg_tokcache_owner_new();
+	es->view_owner = kg_tokcache_owner_new();
 	es->users_basic = users_basic;
 	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
 	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);
