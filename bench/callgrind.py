@@ -19,6 +19,8 @@ case: instructions per request and keygate's top functions (self cost).
     apikey Elasticsearch on (--admin-password: elastic's), an API key made by
            elastic with POST /_security/api_key granting application keygate
            GET on /bytes/* (as bench/run.sh's case 4e)
+    esuser Elasticsearch on, HTTP Basic as elastic (the admin password; its
+           bcrypt is paid once in the warm-up, then the credential cache)
 Every wait is bounded; processes are stopped on any failure.
 """
 import argparse
@@ -64,9 +66,9 @@ def callgrind_control(*args):
 def case_args(case, kg, tmp):
     if case == "plain":
         return ["--require-auth=false"]
-    if case in ("bee", "apikey"):
+    if case in ("bee", "apikey", "esuser"):
         h = subprocess.run([kg, "bcrypt", "--cost", "4", ADMIN_PW], capture_output=True, text=True, timeout=60)
-        if case == "apikey":
+        if case in ("apikey", "esuser"):
             return ["--admin-password", h.stdout.strip()]
         return ["--restricted", "--admin-password", h.stdout.strip(), "--token-encryption-key", "bench-token-key"]
     pw = os.path.join(tmp, "avax-pw")
@@ -85,6 +87,9 @@ def credential(case, port):
                                                      ("Content-Type", "application/json")],
                     body=b'{"role":"consumer","expiry":86400}', timeout=120)
         return [("Authorization", "Bearer " + r.json()["key"])]
+    if case == "esuser":
+        import base64
+        return [("Authorization", "Basic " + base64.b64encode(("elastic:" + ADMIN_PW).encode()).decode())]
     if case == "apikey":
         import base64
         basic = base64.b64encode(("elastic:" + ADMIN_PW).encode()).decode()
