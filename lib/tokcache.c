@@ -122,14 +122,19 @@ static uint64_t hash_of(const kg_tokcache *c, kg_str token)
 	return c->hash(c->seed, w, 8 + k);
 }
 
-static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token)
+/* The slot of token in its bucket, or NONE; *chain (when set) gets the
+ * number of slots looked at. */
+static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token, size_t *chain)
 {
-	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next) {
+	size_t k = 0;
+	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next, k++) {
 		const struct slot *s = &c->slots[i];
 		/* the hash only narrows the search: the token itself decides */
 		if (s->hash == h && s->tok_n == token.n && CRYPTO_memcmp(s->bytes, token.p, token.n) == 0)
 			return i;
 	}
+	if (chain)
+		*chain = k;
 	return NONE;
 }
 
@@ -138,7 +143,7 @@ const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN)
 		return NULL;
 	uint64_t h = hash_of(c, token);
-	uint32_t i = find(c, h, token);
+	uint32_t i = find(c, h, token, NULL);
 	if (i == NONE)
 		return NULL;
 	struct slot *s = &c->slots[i];
@@ -176,9 +181,12 @@ void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoc
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN || n > KG_TOKCACHE_MAX_VALUE)
 		return;
 	uint64_t h = hash_of(c, token);
-	uint32_t i = find(c, h, token);
+	size_t chain = 0;
+	uint32_t i = find(c, h, token, &chain);
 	if (i != NONE)
 		drop(c, i);
+	else if (chain >= KG_TOKCACHE_CHAIN_MAX)
+		return; /* many tokens alike in the window: never let a lookup compare more */
 	else
 		i = victim(c);
 	struct slot *s = &c->slots[i];

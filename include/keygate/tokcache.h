@@ -10,7 +10,10 @@
  * tokens, and the tail of every token cached here is ciphertext, a MAC or a
  * signature (AES-GCM tag, JWT signature, the secret of an API key), which
  * spreads them as well as the whole token would. Tokens that share the
- * window land in one bucket and are still told apart by their bytes. It holds what
+ * window land in one bucket and are still told apart by their bytes; a
+ * bucket holds at most KG_TOKCACHE_CHAIN_MAX of them (more are not cached),
+ * so a lookup compares at most that many tokens whatever the tokens are
+ * (test keys sharing one secret, say). It holds what
  * the authenticator needs to answer again (a value of at most
  * KG_TOKCACHE_MAX_VALUE bytes, copied in), and is served only while all of
  * these hold:
@@ -43,7 +46,9 @@ typedef struct kg_tokcache kg_tokcache;
 #define KG_TOKCACHE_MAX_TOKEN 2048
 #define KG_TOKCACHE_MAX_VALUE 512
 /* The bytes at a token's end that its bucket hash reads (with its length). */
-#define KG_TOKCACHE_WINDOW 32
+#define KG_TOKCACHE_WINDOW 64
+/* The most tokens one bucket holds. */
+#define KG_TOKCACHE_CHAIN_MAX 8
 /* The entries of each worker's cache (kg_tokcache_of_thread). */
 #define KG_TOKCACHE_PER_THREAD 1024
 
@@ -63,8 +68,9 @@ const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64
 
 /* Remembers token as validated by owner under epoch, valid while
  * now <= last_valid, with value (n bytes, copied). Replaces an entry of the
- * same token. Does nothing when token or value is too long, c is NULL or
- * memory runs out: the cache only ever saves work. */
+ * same token. Does nothing when token or value is too long, its bucket
+ * holds KG_TOKCACHE_CHAIN_MAX other tokens, c is NULL or memory runs out:
+ * the cache only ever saves work. */
 void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoch, int64_t last_valid,
                      const void *value, size_t n);
 

@@ -167,8 +167,8 @@ def test_es_key_cached_then_presented_with_another_secret_or_spelling_is_checked
         before = len(up.requests())
         enc = key["encoded"]
         wrong = key["api_key"][:-1] + ("A" if key["api_key"][-1] != "A" else "B")
-        # the same tail as the cached credential (the cache's bucket hash
-        # reads the last 32 characters): only the full comparison tells it apart
+        # the cached credential with only its first character changed: the
+        # whole credential is compared, never a hash or a tail of it
         same_tail = ("A" if enc[0] != "A" else "B") + enc[1:]
         for cred in (forged(key, wrong), apikey(same_tail)):
             r = c.request("GET", "/a/x", [cred])

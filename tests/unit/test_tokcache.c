@@ -65,7 +65,7 @@ KG_TEST(test_tokens_with_the_same_hash_are_told_apart_by_their_bytes)
  * must tell them apart wherever else they differ. */
 KG_TEST(test_tokens_sharing_the_hash_window_are_told_apart_by_their_other_bytes)
 {
-	enum { LEN = 100, VARIANTS = 4 };
+	enum { LEN = 200, VARIANTS = 4 };
 	static const size_t differ_at[VARIANTS] = { 0, 1, 50, LEN - KG_TOKCACHE_WINDOW - 1 };
 	char base[LEN], tok[VARIANTS][LEN], val[VARIANTS][2];
 	kg_tokcache *c = NULL;
@@ -98,7 +98,32 @@ KG_TEST(test_tokens_sharing_the_hash_window_are_told_apart_by_their_other_bytes)
 	kg_tokcache_free(&c);
 }
 
-static unsigned char seen[64];
+KG_TEST(test_a_bucket_holds_at_most_chain_max_tokens_and_a_lookup_compares_no_more)
+{
+	kg_tokcache *c = NULL;
+	char tok[32];
+	KG_CHECK(kg__tokcache_new_hashed(64, same_hash, &c) == KG_OK, "new");
+	for (int i = 0; i < 3 * KG_TOKCACHE_CHAIN_MAX; i++) {
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		kg_tokcache_put(c, OWNER, kg_str_c(tok), EPOCH, 1000, tok, strlen(tok));
+	}
+	KG_CHECK(kg_tokcache_count(c) == KG_TOKCACHE_CHAIN_MAX, "one bucket: %d held, got %zu", KG_TOKCACHE_CHAIN_MAX,
+	         kg_tokcache_count(c));
+	for (int i = 0; i < 3 * KG_TOKCACHE_CHAIN_MAX; i++) {
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		KG_CHECK(hits(c, kg_str_c(tok), tok, 1) == (i < KG_TOKCACHE_CHAIN_MAX), "tok-%d: %s", i,
+		         i < KG_TOKCACHE_CHAIN_MAX ? "the first ones are held" : "the later ones are not cached");
+	}
+	kg_tokcache_put(c, OWNER, KG_STR("tok-0"), EPOCH, 1000, "new", 3);
+	KG_CHECK(hits(c, KG_STR("tok-0"), "new", 1) && kg_tokcache_count(c) == KG_TOKCACHE_CHAIN_MAX,
+	         "a held token is still replaced in a full bucket");
+	KG_CHECK(!kg_tokcache_get(c, OWNER, KG_STR("tok-1"), EPOCH + 1, 1, &(size_t){ 0 }), "a stale one is dropped");
+	kg_tokcache_put(c, OWNER, KG_STR("tok-99"), EPOCH, 1000, "v", 1);
+	KG_CHECK(hits(c, KG_STR("tok-99"), "v", 1), "which makes room in the bucket");
+	kg_tokcache_free(&c);
+}
+
+static unsigned char seen[128];
 static size_t seen_n;
 
 static uint64_t recording_hash(const unsigned char key[16], const void *in, size_t n)
