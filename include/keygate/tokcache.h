@@ -4,16 +4,16 @@
  * client that sends the same token on every request should pay a hash
  * lookup instead. An entry is keyed by the whole token, compared in full
  * (CRYPTO_memcmp), never by its hash alone: SipHash with a random key only
- * picks the bucket, so nobody can aim tokens at one bucket. The bucket hash
- * reads the token's length and last KG_TOKCACHE_WINDOW bytes, not all of it:
- * only validated tokens are ever put, so crowding one bucket takes valid
- * tokens, and the tail of every token cached here is ciphertext, a MAC or a
- * signature (AES-GCM tag, JWT signature, the secret of an API key), which
- * spreads them as well as the whole token would. Tokens that share the
- * window land in one bucket and are still told apart by their bytes; a
- * bucket holds at most KG_TOKCACHE_CHAIN_MAX of them (more are not cached),
- * so a lookup compares at most that many tokens whatever the tokens are
- * (test keys sharing one secret, say). It holds what
+ * picks the bucket, so nobody can aim tokens at one bucket. SipHash reads
+ * the token's length and its bytes folded (XORed) into KG_TOKCACHE_FOLD
+ * bytes, not the whole token: folding is a fraction of a SipHash round per
+ * byte. The fold is linear, so tokens of chosen bytes could be made to fold
+ * alike; but only validated tokens are ever put, whose bytes nobody chooses
+ * (AES-GCM ciphertext and tag, a JWT's signature, an API key's random
+ * secret), and tokens that do fold alike land in one bucket and are still
+ * told apart by their bytes. A bucket holds at most KG_TOKCACHE_CHAIN_MAX
+ * tokens (more are not cached), so a lookup compares at most that many
+ * whatever the tokens are. It holds what
  * the authenticator needs to answer again (a value of at most
  * KG_TOKCACHE_MAX_VALUE bytes, copied in), and is served only while all of
  * these hold:
@@ -45,8 +45,8 @@ typedef struct kg_tokcache kg_tokcache;
 /* Tokens longer than this, and values longer than that, are never cached. */
 #define KG_TOKCACHE_MAX_TOKEN 2048
 #define KG_TOKCACHE_MAX_VALUE 512
-/* The bytes at a token's end that its bucket hash reads (with its length). */
-#define KG_TOKCACHE_WINDOW 64
+/* The bytes a token is folded into for its bucket hash (with its length). */
+#define KG_TOKCACHE_FOLD 32
 /* The most tokens one bucket holds. */
 #define KG_TOKCACHE_CHAIN_MAX 8
 /* The entries of each worker's cache (kg_tokcache_of_thread). */
@@ -83,7 +83,7 @@ kg_tokcache *kg_tokcache_of_thread(void);
 void kg_tokcache_thread_free(void);
 
 /* For tests: a cache whose bucket hash is hash (to make tokens collide); it
- * is given the length (8 bytes, little-endian) and the window. */
+ * is given the length (8 bytes, little-endian) and the fold. */
 kg_err kg__tokcache_new_hashed(size_t capacity, uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n),
                                kg_tokcache **out) KG_MUST_CHECK;
 

@@ -60,13 +60,14 @@ KG_TEST(test_tokens_with_the_same_hash_are_told_apart_by_their_bytes)
 	kg_tokcache_free(&c);
 }
 
-/* The bucket hash reads only the length and the last KG_TOKCACHE_WINDOW
- * bytes: tokens alike there meet in one bucket, and the full comparison
- * must tell them apart wherever else they differ. */
-KG_TEST(test_tokens_sharing_the_hash_window_are_told_apart_by_their_other_bytes)
+/* Tokens that land in one bucket (here: they fold alike, since bytes XORed
+ * into the same place cancel out) must be told apart by the full
+ * comparison wherever they differ. */
+KG_TEST(test_tokens_that_fold_alike_are_told_apart_by_their_bytes)
 {
 	enum { LEN = 200, VARIANTS = 4 };
-	static const size_t differ_at[VARIANTS] = { 0, 1, 50, LEN - KG_TOKCACHE_WINDOW - 1 };
+	/* each variant swaps two bytes KG_TOKCACHE_FOLD apart: the same fold */
+	static const size_t swap_at[VARIANTS] = { 0, 1, 50, LEN - KG_TOKCACHE_FOLD - 1 };
 	char base[LEN], tok[VARIANTS][LEN], val[VARIANTS][2];
 	kg_tokcache *c = NULL;
 	KG_CHECK(kg_tokcache_new(64, &c) == KG_OK, "new");
@@ -74,27 +75,27 @@ KG_TEST(test_tokens_sharing_the_hash_window_are_told_apart_by_their_other_bytes)
 		base[i] = (char)('a' + i % 26);
 	kg_tokcache_put(c, OWNER, (kg_str){ base, LEN }, EPOCH, 1000, "B", 1);
 	for (size_t v = 0; v < VARIANTS; v++) {
+		size_t at = swap_at[v];
 		memcpy(tok[v], base, LEN);
-		tok[v][differ_at[v]] ^= 0x20;
+		tok[v][at] = base[at + KG_TOKCACHE_FOLD];
+		tok[v][at + KG_TOKCACHE_FOLD] = base[at];
 		val[v][0] = (char)('0' + v);
 		val[v][1] = '\0';
+		KG_CHECK(memcmp(tok[v], base, LEN) != 0, "variant %zu differs", v);
 		KG_CHECK(!hits(c, (kg_str){ tok[v], LEN }, "B", 10),
-		         "a token differing from a cached one only at byte %zu (outside the window) is a miss", differ_at[v]);
+		         "a token folding like a cached one (bytes %zu and %zu swapped) is a miss", at, at + KG_TOKCACHE_FOLD);
 	}
 	for (size_t v = 0; v < VARIANTS; v++)
 		kg_tokcache_put(c, OWNER, (kg_str){ tok[v], LEN }, EPOCH, 1000, val[v], 1);
 	KG_CHECK(kg_tokcache_count(c) == 1 + VARIANTS, "each is its own entry: %zu", kg_tokcache_count(c));
 	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10), "the first keeps its value");
 	for (size_t v = 0; v < VARIANTS; v++)
-		KG_CHECK(hits(c, (kg_str){ tok[v], LEN }, val[v], 10), "the one differing at byte %zu gets its own value",
-		         differ_at[v]);
+		KG_CHECK(hits(c, (kg_str){ tok[v], LEN }, val[v], 10), "the one swapped at %zu gets its own value", swap_at[v]);
 	KG_CHECK(!kg_tokcache_get(c, OWNER, (kg_str){ tok[2], LEN }, EPOCH + 1, 10, &(size_t){ 0 }),
 	         "a stale one is dropped");
 	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10) && hits(c, (kg_str){ tok[3], LEN }, val[3], 10) &&
 	             !hits(c, (kg_str){ tok[2], LEN }, val[2], 10),
 	         "and only that one");
-	/* the same tail and a different length: another token */
-	KG_CHECK(!hits(c, (kg_str){ base + 1, LEN - 1 }, "B", 10), "a suffix of a cached token is a miss");
 	kg_tokcache_free(&c);
 }
 
@@ -133,21 +134,26 @@ static uint64_t recording_hash(const unsigned char key[16], const void *in, size
 	return 7;
 }
 
-KG_TEST(test_the_bucket_hash_reads_the_length_and_the_last_window_bytes)
+KG_TEST(test_the_bucket_hash_reads_the_length_and_the_token_folded)
 {
 	kg_tokcache *c = NULL;
-	char tok[300];
+	char tok[301];
 	for (size_t i = 0; i < sizeof(tok); i++)
-		tok[i] = (char)i;
+		tok[i] = (char)(i * 7 + 3);
 	KG_CHECK(kg__tokcache_new_hashed(4, recording_hash, &c) == KG_OK, "new");
-	kg_tokcache_put(c, OWNER, (kg_str){ tok, 300 }, EPOCH, 1000, "v", 1);
-	unsigned char want[8 + KG_TOKCACHE_WINDOW] = { 300 & 0xff, 300 >> 8 };
-	memcpy(want + 8, tok + 300 - KG_TOKCACHE_WINDOW, KG_TOKCACHE_WINDOW);
-	KG_CHECK(seen_n == sizeof(want) && memcmp(seen, want, sizeof(want)) == 0,
-	         "a long token: its length (LE64) and last %d bytes, got %zu bytes", KG_TOKCACHE_WINDOW, seen_n);
-	kg_tokcache_put(c, OWNER, KG_STR("short"), EPOCH, 1000, "v", 1);
-	KG_CHECK(seen_n == 8 + 5 && seen[0] == 5 && memcmp(seen + 8, "short", 5) == 0,
-	         "a token shorter than the window: its length and all of it, got %zu bytes", seen_n);
+	/* every length around the word and fold boundaries, against byte i XORed into i % FOLD */
+	for (size_t n = 1; n <= sizeof(tok); n++) {
+		unsigned char want[8 + KG_TOKCACHE_FOLD] = { 0 };
+		for (size_t j = 0; j < 8; j++)
+			want[j] = (unsigned char)((uint64_t)n >> (8 * j));
+		for (size_t i = 0; i < n; i++)
+			want[8 + i % KG_TOKCACHE_FOLD] ^= (unsigned char)tok[i];
+		seen_n = 0;
+		kg_tokcache_put(c, OWNER, (kg_str){ tok, n }, EPOCH, 1000, "v", 1);
+		KG_CHECK(seen_n == sizeof(want) && memcmp(seen, want, sizeof(want)) == 0,
+		         "a token of %zu bytes: its length (LE64) and its %d-byte fold, got %zu bytes", n, KG_TOKCACHE_FOLD,
+		         seen_n);
+	}
 	kg_tokcache_free(&c);
 }
 
