@@ -895,9 +895,9 @@ out:
  * secret matched when it was put; the entry holds where the key was found,
  * under the key_gen read before that check. It is used only when, under
  * the key's stripe lock, key_gen is still that number: then no key was put,
- * replaced or deleted since (invalidation, update, retention, expiry's
- * rewrite, a change replayed from another instance: each is a change of
- * the index), and the entry is alive and as it was. Expiry and
+ * replaced or deleted since (an invalidation, an update, retention's
+ * deletion, a change replayed from another instance or a full reload: each
+ * is a change of the index), and the entry is alive and as it was. Expiry and
  * invalidation are judged again on every use (key_judge), as without the
  * cache. KEY_BAD here means a miss: the caller checks in full. */
 static enum key_check key_cached(struct kg_es *es, kg_tokcache *tc, kg_str cred, uint64_t gen, int64_t now,
