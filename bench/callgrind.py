@@ -2,7 +2,7 @@
 """Instructions per proxied request, counted by callgrind: a figure the noise
 of a shared machine does not move, for comparing two builds.
 
-    bench/callgrind.py [BUILD_DIR] [--requests N] [--cases plain,bee,jwt] [--keep DIR]
+    bench/callgrind.py [BUILD_DIR] [--requests N] [--cases plain,bee,jwt,apikey] [--keep DIR]
 
 For each case it starts the recording upstream (tests/integration/upstream.py)
 and `keygate serve --workers 1` under `valgrind --tool=callgrind
@@ -16,6 +16,11 @@ case: instructions per request and keygate's top functions (self cost).
     plain  --upstream only (--require-auth=false), no Authorization header
     bee    --restricted, a keygate token from POST /auth
     jwt    --api-auth-required, an AvalancheGo JWT from auth.newToken
+    apikey Elasticsearch on (--admin-password: elastic's), an API key made by
+           elastic with POST /_security/api_key granting application keygate
+           GET on /bytes/* (as bench/run.sh's case 4e)
+    esuser Elasticsearch on, HTTP Basic as elastic (the admin password; its
+           bcrypt is paid once in the warm-up, then the credential cache)
 Every wait is bounded; processes are stopped on any failure.
 """
 import argparse
@@ -61,8 +66,10 @@ def callgrind_control(*args):
 def case_args(case, kg, tmp):
     if case == "plain":
         return ["--require-auth=false"]
-    if case == "bee":
+    if case in ("bee", "apikey", "esuser"):
         h = subprocess.run([kg, "bcrypt", "--cost", "4", ADMIN_PW], capture_output=True, text=True, timeout=60)
+        if case in ("apikey", "esuser"):
+            return ["--admin-password", h.stdout.strip()]
         return ["--restricted", "--admin-password", h.stdout.strip(), "--token-encryption-key", "bench-token-key"]
     pw = os.path.join(tmp, "avax-pw")
     with open(pw, "w") as f:
@@ -80,6 +87,20 @@ def credential(case, port):
                                                      ("Content-Type", "application/json")],
                     body=b'{"role":"consumer","expiry":86400}', timeout=120)
         return [("Authorization", "Bearer " + r.json()["key"])]
+    if case == "esuser":
+        import base64
+        return [("Authorization", "Basic " + base64.b64encode(("elastic:" + ADMIN_PW).encode()).decode())]
+    if case == "apikey":
+        import base64
+        basic = base64.b64encode(("elastic:" + ADMIN_PW).encode()).decode()
+        body = json.dumps({"name": "bench", "role_descriptors": {"bench": {"applications": [
+            {"application": "keygate", "privileges": ["GET"], "resources": ["/bytes/*"]}]}}}).encode()
+        r = request(port, "POST", "/_security/api_key", headers=[("Authorization", "Basic " + basic),
+                                                                  ("Content-Type", "application/json")],
+                    body=body, timeout=120)
+        if r.status != 200:
+            raise SystemExit("apikey: POST /_security/api_key answered %d %r" % (r.status, r.body[:200]))
+        return [("Authorization", "ApiKey " + r.json()["encoded"])]
     body = json.dumps({"jsonrpc": "2.0", "method": "auth.newToken", "id": 1,
                        "params": {"password": AVAX_PW, "endpoints": ["*"]}}).encode()
     r = request(port, "POST", "/ext/auth", headers=[("Content-Type", "application/json")], body=body, timeout=120)
@@ -151,7 +172,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("build", nargs="?", default=os.path.join(ROOT, "build"))
     ap.add_argument("--requests", type=int, default=3000)
-    ap.add_argument("--cases", default="plain,bee,jwt")
+    ap.add_argument("--cases", default="plain,bee,jwt,apikey")
     ap.add_argument("--top", type=int, default=12)
     ap.add_argument("--keep", help="directory to keep the callgrind.CASE.out files in")
     a = ap.parse_args()

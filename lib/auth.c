@@ -1,34 +1,51 @@
 /* auth.c - credential classification, the access decision, error dialects. */
 #include <stdio.h>
+#include <string.h>
 
 #include "keygate/auth.h"
 #include "keygate/es.h"
 
-static bool is_b64url(char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-	       c == '_';
-}
+/* 1 for a byte that is neither a JWT part's character (base64url or '=')
+ * nor the separator. A table, because this scan runs over every Bearer
+ * token of every request: a chain of range compares per byte was a tenth
+ * of a JWT request's instructions. */
+#define X 1
+static const unsigned char jwt_other[256] = {
+	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, /* controls */
+	X, X, X, X, X, X, X, X, X, X, X, X, X, 0, 0, X, /* space ! " # $ % & ' ( ) * + , - . / */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, X, X, X, 0, X, X, /* 0-9 : ; < = > ? */
+	X, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* @ A-O */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, X, X, X, X, 0, /* P-Z [ \ ] ^ _ */
+	X, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* ` a-o */
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, X, X, X, X, X, /* p-z { | } ~ DEL */
+	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, /* 0x80- */
+	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+	X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X, X,
+};
+#undef X
 
-/* Three non-empty base64url parts separated by dots (the signature part of an
- * unsigned JWT may be empty; we still call it a JWT so the JWT scheme can
- * refuse it with its own message). */
+/* Three base64url parts separated by dots, the first two non-empty (the
+ * signature part of an unsigned JWT may be empty; we still call it a JWT so
+ * the JWT scheme can refuse it with its own message). The dots are found
+ * by memchr; then one OR per byte, without a branch, says whether any byte
+ * is neither a part's nor a dot. */
 static bool looks_like_jwt(kg_str v)
 {
-	size_t dots = 0, part = 0;
-	for (size_t i = 0; i < v.n; i++) {
-		if (v.p[i] == '.') {
-			if (part == 0 && dots < 2)
-				return false;
-			dots++;
-			part = 0;
-		} else if (is_b64url(v.p[i]) || v.p[i] == '=') {
-			part++;
-		} else {
-			return false;
-		}
-	}
-	return dots == 2;
+	if (v.n == 0)
+		return false;
+	const char *end = v.p + v.n;
+	const char *d1 = memchr(v.p, '.', v.n);
+	if (!d1 || d1 == v.p)
+		return false;
+	const char *d2 = memchr(d1 + 1, '.', (size_t)(end - d1 - 1));
+	if (!d2 || d2 == d1 + 1 || memchr(d2 + 1, '.', (size_t)(end - d2 - 1)))
+		return false;
+	const unsigned char *p = (const unsigned char *)v.p;
+	unsigned char other = 0;
+	for (size_t i = 0; i < v.n; i++)
+		other |= jwt_other[p[i]];
+	return other == 0;
 }
 
 struct kg_cred kg_cred_parse(kg_str h)

@@ -238,6 +238,7 @@ struct kg_cache {
 	/* atomic: bumped after every change that may revoke (see
 	 * kg_cache_revoked_gen); readers hold no lock for it */
 	uint64_t revoked_gen;
+	uint64_t kv_gen; /* atomic: the same for the records kept here (kg_cache_kv_gen) */
 	uint64_t refreshes, reloads;
 
 	pthread_mutex_t write_lock; /* one updater at a time; guards the fields below */
@@ -421,6 +422,18 @@ uint64_t kg_cache_revoked_gen(kg_cache *c)
 	return c ? __atomic_load_n(&c->revoked_gen, __ATOMIC_ACQUIRE) : 0;
 }
 
+/* After a kv record kept here changed (or may have: a full load), as
+ * revoked_changed. */
+static void kv_changed(kg_cache *c)
+{
+	__atomic_add_fetch(&c->kv_gen, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t kg_cache_kv_gen(kg_cache *c)
+{
+	return c ? __atomic_load_n(&c->kv_gen, __ATOMIC_ACQUIRE) : 0;
+}
+
 /* Swaps a load in; called holding write_lock. */
 static void load_install(kg_cache *c, struct load *l)
 {
@@ -434,6 +447,7 @@ static void load_install(kg_cache *c, struct load *l)
 	c->reloads++;
 	pthread_rwlock_unlock(&c->lock);
 	revoked_changed(c);
+	kv_changed(c);
 	c->min_expires = l->min_expires;
 	c->refreshed_at = now_seconds();
 	table_free(&old_revoked);
@@ -676,12 +690,14 @@ static kg_err replay_read(struct replay *r, kg_buf *value)
  * replay_free releases them after the write lock is gone. */
 static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 {
-	bool is_revoking = false;
+	bool is_revoking = false, is_kv = false;
 	pthread_rwlock_wrlock(&c->lock);
 	for (size_t i = 0; i < r->n; i++) {
 		struct update *u = &r->v[i];
 		if (u->is_watched)
 			continue; /* passed on by replay_notify */
+		if (u->t == &c->kv)
+			is_kv = true;
 		if (u->is_absent) {
 			struct entry *gone = table_remove(u->t, u->e->hash, u->e->data, u->e->klen);
 			u->e->next = gone;
@@ -699,6 +715,8 @@ static void replay_apply(kg_cache *c, struct replay *r, int64_t seq)
 	pthread_rwlock_unlock(&c->lock);
 	if (is_revoking)
 		revoked_changed(c);
+	if (is_kv)
+		kv_changed(c);
 }
 
 /* Passes the re-read records of unstored namespaces to their watchers
@@ -807,6 +825,7 @@ kg_err kg_cache_kv_put(kg_cache *c, kg_str ns, kg_str key, kg_str value, bool du
 		pthread_rwlock_wrlock(&c->lock);
 		struct entry *old = table_put(&c->kv, e);
 		pthread_rwlock_unlock(&c->lock);
+		kv_changed(c);
 		e = old;
 	}
 	pthread_mutex_unlock(&c->write_lock);
@@ -832,6 +851,7 @@ kg_err kg_cache_kv_del(kg_cache *c, kg_str ns, kg_str key)
 		pthread_rwlock_wrlock(&c->lock);
 		gone = table_remove(&c->kv, h, k, klen);
 		pthread_rwlock_unlock(&c->lock);
+		kv_changed(c);
 	}
 	pthread_mutex_unlock(&c->write_lock);
 	entries_free(gone, true);

@@ -23,6 +23,10 @@ struct slot {
 	int64_t last_valid;
 };
 
+/* What picks a token's bucket: its length and its bytes folded into
+ * KG_TOKCACHE_FOLD bytes. See tokcache.h for why that is enough. */
+#define FOLD KG_TOKCACHE_FOLD
+
 struct kg_tokcache {
 	unsigned char seed[16]; /* SipHash key */
 	uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n);
@@ -106,14 +110,46 @@ static void drop(kg_tokcache *c, uint32_t i)
 	c->used--;
 }
 
-static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token)
+/* The keyed hash of token's length (8 bytes, little-endian) and its fold:
+ * byte i of the token XORed into byte i % FOLD. Eight bytes at a time, so
+ * every byte counts for about half an instruction instead of a SipHash
+ * round's share; the byte positions are kept whatever the endianness. */
+static uint64_t hash_of(const kg_tokcache *c, kg_str token)
 {
-	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next) {
+	_Static_assert(FOLD == 4 * sizeof(uint64_t), "the fold is four words");
+	uint64_t lane[4] = { 0, 0, 0, 0 }, x;
+	unsigned char w[8 + FOLD];
+	size_t i = 0;
+	for (; i + 8 <= token.n; i += 8) {
+		memcpy(&x, token.p + i, 8);
+		lane[(i >> 3) & 3] ^= x;
+	}
+	if (i < token.n) {
+		unsigned char last[8] = { 0 };
+		memcpy(last, token.p + i, token.n - i);
+		memcpy(&x, last, 8);
+		lane[(i >> 3) & 3] ^= x;
+	}
+	uint64_t n = token.n;
+	for (size_t j = 0; j < 8; j++)
+		w[j] = (unsigned char)(n >> (8 * j));
+	memcpy(w + 8, lane, FOLD);
+	return c->hash(c->seed, w, sizeof(w));
+}
+
+/* The slot of token in its bucket, or NONE; *chain (when set) gets the
+ * number of slots looked at. */
+static uint32_t find(const kg_tokcache *c, uint64_t h, kg_str token, size_t *chain)
+{
+	size_t k = 0;
+	for (uint32_t i = c->buckets[h & c->mask]; i != NONE; i = c->slots[i].next, k++) {
 		const struct slot *s = &c->slots[i];
 		/* the hash only narrows the search: the token itself decides */
 		if (s->hash == h && s->tok_n == token.n && CRYPTO_memcmp(s->bytes, token.p, token.n) == 0)
 			return i;
 	}
+	if (chain)
+		*chain = k;
 	return NONE;
 }
 
@@ -121,8 +157,8 @@ const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64
 {
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN)
 		return NULL;
-	uint64_t h = c->hash(c->seed, token.p, token.n);
-	uint32_t i = find(c, h, token);
+	uint64_t h = hash_of(c, token);
+	uint32_t i = find(c, h, token, NULL);
 	if (i == NONE)
 		return NULL;
 	struct slot *s = &c->slots[i];
@@ -159,10 +195,13 @@ void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoc
 {
 	if (!c || token.n == 0 || token.n > KG_TOKCACHE_MAX_TOKEN || n > KG_TOKCACHE_MAX_VALUE)
 		return;
-	uint64_t h = c->hash(c->seed, token.p, token.n);
-	uint32_t i = find(c, h, token);
+	uint64_t h = hash_of(c, token);
+	size_t chain = 0;
+	uint32_t i = find(c, h, token, &chain);
 	if (i != NONE)
 		drop(c, i);
+	else if (chain >= KG_TOKCACHE_CHAIN_MAX)
+		return; /* many tokens alike in the window: never let a lookup compare more */
 	else
 		i = victim(c);
 	struct slot *s = &c->slots[i];

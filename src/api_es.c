@@ -44,6 +44,7 @@
 #include "keygate/log.h"
 #include "keygate/password.h"
 #include "keygate/store.h"
+#include "keygate/tokcache.h"
 #include "keygate/users.h"
 #include "conn.h"
 #include "es.h"
@@ -73,7 +74,14 @@
  * whole check, HMAC included, under its read lock); growing the bucket
  * array holds every stripe. index_lock lets one writer at a time change the
  * index (the cache already serialises its watcher; this keeps the index
- * safe on its own). Lock order: stripe, then an intern table's lock. */
+ * safe on its own). Lock order: stripe, then an intern table's lock.
+ *
+ * key_gen grows on every change of the index (a key put, replaced or
+ * deleted, a full load's sweep), bumped while the changed entry's stripe is
+ * write-locked and before an entry leaves is freed: a worker that finds
+ * key_gen unchanged under a stripe's read lock knows every entry of that
+ * stripe it saw under the same key_gen is still there, as it was. The
+ * workers' caches of presented keys (lib/tokcache.c) rest on that. */
 #define KEY_STRIPES 64
 #define KEY_BUCKETS_MIN 1024
 
@@ -137,6 +145,9 @@ struct kg_es {
 	pthread_mutex_t index_lock;          /* one writer at a time; guards nkeys, epoch */
 	size_t nkeys;
 	uint32_t epoch;
+	uint64_t key_gen;                    /* atomic; see KEY_STRIPES */
+	uint64_t cache_owner;                /* in the workers' token caches */
+	uint64_t view_owner;                 /* of the workers' user views (uview_get) */
 	struct interns owners, perms;
 	kg_cache_watcher *watch;             /* of es.api_key */
 	pthread_rwlock_t privs_lock;         /* guards privs */
@@ -604,6 +615,9 @@ static void index_set(struct kg_es *es, kg_str id, struct key_ent *e)
 		es->nkeys++;
 		ms = 0;
 	}
+	/* under the stripe's lock, before old is freed: a cached key of this
+	 * stripe is used only while this number holds (see KEY_STRIPES) */
+	__atomic_add_fetch(&es->key_gen, 1, __ATOMIC_RELEASE);
 	pthread_rwlock_unlock(lock);
 	pthread_mutex_unlock(&es->index_lock);
 	if (old)
@@ -629,6 +643,7 @@ static void index_sweep(struct kg_es *es)
 			gone = e;
 			es->nkeys--;
 		}
+	__atomic_add_fetch(&es->key_gen, 1, __ATOMIC_RELEASE); /* under every stripe's lock, as index_set */
 	stripes_unlock_all(es);
 	pthread_mutex_unlock(&es->index_lock);
 	while (gone) {
@@ -792,42 +807,33 @@ static bool app_allowed(struct kg_es *es, const kg_es_perm *p, kg_str method, kg
 
 /* ---- API keys: checking a presented one ---- */
 
-/* HMAC-SHA256(salt, secret) against mac, in constant time (the per-thread
- * MAC context of lib/hmac.c: no allocation). */
 /* The outcome of presenting a key. */
 enum key_check { KEY_OK, KEY_BAD, KEY_EXPIRED, KEY_INVALIDATED, KEY_NOMEM };
 
-/* Checks (id, secret) against the index. Unknown id and wrong secret are
- * alike (KEY_BAD; an unknown id costs the same HMAC); expiry and
- * invalidation are told only once the secret matched. When is_allowed is
- * set, also judges the application privilege (method on path); when owner
- * is set, it gets the key's username in arena; when who is set, it gets the
- * key's principal (a reference to its permission; who_free). A key found
- * good is marked used at now (kg__es_last_used_take). */
-static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_str method, kg_str path,
+/* Where a good key was found: its entry, the hash that picks its stripe,
+ * and its expiration as it was then (0: never). */
+struct key_hit {
+	struct key_ent *e;
+	uint64_t h;
+	int64_t expiration_ms;
+};
+
+/* The judgement of key e, whose secret matched, at now (its stripe read
+ * locked by the caller): invalidated, expired, or KEY_OK with what the
+ * caller asked for. When is_allowed is set, also judges the application
+ * privilege (method on path); when owner is set, it gets the key's
+ * username in arena; when who is set, it gets the key's principal (a
+ * reference to its permission; who_free). A key found good is marked used
+ * at now (kg__es_last_used_take). */
+static enum key_check key_judge(struct kg_es *es, struct key_ent *e, int64_t now, kg_str method, kg_str path,
                                 bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who)
 {
-	static const unsigned char no_salt[16], no_mac[32];
-	enum key_check r = KEY_BAD;
-	if (id.n == 0 || id.n > KG_ES_ID_MAX)
-		return KEY_BAD;
-	uint64_t h = mix(es->slot_key, id.p, id.n);
-	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
-	pthread_rwlock_rdlock(lock);
-	struct key_ent *e = es->buckets[h & es->mask];
-	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
-		e = e->next;
-	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
-	if (!e || !e->has_hash || !is_match)
-		goto out;
+	enum key_check r;
 	if (e->is_invalidated)
-		r = KEY_INVALIDATED;
-	else if (e->expiration_ms && now >= e->expiration_ms)
-		r = KEY_EXPIRED;
-	else
-		r = KEY_OK;
-	if (r != KEY_OK)
-		goto out;
+		return KEY_INVALIDATED;
+	if (e->expiration_ms && now >= e->expiration_ms)
+		return KEY_EXPIRED;
+	r = KEY_OK;
 	if (is_allowed)
 		*is_allowed = app_allowed(es, e->perm->perm, method, path);
 	if (owner) {
@@ -850,7 +856,67 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 	}
 	if (r == KEY_OK)
 		__atomic_store_n(&e->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
+	return r;
+}
+
+/* Checks (id, secret) against the index: HMAC-SHA256(salt, secret) against
+ * the stored MAC in constant time (kg_es_secret_matches), then key_judge.
+ * Unknown id and wrong secret are alike (KEY_BAD; an unknown id costs the
+ * same HMAC); expiry and invalidation are told only once the secret
+ * matched. When hit is set and the key is good, it gets where the key was
+ * found (valid while key_gen holds; see KEY_STRIPES). */
+static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int64_t now, kg_str method, kg_str path,
+                                bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who,
+                                struct key_hit *hit)
+{
+	static const unsigned char no_salt[16], no_mac[32];
+	enum key_check r = KEY_BAD;
+	if (id.n == 0 || id.n > KG_ES_ID_MAX)
+		return KEY_BAD;
+	uint64_t h = mix(es->slot_key, id.p, id.n);
+	pthread_rwlock_t *lock = &es->stripes[h % KEY_STRIPES];
+	pthread_rwlock_rdlock(lock);
+	struct key_ent *e = es->buckets[h & es->mask];
+	while (e && !(e->idn == id.n && memcmp(e->id, id.p, id.n) == 0))
+		e = e->next;
+	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
+	if (!e || !e->has_hash || !is_match)
+		goto out;
+	r = key_judge(es, e, now, method, path, is_allowed, arena, owner, who);
+	if (r == KEY_OK && hit)
+		*hit = (struct key_hit){ e, h, e->expiration_ms };
 out:
+	pthread_rwlock_unlock(lock);
+	return r;
+}
+
+/* A key this worker checked before (lib/tokcache.c): the whole credential
+ * (base64 of id:secret) is the cache's key, compared in full, so its
+ * secret matched when it was put; the entry holds where the key was found,
+ * under the key_gen read before that check. It is used only when, under
+ * the key's stripe lock, key_gen is still that number: then no key was put,
+ * replaced or deleted since (an invalidation, an update, retention's
+ * deletion, a change replayed from another instance or a full reload: each
+ * is a change of the index), and the entry is alive and as it was. Expiry and
+ * invalidation are judged again on every use (key_judge), as without the
+ * cache. KEY_BAD here means a miss: the caller checks in full. */
+static enum key_check key_cached(struct kg_es *es, kg_tokcache *tc, kg_str cred, uint64_t gen, int64_t now,
+                                 kg_str method, kg_str path, bool *is_allowed, kg_arena *arena, kg_str *owner,
+                                 kg_str *key_id)
+{
+	struct key_hit hit;
+	size_t n = 0;
+	const void *v = kg_tokcache_get(tc, es->cache_owner, cred, gen, now, &n);
+	if (!v || n != sizeof(hit))
+		return KEY_BAD;
+	memcpy(&hit, v, sizeof(hit));
+	pthread_rwlock_t *lock = &es->stripes[hit.h % KEY_STRIPES];
+	pthread_rwlock_rdlock(lock);
+	enum key_check r = KEY_BAD;
+	if (__atomic_load_n(&es->key_gen, __ATOMIC_ACQUIRE) == gen) {
+		r = key_judge(es, hit.e, now, method, path, is_allowed, arena, owner, NULL);
+		*key_id = kg_arena_strdup(arena, (kg_str){ hit.e->id, hit.e->idn });
+	}
 	pthread_rwlock_unlock(lock);
 	return r;
 }
@@ -941,19 +1007,34 @@ static kg_err apikey_authenticate(const struct kg_authenticator *a, const struct
 {
 	struct kg_es *es = a->data;
 	char buf[KG_ES_ID_MAX + KG_ES_SECRET_MAX + 8];
-	kg_str id, secret, owner = KG_STR_NULL;
+	kg_str id, secret, owner = KG_STR_NULL, key_id = KG_STR_NULL;
 	bool is_allowed = false;
+	struct key_hit hit = { 0 };
 	*message = KG_ES_REASON_BAD_CREDENTIALS;
-	if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
-		OPENSSL_cleanse(buf, sizeof(buf));
-		kg_info("API key refused: the credential is not base64 of id:key");
-		return KG_EBADCRED;
-	}
 	/* req->now is whole seconds: a key would outlive its expiration by up to
 	 * a second here while /_security (milliseconds) already refuses it */
-	enum key_check r = key_check(es, id, secret, now_ms(), req->method, req->path, &is_allowed, arena, &owner, NULL);
-	kg_str key_id = kg_arena_strdup(arena, id);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	int64_t now = now_ms();
+	kg_tokcache *tc = kg_tokcache_of_thread();
+	/* read before the check, so a change of the index during it makes the
+	 * entry stale (it only grows) */
+	uint64_t gen = __atomic_load_n(&es->key_gen, __ATOMIC_ACQUIRE);
+	enum key_check r = key_cached(es, tc, req->cred.value, gen, now, req->method, req->path, &is_allowed, arena,
+	                              &owner, &key_id);
+	if (r == KEY_BAD) {
+		if (kg_es_apikey_decode(req->cred.value, buf, sizeof(buf), &id, &secret) != KG_OK) {
+			OPENSSL_cleanse(buf, sizeof(buf));
+			kg_info("API key refused: the credential is not base64 of id:key");
+			return KG_EBADCRED;
+		}
+		r = key_check(es, id, secret, now, req->method, req->path, &is_allowed, arena, &owner, NULL, &hit);
+		key_id = kg_arena_strdup(arena, id);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		/* served while now <= last_valid: up to the last millisecond before
+		 * the expiration, as key_judge counts */
+		if (r == KEY_OK)
+			kg_tokcache_put(tc, es->cache_owner, req->cred.value, gen,
+			                hit.expiration_ms ? hit.expiration_ms - 1 : INT64_MAX, &hit, sizeof(hit));
+	}
 	if (r == KEY_NOMEM || !key_id.p)
 		return KG_ENOMEM;
 	if (r != KEY_OK) {
@@ -994,6 +1075,115 @@ const struct kg_authenticator *kg__es_apikey_authenticator(const struct kg_es *e
 
 /* ---- Basic: Elasticsearch's users ---- */
 
+/* A user's view, per worker: what basic_authenticate derives from the
+ * stored documents on every request (the user found in its realm, the
+ * fingerprint of its password hash, its roles' descriptors compiled into a
+ * permission), kept so that a repeated Basic caller costs a lookup and the
+ * credential cache's HMAC instead of JSON parses and a compile. A view is
+ * used only while kg_cache_kv_gen (which grows with every change of a kept
+ * record: a user or role written here, replayed from another instance, or a
+ * full reload) is the number read before the documents were, and only by
+ * the kg_es it was made by (view_owner: a reload makes a new one, with its
+ * own file realm and admin password). The password is still checked as
+ * before (the credential cache against the current hash's fingerprint), and
+ * the application privileges are resolved on every request (app_allowed).
+ * Only enabled users whose permission compiled are kept.
+ *
+ * Each worker has its own table (no locks; pthread key: freed at the
+ * worker's exit), UVIEW_SLOTS views placed by the name's hash, a newer view
+ * replacing the one in its slot. */
+#define UVIEW_SLOTS 64
+
+struct uview {
+	uint64_t owner, gen;
+	uint64_t fp;      /* hash_fingerprint of the user's password hash */
+	kg_es_perm *perm; /* compiled from the user's roles (owned) */
+	size_t n;
+	char name[];
+};
+
+struct uviews {
+	struct uview *slot[UVIEW_SLOTS];
+};
+
+static pthread_key_t uviews_key;
+static pthread_once_t uviews_once = PTHREAD_ONCE_INIT;
+static bool has_uviews_key;
+
+static void uview_free(struct uview *v)
+{
+	if (v) {
+		kg_es_perm_free(&v->perm);
+		free(v);
+	}
+}
+
+static void uviews_free(void *p)
+{
+	struct uviews *t = p;
+	for (size_t i = 0; i < UVIEW_SLOTS; i++)
+		uview_free(t->slot[i]);
+	free(t);
+}
+
+static void uviews_key_make(void)
+{
+	has_uviews_key = pthread_key_create(&uviews_key, uviews_free) == 0;
+}
+
+/* The calling thread's table, made on first use; NULL when that fails (then
+ * every request derives its view, as without the table). */
+static struct uviews *uviews_of_thread(void)
+{
+	pthread_once(&uviews_once, uviews_key_make);
+	if (!has_uviews_key)
+		return NULL;
+	struct uviews *t = pthread_getspecific(uviews_key);
+	if (!t && (t = calloc(1, sizeof(*t))) && pthread_setspecific(uviews_key, t) != 0) {
+		free(t);
+		t = NULL;
+	}
+	return t;
+}
+
+static struct uview **uview_slot(const struct kg_es *es, struct uviews *t, kg_str name)
+{
+	return &t->slot[mix(es->slot_key, name.p, name.n) % UVIEW_SLOTS];
+}
+
+/* The view of name made by es under gen, or NULL. */
+static const struct uview *uview_get(const struct kg_es *es, struct uviews *t, kg_str name, uint64_t gen)
+{
+	if (!t)
+		return NULL;
+	const struct uview *v = *uview_slot(es, t, name);
+	if (v && v->owner == es->view_owner && v->gen == gen && v->n == name.n && memcmp(v->name, name.p, name.n) == 0)
+		return v;
+	return NULL;
+}
+
+/* Keeps the view of name (takes ownership of *perm, setting it to NULL). */
+static void uview_put(const struct kg_es *es, struct uviews *t, kg_str name, uint64_t gen, uint64_t fp,
+                      kg_es_perm **perm)
+{
+	struct uview *v;
+	if (!t || !(v = malloc(sizeof(*v) + name.n)))
+		return;
+	*v = (struct uview){ .owner = es->view_owner, .gen = gen, .fp = fp, .perm = *perm, .n = name.n };
+	memcpy(v->name, name.p, name.n);
+	*perm = NULL;
+	struct uview **slot = uview_slot(es, t, name);
+	uview_free(*slot);
+	*slot = v;
+}
+
+static kg_err user_forbidden(const struct kg_auth_request *req, kg_arena *arena, kg_str user, const char **message)
+{
+	*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
+	                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
+	return KG_EFORBIDDEN;
+}
+
 static kg_err basic_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                  struct kg_principal *out, const char **message)
 {
@@ -1010,6 +1200,21 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 		                                       : "malformed Basic credential: want base64 of user:password";
 		return KG_EBADCRED;
 	}
+	/* read before the documents, so a change while they are read makes the
+	 * view stale (it only grows) */
+	uint64_t gen = kg_cache_kv_gen(es->cache);
+	struct uviews *views = uviews_of_thread();
+	const struct uview *v = uview_get(es, views, name, gen);
+	if (v) {
+		bool is_known = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == v->fp;
+		kg_str user = kg_arena_strdup(arena, name);
+		OPENSSL_cleanse(buf, sizeof(buf));
+		if (!is_known)
+			return KG_ESLOW;
+		out->scheme = "es-user";
+		out->id = user;
+		return app_allowed(es, v->perm, req->method, req->path) ? KG_OK : user_forbidden(req, arena, user, message);
+	}
 	if (!user_find(es, name, &u)) {
 		OPENSSL_cleanse(buf, sizeof(buf));
 		user_free(&u);
@@ -1017,7 +1222,8 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 			return es->users_basic->authenticate(es->users_basic, req, arena, out, message);
 		return KG_ESLOW; /* checked against the dummy hash: as slow as a real user */
 	}
-	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == hash_fingerprint(u.hash);
+	uint64_t user_fp = hash_fingerprint(u.hash);
+	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == user_fp;
 	kg_str user = kg_arena_strdup(arena, name);
 	OPENSSL_cleanse(buf, sizeof(buf));
 	if (!is_cached) {
@@ -1033,11 +1239,11 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	out->id = user;
 	struct es_who w;
 	if ((err = who_from_user(es, user, &u, &w)) == KG_OK) {
-		if (!app_allowed(es, w.perm, req->method, req->path)) {
-			*message = arena_printf(arena, "action [%.*s %.*s] is unauthorized for user [%.*s]", (int)req->method.n,
-			                        req->method.p, (int)req->path.n, req->path.p, (int)user.n, user.p);
-			err = KG_EFORBIDDEN;
-		}
+		if (!app_allowed(es, w.perm, req->method, req->path))
+			err = user_forbidden(req, arena, user, message);
+		/* w.perm stays valid until who_free, which frees own_perm only */
+		if (user.p)
+			uview_put(es, views, user, gen, user_fp, &w.own_perm);
 	}
 	who_free(&w);
 	user_free(&u);
@@ -1610,7 +1816,7 @@ static bool authenticate(struct es_req *r, kg_str authorization)
 		/* the index has what the loop needs (owner, realm, the permission);
 		 * the rest of the document is read on the thread pool (who_key_doc) */
 		if (kg_es_apikey_decode(cred.value, buf, sizeof(buf), &id, &secret) == KG_OK) {
-			kc = key_check(r->es, id, secret, r->now, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL, &r->who);
+			kc = key_check(r->es, id, secret, r->now, KG_STR_NULL, KG_STR_NULL, NULL, NULL, NULL, &r->who, NULL);
 			loggable_id(id, logged, sizeof(logged));
 		}
 		OPENSSL_cleanse(buf, sizeof(buf));
@@ -3085,6 +3291,8 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	if (!(es->privs = json_object()))
 		goto fail;
 	es->cache = cache;
+	es->cache_owner = kg_tokcache_owner_new();
+	es->view_owner = kg_tokcache_owner_new();
 	es->users_basic = users_basic;
 	snprintf(es->admin_hash, sizeof(es->admin_hash), "%s", admin_hash);
 	snprintf(es->app, sizeof(es->app), "%s", cfg->api_key_application);

@@ -93,6 +93,14 @@ bool kg_cache_is_revoked(kg_cache *c, kg_str id);
  * a NULL cache. Hot path. */
 uint64_t kg_cache_revoked_gen(kg_cache *c);
 
+/* The same for the kv records kept here (not those of unstored namespaces,
+ * which go to their watchers): it grows after every put or delete of one,
+ * here, replayed from the store or by a full reload, so an answer derived
+ * from kg_cache_kv_get (a compiled permission) is current only while this
+ * number is the one read before those reads. Never blocks; 0 for a NULL
+ * cache. Hot path. */
+uint64_t kg_cache_kv_gen(kg_cache *c);
+
 /* Replaces the content of *out (the caller's buffer; free it as a secret if
  * the record is one) with the record's value. KG_ENOENT when absent,
  * KG_EINVAL/KG_ETOOBIG for names the store could not hold. Hot path. */

@@ -4,7 +4,16 @@
  * client that sends the same token on every request should pay a hash
  * lookup instead. An entry is keyed by the whole token, compared in full
  * (CRYPTO_memcmp), never by its hash alone: SipHash with a random key only
- * picks the bucket, so nobody can aim tokens at one bucket. It holds what
+ * picks the bucket, so nobody can aim tokens at one bucket. SipHash reads
+ * the token's length and its bytes folded (XORed) into KG_TOKCACHE_FOLD
+ * bytes, not the whole token: folding is a fraction of a SipHash round per
+ * byte. The fold is linear, so tokens of chosen bytes could be made to fold
+ * alike; but only validated tokens are ever put, whose bytes nobody chooses
+ * (AES-GCM ciphertext and tag, a JWT's signature, an API key's random
+ * secret), and tokens that do fold alike land in one bucket and are still
+ * told apart by their bytes. A bucket holds at most KG_TOKCACHE_CHAIN_MAX
+ * tokens (more are not cached), so a lookup compares at most that many
+ * whatever the tokens are. It holds what
  * the authenticator needs to answer again (a value of at most
  * KG_TOKCACHE_MAX_VALUE bytes, copied in), and is served only while all of
  * these hold:
@@ -36,6 +45,10 @@ typedef struct kg_tokcache kg_tokcache;
 /* Tokens longer than this, and values longer than that, are never cached. */
 #define KG_TOKCACHE_MAX_TOKEN 2048
 #define KG_TOKCACHE_MAX_VALUE 512
+/* The bytes a token is folded into for its bucket hash (with its length). */
+#define KG_TOKCACHE_FOLD 32
+/* The most tokens one bucket holds. */
+#define KG_TOKCACHE_CHAIN_MAX 8
 /* The entries of each worker's cache (kg_tokcache_of_thread). */
 #define KG_TOKCACHE_PER_THREAD 1024
 
@@ -55,8 +68,9 @@ const void *kg_tokcache_get(kg_tokcache *c, uint64_t owner, kg_str token, uint64
 
 /* Remembers token as validated by owner under epoch, valid while
  * now <= last_valid, with value (n bytes, copied). Replaces an entry of the
- * same token. Does nothing when token or value is too long, c is NULL or
- * memory runs out: the cache only ever saves work. */
+ * same token. Does nothing when token or value is too long, its bucket
+ * holds KG_TOKCACHE_CHAIN_MAX other tokens, c is NULL or memory runs out:
+ * the cache only ever saves work. */
 void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoch, int64_t last_valid,
                      const void *value, size_t n);
 
@@ -68,7 +82,8 @@ size_t kg_tokcache_count(const kg_tokcache *c);
 kg_tokcache *kg_tokcache_of_thread(void);
 void kg_tokcache_thread_free(void);
 
-/* For tests: a cache whose bucket hash is hash (to make tokens collide). */
+/* For tests: a cache whose bucket hash is hash (to make tokens collide); it
+ * is given the length (8 bytes, little-endian) and the fold. */
 kg_err kg__tokcache_new_hashed(size_t capacity, uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n),
                                kg_tokcache **out) KG_MUST_CHECK;
 

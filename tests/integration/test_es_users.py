@@ -11,7 +11,7 @@ import re
 import signal
 import time
 
-from harness import Keygate, Upstream, check, request, timeout, bcrypt_hash
+from harness import Client, Keygate, Upstream, check, request, timeout, bcrypt_hash
 from test_throttle import flood_send, flood_read, check_throttled, hashes, check_hashes, FLOOD, ALICE
 
 PW = "elastic-pw"
@@ -315,6 +315,68 @@ def test_es_user_follows_role_changes_at_once_but_an_api_key_keeps_its_snapshot_
         check(es(kg.port, "GET", "/other/8", kauth).status == 200, "the key's new snapshot")
         check(upstream_paths(up) == ["/data/1", "/data/2", "/other/4", "/data/5", "/other/8"],
               "upstream saw %r" % up.requests())
+
+
+# ---- a worker keeps a user's view (roles compiled) while no user or role changed ----
+
+def uses(c, auth, path="/data/", n=4):
+    for i in range(n):  # the first derives and keeps the view, the others use it
+        r = c.request("GET", "%s%d" % (path, i), [("Authorization", auth)])
+        check(r.status == 200, "use %d of a good user: %d %r" % (i, r.status, r.body[:200]))
+
+
+def test_es_user_view_kept_by_the_worker_follows_each_change_on_the_very_next_request():
+    with Upstream() as up, es_kg(up) as kg, Client(kg.port) as c:
+        put_role(kg.port, "reader")
+        put_role(kg.port, "other", {"applications": [{"application": "keygate", "privileges": ["GET"],
+                                                      "resources": ["/other/*"]}]})
+        bob = basic("bob", "bob-pw-1")
+        steps = [
+            ("the role loses its grant", lambda: put_role(kg.port, "reader", {"cluster": []}), 403),
+            ("the user's roles change", lambda: put_user(kg.port, "bob", "bob-pw-1", ["other"]), 403),
+            ("the role is deleted", lambda: ok(es(kg.port, "DELETE", "/_security/role/reader", ELASTIC), "del"), 403),
+            ("the user is disabled", lambda: ok(es(kg.port, "PUT", "/_security/user/bob", ELASTIC,
+                                                   {"roles": ["reader"], "enabled": False}), "disable"), 401),
+            ("the user is deleted", lambda: ok(es(kg.port, "DELETE", "/_security/user/bob", ELASTIC), "del"), 401),
+        ]
+        for what, change, want in steps:
+            put_role(kg.port, "reader")
+            put_user(kg.port, "bob", "bob-pw-1", ["reader"])
+            uses(c, bob)
+            before = len(up.requests())
+            change()
+            r = c.request("GET", "/data/after", [("Authorization", bob)])
+            check(r.status == want, "%s: the next request wants %d, got %d %r" % (what, want, r.status, r.body[:200]))
+            check(len(up.requests()) == before, "%s: the upstream received %r" % (what, up.requests()[before:]))
+        # and a grant gained shows at once too
+        put_role(kg.port, "reader")
+        put_user(kg.port, "bob", "bob-pw-1", ["reader"])
+        uses(c, bob)
+        r = c.request("GET", "/other/1", [("Authorization", bob)])
+        check(r.status == 403, "not granted yet: %d" % r.status)
+        put_user(kg.port, "bob", "bob-pw-1", ["reader", "other"])
+        r = c.request("GET", "/other/2", [("Authorization", bob)])
+        check(r.status == 200, "a role added: the next request has its grant, got %d %r" % (r.status, r.body[:200]))
+
+
+def test_es_user_view_kept_by_a_worker_follows_a_role_change_made_on_another_instance():
+    h = bcrypt_hash(PW)
+    with Upstream() as up, es_kg(up, admin_hash=h) as a:
+        put_role(a.port, "reader")
+        put_user(a.port, "bob", "bob-pw-1", ["reader"])
+        bob = basic("bob", "bob-pw-1")
+        # B starts after: its cache loads bob and his role at start
+        with Keygate("--upstream", up.url, "--admin-password", h, "--data-dir", a.data_dir) as b, Client(b.port) as c:
+            uses(c, bob)
+            put_role(a.port, "reader", {"cluster": []})
+            t0 = time.monotonic()
+            r = c.request("GET", "/data/x", [("Authorization", bob)])
+            while r.status == 200 and time.monotonic() - t0 < 5:  # B's refresh, bounded
+                time.sleep(0.05)
+                r = c.request("GET", "/data/x", [("Authorization", bob)])
+            took = time.monotonic() - t0
+            check(r.status == 403, "B must follow the role change made on A: %d %r" % (r.status, r.body[:200]))
+            check(took < 3, "B followed only after %.1f s (the cache refreshes every second)" % took)
 
 
 # ---- the file realm ----

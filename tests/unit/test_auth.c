@@ -1,3 +1,6 @@
+#include <stdio.h>
+#include <string.h>
+
 #include "keygate/auth.h"
 #include "kgtest.h"
 
@@ -29,6 +32,48 @@ KG_TEST(test_credentials_are_classified_by_shape)
 		KG_CHECK(c.kind == cases[i].kind, "'%s': kind %d, want %d", cases[i].header, c.kind, cases[i].kind);
 		KG_CHECK(kg_str_eq(c.value, kg_str_c(cases[i].value)), "'%s': value '%.*s'", cases[i].header,
 		         (int)c.value.n, c.value.p);
+	}
+}
+
+/* Every byte value at a few places of a JWT: the shape is three parts of
+ * base64url characters or '=' (A-Z a-z 0-9 - _ =) split by two dots, the
+ * first two parts non-empty; a byte outside that set makes it a Bee-format
+ * token, and a space or tab at either end is trimmed away. */
+KG_TEST(test_jwt_shape_known_answers_for_every_byte_at_each_place)
+{
+	static const char jwt[] = "eyJhbGciOiJIUzI1NiJ9.eyJleHAiOjF9.c2ln";
+	static const char part_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=";
+	/* the first byte of each part, one inside each, and the last */
+	static const size_t at[] = { 0, 5, 21, 26, 34, 35, 37 };
+	char h[64];
+	for (size_t k = 0; k < sizeof(at) / sizeof(at[0]); k++) {
+		for (int b = 0; b < 256; b++) {
+			int n = snprintf(h, sizeof(h), "Bearer %s", jwt);
+			size_t i = 7 + at[k];
+			h[i] = (char)b;
+			bool is_part = b != 0 && strchr(part_chars, b) != NULL;
+			bool is_blank = b == ' ' || b == '\t';
+			bool is_end = at[k] == 0 || at[k] == sizeof(jwt) - 2;
+			/* a blank at either end is trimmed: "yJhb..." or "...c2l" is left */
+			enum kg_cred_kind want = is_part || (is_blank && is_end) ? KG_CRED_BEARER_JWT : KG_CRED_BEARER_BEE;
+			struct kg_cred c = kg_cred_parse((kg_str){ h, (size_t)n });
+			KG_CHECK(c.kind == want, "byte 0x%02x at %zu of the JWT: kind %d, want %d", b, at[k], c.kind, want);
+		}
+	}
+	static const struct {
+		const char *value;
+		enum kg_cred_kind kind;
+	} shapes[] = {
+		{ "a.b.c", KG_CRED_BEARER_JWT },   { "a.b.", KG_CRED_BEARER_JWT },   { "==.=.=", KG_CRED_BEARER_JWT },
+		{ "a..c", KG_CRED_BEARER_BEE },    { ".b.c", KG_CRED_BEARER_BEE },   { "a.b.c.", KG_CRED_BEARER_BEE },
+		{ "a.b.c.d", KG_CRED_BEARER_BEE }, { "a.b..", KG_CRED_BEARER_BEE },  { "..", KG_CRED_BEARER_BEE },
+		{ "abc", KG_CRED_BEARER_BEE },     { "a.b", KG_CRED_BEARER_BEE },    { "a.b.c+", KG_CRED_BEARER_BEE },
+		{ "a/.b.c", KG_CRED_BEARER_BEE },  { "a.b\x80.c", KG_CRED_BEARER_BEE }, { "a.b.\xff", KG_CRED_BEARER_BEE },
+	};
+	for (size_t i = 0; i < sizeof(shapes) / sizeof(shapes[0]); i++) {
+		int n = snprintf(h, sizeof(h), "Bearer %s", shapes[i].value);
+		struct kg_cred c = kg_cred_parse((kg_str){ h, (size_t)n });
+		KG_CHECK(c.kind == shapes[i].kind, "'%s': kind %d, want %d", shapes[i].value, c.kind, shapes[i].kind);
 	}
 }
 

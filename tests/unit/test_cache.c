@@ -255,6 +255,42 @@ out:
 	tmp_remove(&t);
 }
 
+KG_TEST(test_kv_gen_grows_with_every_kv_change_here_replayed_or_reloaded)
+{
+	struct tmp t;
+	kg_cache *c = NULL;
+	kg_store *other = NULL;
+	KG_CHECK(tmp_make(&t) == 0, "mkdtemp failed");
+	kg_store *s = open_ok(t.dir);
+	if (!s || !(c = cache_ok(s)) || !(other = open_ok(t.dir)))
+		goto out;
+	KG_CHECK(kg_cache_kv_gen(NULL) == 0, "no cache: 0");
+	uint64_t g0 = kg_cache_kv_gen(c);
+	KG_CHECK(kg_cache_refresh(c) == KG_OK && kg_cache_kv_gen(c) == g0, "a refresh with nothing new keeps it");
+	KG_CHECK(kg_cache_revoke(c, KG_STR("tok"), 4000000000LL) == KG_OK && kg_cache_kv_gen(c) == g0,
+	         "a revocation keeps it");
+	KG_CHECK(kg_cache_kv_put(c, KG_STR("n"), KG_STR("k"), KG_STR("v"), true) == KG_OK, "put");
+	uint64_t g1 = kg_cache_kv_gen(c);
+	KG_CHECK(g1 > g0, "a put made here grows it before returning");
+	KG_CHECK(kg_cache_kv_del(c, KG_STR("n"), KG_STR("k")) == KG_OK, "del");
+	uint64_t g2 = kg_cache_kv_gen(c);
+	KG_CHECK(g2 > g1, "a delete made here grows it before returning");
+	KG_CHECK(kg_store_kv_put(other, KG_STR("n"), KG_STR("k2"), KG_STR("v"), true) == KG_OK, "other: put");
+	KG_CHECK(kg_cache_kv_gen(c) == g2, "not seen yet, not grown");
+	KG_CHECK(kg_cache_refresh(c) == KG_OK, "refresh");
+	uint64_t g3 = kg_cache_kv_gen(c);
+	KG_CHECK(g3 > g2, "a put replayed from the store grows it");
+	KG_CHECK(kg_store_kv_del(other, KG_STR("n"), KG_STR("k2")) == KG_OK && kg_cache_refresh(c) == KG_OK, "other: del");
+	uint64_t g4 = kg_cache_kv_gen(c);
+	KG_CHECK(g4 > g3, "a delete replayed from the store grows it");
+	KG_CHECK(kg_cache_reload(c) == KG_OK && kg_cache_kv_gen(c) > g4, "a full reload grows it");
+out:
+	kg_cache_free(&c);
+	kg_store_close(&other);
+	kg_store_close(&s);
+	tmp_remove(&t);
+}
+
 KG_TEST(test_refresh_reloads_when_too_many_changes_wait)
 {
 	struct tmp t;

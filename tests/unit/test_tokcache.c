@@ -60,6 +60,103 @@ KG_TEST(test_tokens_with_the_same_hash_are_told_apart_by_their_bytes)
 	kg_tokcache_free(&c);
 }
 
+/* Tokens that land in one bucket (here: they fold alike, since bytes XORed
+ * into the same place cancel out) must be told apart by the full
+ * comparison wherever they differ. */
+KG_TEST(test_tokens_that_fold_alike_are_told_apart_by_their_bytes)
+{
+	enum { LEN = 200, VARIANTS = 4 };
+	/* each variant swaps two bytes KG_TOKCACHE_FOLD apart: the same fold */
+	static const size_t swap_at[VARIANTS] = { 0, 1, 50, LEN - KG_TOKCACHE_FOLD - 1 };
+	char base[LEN], tok[VARIANTS][LEN], val[VARIANTS][2];
+	kg_tokcache *c = NULL;
+	KG_CHECK(kg_tokcache_new(64, &c) == KG_OK, "new");
+	for (size_t i = 0; i < LEN; i++)
+		base[i] = (char)('a' + i % 26);
+	kg_tokcache_put(c, OWNER, (kg_str){ base, LEN }, EPOCH, 1000, "B", 1);
+	for (size_t v = 0; v < VARIANTS; v++) {
+		size_t at = swap_at[v];
+		memcpy(tok[v], base, LEN);
+		tok[v][at] = base[at + KG_TOKCACHE_FOLD];
+		tok[v][at + KG_TOKCACHE_FOLD] = base[at];
+		val[v][0] = (char)('0' + v);
+		val[v][1] = '\0';
+		KG_CHECK(memcmp(tok[v], base, LEN) != 0, "variant %zu differs", v);
+		KG_CHECK(!hits(c, (kg_str){ tok[v], LEN }, "B", 10),
+		         "a token folding like a cached one (bytes %zu and %zu swapped) is a miss", at, at + KG_TOKCACHE_FOLD);
+	}
+	for (size_t v = 0; v < VARIANTS; v++)
+		kg_tokcache_put(c, OWNER, (kg_str){ tok[v], LEN }, EPOCH, 1000, val[v], 1);
+	KG_CHECK(kg_tokcache_count(c) == 1 + VARIANTS, "each is its own entry: %zu", kg_tokcache_count(c));
+	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10), "the first keeps its value");
+	for (size_t v = 0; v < VARIANTS; v++)
+		KG_CHECK(hits(c, (kg_str){ tok[v], LEN }, val[v], 10), "the one swapped at %zu gets its own value", swap_at[v]);
+	KG_CHECK(!kg_tokcache_get(c, OWNER, (kg_str){ tok[2], LEN }, EPOCH + 1, 10, &(size_t){ 0 }),
+	         "a stale one is dropped");
+	KG_CHECK(hits(c, (kg_str){ base, LEN }, "B", 10) && hits(c, (kg_str){ tok[3], LEN }, val[3], 10) &&
+	             !hits(c, (kg_str){ tok[2], LEN }, val[2], 10),
+	         "and only that one");
+	kg_tokcache_free(&c);
+}
+
+KG_TEST(test_a_bucket_holds_at_most_chain_max_tokens_and_a_lookup_compares_no_more)
+{
+	kg_tokcache *c = NULL;
+	char tok[32];
+	KG_CHECK(kg__tokcache_new_hashed(64, same_hash, &c) == KG_OK, "new");
+	for (int i = 0; i < 3 * KG_TOKCACHE_CHAIN_MAX; i++) {
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		kg_tokcache_put(c, OWNER, kg_str_c(tok), EPOCH, 1000, tok, strlen(tok));
+	}
+	KG_CHECK(kg_tokcache_count(c) == KG_TOKCACHE_CHAIN_MAX, "one bucket: %d held, got %zu", KG_TOKCACHE_CHAIN_MAX,
+	         kg_tokcache_count(c));
+	for (int i = 0; i < 3 * KG_TOKCACHE_CHAIN_MAX; i++) {
+		snprintf(tok, sizeof(tok), "tok-%d", i);
+		KG_CHECK(hits(c, kg_str_c(tok), tok, 1) == (i < KG_TOKCACHE_CHAIN_MAX), "tok-%d: %s", i,
+		         i < KG_TOKCACHE_CHAIN_MAX ? "the first ones are held" : "the later ones are not cached");
+	}
+	kg_tokcache_put(c, OWNER, KG_STR("tok-0"), EPOCH, 1000, "new", 3);
+	KG_CHECK(hits(c, KG_STR("tok-0"), "new", 1) && kg_tokcache_count(c) == KG_TOKCACHE_CHAIN_MAX,
+	         "a held token is still replaced in a full bucket");
+	KG_CHECK(!kg_tokcache_get(c, OWNER, KG_STR("tok-1"), EPOCH + 1, 1, &(size_t){ 0 }), "a stale one is dropped");
+	kg_tokcache_put(c, OWNER, KG_STR("tok-99"), EPOCH, 1000, "v", 1);
+	KG_CHECK(hits(c, KG_STR("tok-99"), "v", 1), "which makes room in the bucket");
+	kg_tokcache_free(&c);
+}
+
+static unsigned char seen[128];
+static size_t seen_n;
+
+static uint64_t recording_hash(const unsigned char key[16], const void *in, size_t n)
+{
+	seen_n = n < sizeof(seen) ? n : sizeof(seen);
+	memcpy(seen, in, seen_n);
+	return 7;
+}
+
+KG_TEST(test_the_bucket_hash_reads_the_length_and_the_token_folded)
+{
+	kg_tokcache *c = NULL;
+	char tok[301];
+	for (size_t i = 0; i < sizeof(tok); i++)
+		tok[i] = (char)(i * 7 + 3);
+	KG_CHECK(kg__tokcache_new_hashed(4, recording_hash, &c) == KG_OK, "new");
+	/* every length around the word and fold boundaries, against byte i XORed into i % FOLD */
+	for (size_t n = 1; n <= sizeof(tok); n++) {
+		unsigned char want[8 + KG_TOKCACHE_FOLD] = { 0 };
+		for (size_t j = 0; j < 8; j++)
+			want[j] = (unsigned char)((uint64_t)n >> (8 * j));
+		for (size_t i = 0; i < n; i++)
+			want[8 + i % KG_TOKCACHE_FOLD] ^= (unsigned char)tok[i];
+		seen_n = 0;
+		kg_tokcache_put(c, OWNER, (kg_str){ tok, n }, EPOCH, 1000, "v", 1);
+		KG_CHECK(seen_n == sizeof(want) && memcmp(seen, want, sizeof(want)) == 0,
+		         "a token of %zu bytes: its length (LE64) and its %d-byte fold, got %zu bytes", n, KG_TOKCACHE_FOLD,
+		         seen_n);
+	}
+	kg_tokcache_free(&c);
+}
+
 KG_TEST(test_an_entry_is_served_up_to_its_last_valid_instant_never_after)
 {
 	kg_tokcache *c = NULL;
