@@ -84,6 +84,9 @@
  * workers' caches of presented keys (lib/tokcache.c) rest on that. */
 #define KEY_STRIPES 64
 #define KEY_BUCKETS_MIN 1024
+/* used_bits has one 64-bit word per 64 buckets, and bucket w * 64 + b is
+ * under stripe b (kg__es_last_used_take relies on both) */
+_Static_assert(KEY_STRIPES == 64 && KEY_BUCKETS_MIN % 64 == 0, "used_bits words are stripes");
 
 /* An owner (username, realm, realm_type) or a compiled permission, shared by
  * every key that has it. */
@@ -142,6 +145,8 @@ struct kg_es {
 	pthread_rwlock_t stripes[KEY_STRIPES];
 	struct key_ent **buckets;            /* the index; see KEY_STRIPES */
 	size_t mask;                         /* bucket count - 1 (a power of two >= KEY_STRIPES) */
+	uint64_t *used_bits;                 /* atomic words; bit i: bucket i may hold a use not yet
+	                                      * taken (kg__es_last_used_take walks only those) */
 	pthread_mutex_t index_lock;          /* one writer at a time; guards nkeys, epoch */
 	size_t nkeys;
 	uint32_t epoch;
@@ -562,14 +567,24 @@ static void stripes_unlock_all(struct kg_es *es)
 		pthread_rwlock_unlock(&es->stripes[i]);
 }
 
+/* Notes that bucket i holds a use not yet taken (under its stripe's lock,
+ * read or write: the bucket array and used_bits stay while it is held). */
+static void mark_used(struct kg_es *es, size_t i)
+{
+	__atomic_fetch_or(&es->used_bits[i / 64], (uint64_t)1 << (i % 64), __ATOMIC_RELAXED);
+}
+
 /* Doubles the bucket array (holding index_lock); on allocation failure
  * chains get longer, which still works. */
 static void index_grow(struct kg_es *es)
 {
 	size_t count = (es->mask + 1) * 2;
 	struct key_ent **b = count < SIZE_MAX / sizeof(*b) ? calloc(count, sizeof(*b)) : NULL;
-	if (!b)
+	uint64_t *bits = b ? calloc(count / 64, sizeof(*bits)) : NULL;
+	if (!bits) {
+		free(b);
 		return;
+	}
 	stripes_wrlock_all(es);
 	for (size_t i = 0; i <= es->mask; i++)
 		while (es->buckets[i]) {
@@ -578,12 +593,17 @@ static void index_grow(struct kg_es *es)
 			es->buckets[i] = e->next;
 			e->next = b[j];
 			b[j] = e;
+			if (e->last_used_ms) /* no reader stores now */
+				bits[j / 64] |= (uint64_t)1 << (j % 64);
 		}
 	struct key_ent **old = es->buckets;
+	uint64_t *old_bits = es->used_bits;
 	es->buckets = b;
+	es->used_bits = bits;
 	es->mask = count - 1;
 	stripes_unlock_all(es);
 	free(old);
+	free(old_bits);
 }
 
 /* Puts e (NULL: nothing) in place of key id's entry. */
@@ -612,6 +632,8 @@ static void index_set(struct kg_es *es, kg_str id, struct key_ent *e)
 		e->last_used_ms = ms;
 		e->next = es->buckets[h & es->mask];
 		es->buckets[h & es->mask] = e;
+		if (ms)
+			mark_used(es, h & es->mask);
 		es->nkeys++;
 		ms = 0;
 	}
@@ -688,6 +710,8 @@ static void index_free(struct kg_es *es)
 		}
 	free(es->buckets);
 	es->buckets = NULL;
+	free(es->used_bits);
+	es->used_bits = NULL;
 }
 
 /* ---- application privileges (es.privilege): the resolver's set ---- */
@@ -824,9 +848,10 @@ struct key_hit {
  * privilege (method on path); when owner is set, it gets the key's
  * username in arena; when who is set, it gets the key's principal (a
  * reference to its permission; who_free). A key found good is marked used
- * at now (kg__es_last_used_take). */
-static enum key_check key_judge(struct kg_es *es, struct key_ent *e, int64_t now, kg_str method, kg_str path,
-                                bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who)
+ * at now (kg__es_last_used_take), its bucket (h: its id's mix) in used_bits
+ * when it had no use waiting. */
+static enum key_check key_judge(struct kg_es *es, struct key_ent *e, uint64_t h, int64_t now, kg_str method,
+                                kg_str path, bool *is_allowed, kg_arena *arena, kg_str *owner, struct es_who *who)
 {
 	enum key_check r;
 	if (e->is_invalidated)
@@ -854,8 +879,10 @@ static enum key_check key_judge(struct kg_es *es, struct key_ent *e, int64_t now
 		if (!(who->roles = json_array()))
 			r = KEY_NOMEM;
 	}
-	if (r == KEY_OK)
-		__atomic_store_n(&e->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED);
+	/* the bit after the use: kg__es_last_used_take clears a word before it
+	 * walks its buckets, so a use is taken now or by its next call */
+	if (r == KEY_OK && !__atomic_exchange_n(&e->last_used_ms, now > 0 ? now : 1, __ATOMIC_RELAXED))
+		mark_used(es, h & es->mask);
 	return r;
 }
 
@@ -882,7 +909,7 @@ static enum key_check key_check(struct kg_es *es, kg_str id, kg_str secret, int6
 	bool is_match = kg_es_secret_matches(e ? e->salt : no_salt, e ? e->mac : no_mac, secret);
 	if (!e || !e->has_hash || !is_match)
 		goto out;
-	r = key_judge(es, e, now, method, path, is_allowed, arena, owner, who);
+	r = key_judge(es, e, h, now, method, path, is_allowed, arena, owner, who);
 	if (r == KEY_OK && hit)
 		*hit = (struct key_hit){ e, h, e->expiration_ms };
 out:
@@ -914,7 +941,7 @@ static enum key_check key_cached(struct kg_es *es, kg_tokcache *tc, kg_str cred,
 	pthread_rwlock_rdlock(lock);
 	enum key_check r = KEY_BAD;
 	if (__atomic_load_n(&es->key_gen, __ATOMIC_ACQUIRE) == gen) {
-		r = key_judge(es, hit.e, now, method, path, is_allowed, arena, owner, NULL);
+		r = key_judge(es, hit.e, hit.h, now, method, path, is_allowed, arena, owner, NULL);
 		*key_id = kg_arena_strdup(arena, (kg_str){ hit.e->id, hit.e->idn });
 	}
 	pthread_rwlock_unlock(lock);
@@ -937,19 +964,29 @@ void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *
 	/* the uses are gathered under the locks, told without them */
 	struct last_used *v = NULL;
 	size_t n = 0, cap = 0;
-	pthread_mutex_lock(&es->index_lock); /* the bucket array stays */
-	for (size_t s = 0; s < KEY_STRIPES; s++) {
-		pthread_rwlock_rdlock(&es->stripes[s]);
-		for (size_t i = s; i <= es->mask; i += KEY_STRIPES)
+	/* only the buckets marked since the last call are walked: a million
+	 * keys of which a few are in use cost a pass over 2 KiB of bits per
+	 * 1024 buckets, not over every key */
+	pthread_mutex_lock(&es->index_lock); /* the bucket array and used_bits stay */
+	for (size_t w = 0; w <= es->mask / 64; w++) {
+		uint64_t bits = __atomic_exchange_n(&es->used_bits[w], 0, __ATOMIC_RELAXED);
+		while (bits) {
+			/* KEY_STRIPES is 64 and divides the bucket count: bucket
+			 * w * 64 + b is under stripe b */
+			unsigned b = (unsigned)__builtin_ctzll(bits);
+			size_t i = w * 64 + b;
+			bits &= bits - 1;
+			pthread_rwlock_rdlock(&es->stripes[b]);
 			for (struct key_ent *e = es->buckets[i]; e; e = e->next) {
-				/* most keys are unused since: skip them without the exchange */
 				if (!__atomic_load_n(&e->last_used_ms, __ATOMIC_RELAXED))
 					continue;
 				if (n == cap) {
 					size_t c2 = cap ? cap * 2 : 64;
 					struct last_used *v2 = realloc(v, c2 * sizeof(*v));
-					if (!v2)
-						break; /* the rest wait for the next call */
+					if (!v2) { /* the rest wait for the next call */
+						mark_used(es, i);
+						break;
+					}
 					v = v2;
 					cap = c2;
 				}
@@ -958,7 +995,8 @@ void kg__es_last_used_take(struct kg_es *es, void (*cb)(void *data, const char *
 				v[n].id[e->idn] = '\0';
 				n += v[n].ms != 0;
 			}
-		pthread_rwlock_unlock(&es->stripes[s]);
+			pthread_rwlock_unlock(&es->stripes[b]);
+		}
 	}
 	pthread_mutex_unlock(&es->index_lock);
 	for (size_t i = 0; i < n; i++)
@@ -3300,6 +3338,7 @@ kg_err kg__es_new(const kg_config *cfg, const char *admin_hash, struct kg_store 
 	es->retention_ms = cfg->api_key_retention_ms;
 	es->mask = KEY_BUCKETS_MIN - 1;
 	if (!(es->buckets = calloc(KEY_BUCKETS_MIN, sizeof(*es->buckets))) ||
+	    !(es->used_bits = calloc(KEY_BUCKETS_MIN / 64, sizeof(*es->used_bits))) ||
 	    !(es->pending = calloc(LAST_USED_PENDING_MAX, sizeof(*es->pending))))
 		goto fail;
 	if (RAND_bytes(es->slot_key, sizeof(es->slot_key)) != 1) {

@@ -178,3 +178,49 @@ def test_es_keys_are_checked_after_a_restart_from_the_index_built_at_start():
                 check("/data/gone" not in seen, "the upstream saw the invalidated key's request: %r" % seen)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+def last_used_of(port, keys):
+    """{id: last_used or None} of keys, by one query."""
+    q = es(port, "POST", "/_security/_query/api_key", {"query": {"ids": {"values": [k["id"] for k in keys]}},
+                                                        "size": len(keys)}).json()
+    return {k["id"]: k.get("last_used") for k in q["api_keys"]}
+
+
+def wait_last_used(port, keys, at_least, limit=8):
+    """last_used_of(keys) once every key's is >= at_least, or after limit
+    seconds (bounded poll: the writes are batched every 2 s)."""
+    deadline = time.monotonic() + limit
+    while True:
+        seen = last_used_of(port, keys)
+        if all((seen.get(k["id"]) or 0) >= at_least for k in keys) or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.1)
+
+
+def test_es_last_used_reaches_every_used_key_among_more_keys_than_the_first_index_holds():
+    """The index starts with 1024 buckets and grows; kg__es_last_used_take
+    walks only the buckets a use marked since its last call. After a first
+    use has been written (so every key's own creation has been replayed
+    from the store, which re-puts it), first and repeated uses of keys
+    spread over the grown index all reach last_used; a key never used gets
+    none."""
+    h = bcrypt_hash(PW)
+    with Upstream() as up, Keygate("--upstream", up.url, "--admin-password", h) as kg:
+        keys = [create_key(kg.port, "k%d" % i) for i in range(1100)]  # the index doubles
+        first = keys[0]
+        t0 = int(time.time() * 1000)
+        r = request(kg.port, "GET", "/data/first", [("Authorization", "ApiKey " + first["encoded"])])
+        check(r.status == 200, "first use: %d" % r.status)
+        seen = wait_last_used(kg.port, [first], t0)
+        check((seen.get(first["id"]) or 0) >= t0, "the first use never reached last_used: %r" % seen)
+        used = [first] + [keys[i] for i in (17, 599, 1023, 1024, 1099)]
+        t1 = int(time.time() * 1000)
+        for k in used:
+            r = request(kg.port, "GET", "/data/later", [("Authorization", "ApiKey " + k["encoded"])])
+            check(r.status == 200, "use of %s: %d" % (k["name"], r.status))
+        seen = wait_last_used(kg.port, used, t1)
+        late = [k["name"] for k in used if (seen.get(k["id"]) or 0) < t1]
+        check(not late, "no last_used from the later uses for %s within 8 s: %r" % (late, seen))
+        unused = last_used_of(kg.port, [keys[500]])
+        check(unused.get(keys[500]["id"]) is None, "a key never used got last_used: %r" % unused)
