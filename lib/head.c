@@ -607,22 +607,6 @@ static size_t upstream_head_estimate(const kg_head *h, const kg_head_facts *f, c
 	return n;
 }
 
-/* kg_buf_put, inlined at each of the pieces below: the compiler otherwise
- * calls one out-of-line copy per piece (measured: about 40 instructions a
- * piece, 16 pieces a request), where a constant piece inlined is a few
- * moves. The same checks: a piece that does not fit grows b. */
-static inline __attribute__((always_inline)) kg_err out_put(kg_buf *b, kg_str s)
-{
-	if (b->cap - b->n > s.n) { /* cap counts the NUL: room for s and it */
-		if (s.n)
-			memcpy(b->p + b->n, s.p, s.n);
-		b->n += s.n;
-		b->p[b->n] = '\0';
-		return KG_OK;
-	}
-	return kg_buf_appends(b, s);
-}
-
 kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg_head_rules *rules,
                               const struct kg_principal *who, bool is_cred_consumed, kg_buf *b)
 {
@@ -631,7 +615,7 @@ kg_err kg_head_write_upstream(const kg_head *h, const kg_head_facts *f, const kg
 
 	if ((err = kg_buf_reserve(b, upstream_head_estimate(h, f, rules, who))))
 		return err;
-#define OUT(s) do { if ((err = out_put(b, (s)))) return err; } while (0)
+#define OUT(s) do { if ((err = kg_buf_put(b, (s)))) return err; } while (0)
 	OUT(h->method);
 	OUT(KG_STR(" "));
 	OUT(rules->up_base);

@@ -98,8 +98,11 @@ static inline void kg_buf_clear(kg_buf *b)
 /* kg_buf_appends with the common case inline: when b already has room (a
  * head writer reserves its estimate once, then puts piece after piece) the
  * bytes are copied without a call and without kg_buf_reserve's checks; else
- * it is kg_buf_appends (which grows b, KG_ENOMEM when it cannot). */
-static inline kg_err kg_buf_put(kg_buf *b, kg_str s)
+ * it is kg_buf_appends (which grows b, KG_ENOMEM when it cannot). Always
+ * inlined: gcc otherwise calls one out-of-line copy per piece where a
+ * constant piece inlined is a few moves (measured in lib/head.c: about 40
+ * instructions a piece, 16 pieces a request). */
+static inline __attribute__((always_inline)) kg_err kg_buf_put(kg_buf *b, kg_str s)
 {
 	if (b->cap - b->n > s.n) { /* cap counts the NUL: room for s and it */
 		if (s.n)
