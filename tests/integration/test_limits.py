@@ -317,3 +317,29 @@ def test_a_refused_client_that_keeps_sending_is_cut_off_after_the_lingering_clos
             time.sleep(0.05)
         check(cut is not None, "keygate still took the refused client's bytes 8 s after its 413")
         check(1.5 <= cut < 5, "the lingering close ended %.2f s after the 413, not about 2 s" % cut)
+
+
+def test_a_client_that_said_close_is_closed_at_once_after_its_whole_response():
+    # Connection: close and the whole request read: nothing can follow for a
+    # reset to answer, so keygate closes right after its FIN (no 2 s lingering
+    # read). A client that breaks its word and sends more is reset at once;
+    # the response it asked for arrived whole before that.
+    with Upstream() as up, Keygate("--upstream", up.url, "--require-auth=false") as kg, \
+            Client(kg.port, timeout=10) as c:
+        c.send(b"GET /closing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        r = c.read_response("GET")
+        check(r.status == 200, "the proxied GET: %d" % r.status)
+        check(c.sock.recv(1) == b"", "no EOF after a Connection: close response")
+        t0 = time.monotonic()
+        cut = None
+        while time.monotonic() - t0 < 5:
+            try:
+                c.sock.sendall(b"x" * 1024)
+            except (BrokenPipeError, ConnectionResetError):
+                cut = time.monotonic() - t0
+                break
+            time.sleep(0.02)
+        check(cut is not None and cut < 1.0,
+              "keygate still held the connection %s after a Connection: close response" %
+              ("5 s" if cut is None else "%.2f s" % cut))
+        check([q[2] for q in up.requests()] == ["/closing"], "the upstream got %r" % up.requests())
