@@ -36,24 +36,7 @@ IDLE_N=${BENCH_IDLE_CONNECTIONS:-5000}
 # thousands of connections held open at once, each with an upstream side too
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 KG=$BUILD/keygate
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # bounded: 10 s
-	for _ in $(seq 100); do
-		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "bench: nothing listens on port $1" >&2
-	exit 1
-}
+. bench/lib.sh
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { # sum of utime+stime of the given pids and their children threads
 	local t=0
@@ -289,15 +272,6 @@ nginx_tls_conf() { # dir port ec|rsa [plain_port]: nginx_conf whose listener spe
     ssl_certificate $TMP/tls/$3.pem; ssl_certificate_key $TMP/tls/$3.key;
     ssl_protocols TLSv1.2 TLSv1.3; ssl_ciphers $TLS_CIPHERS; ssl_ecdh_curve $TLS_GROUPS;
     ssl_session_tickets on;" ""
-}
-cpu_ns() { # CPU time of the given pids, all their threads, in ns (schedstat: finer than clock ticks)
-	local t=0 p f a
-	for p in "$@"; do
-		for f in /proc/"$p"/task/*/schedstat; do
-			read -r a _ <"$f" && t=$((t + a))
-		done
-	done
-	echo "$t"
 }
 # hs_measure LABEL ROUND PROXY PORT "PIDS" tls_conns.py-args...: CPU per new connection
 hs_measure() {

@@ -33,33 +33,8 @@ if [ ! -x "$LOOP" ]; then
 	echo "bench/uring: $LOOP is not built (meson builds it only when liburing is found: tools/deps.sh --bench, then ninja -C $BUILD)" >&2
 	exit 1
 fi
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-	for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
-	for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { # bounded: 10 s
-	for _ in $(seq 100); do
-		(exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-		sleep 0.1
-	done
-	echo "bench/uring: nothing listens on port $1" >&2
-	exit 1
-}
-cpu_ns() { # CPU time of the given pids, every thread (io_uring's SQPOLL thread is one), in ns
-	local t=0 p f a
-	for p in "$@"; do
-		for f in /proc/"$p"/task/*/schedstat; do
-			read -r a _ <"$f" 2>/dev/null && t=$((t + a))
-		done
-	done
-	echo "$t"
-}
+BENCH_NAME=bench/uring
+. bench/lib.sh
 sys_ticks() { # "utime stime" in clock ticks, summed over the given pids
 	local u=0 s=0 p rest
 	for p in "$@"; do
