@@ -8,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "stream.h"
 
@@ -17,6 +19,27 @@
 _Static_assert(sizeof(uv_buf_t) == sizeof(struct iovec) && offsetof(uv_buf_t, base) == offsetof(struct iovec, iov_base) &&
                        offsetof(uv_buf_t, len) == offsetof(struct iovec, iov_len),
                "uv_buf_t is not a struct iovec");
+
+/* The socket calls go through syscall(2), not glibc's recv/send/sendmsg:
+ * those are cancellation points, and in a process with more than one thread
+ * glibc wraps each in two atomic updates of the thread's cancellation state
+ * (__pthread_enable/disable_asynccancel: about 0.19 us of a 10 us proxied
+ * request in perf on the benchmark machine). keygate never cancels a
+ * thread, so the wrapper buys nothing. Same calls, same errno. */
+static ssize_t sys_recv(int fd, void *buf, size_t len)
+{
+	return syscall(SYS_recvfrom, fd, buf, len, 0, NULL, NULL);
+}
+
+static ssize_t sys_send(int fd, const void *buf, size_t len)
+{
+	return syscall(SYS_sendto, fd, buf, len, MSG_NOSIGNAL, NULL, 0);
+}
+
+static ssize_t sys_sendmsg(int fd, const struct msghdr *m)
+{
+	return syscall(SYS_sendmsg, fd, m, MSG_NOSIGNAL);
+}
 
 /* as libuv reads a stream: again while the buffer came back full, at most
  * this many times per readiness event */
@@ -45,7 +68,7 @@ void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb
 	for (int i = 0; i < KG_READS_PER_EVENT; i++) {
 		ssize_t n;
 		do
-			n = recv(fd, buf, cap, 0);
+			n = sys_recv(fd, buf, cap);
 		while (n < 0 && errno == EINTR);
 		if (n < 0) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK)
@@ -73,10 +96,10 @@ static ssize_t stream_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)
 	ssize_t n;
 	do {
 		if (nbufs == 1) {
-			n = send(fd, bufs[0].base, bufs[0].len, MSG_NOSIGNAL);
+			n = sys_send(fd, bufs[0].base, bufs[0].len);
 		} else {
 			struct msghdr m = { .msg_iov = (struct iovec *)bufs, .msg_iovlen = nbufs };
-			n = sendmsg(fd, &m, MSG_NOSIGNAL);
+			n = sys_sendmsg(fd, &m);
 		}
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
