@@ -27,7 +27,7 @@ test: build
 
 $(ASAN_BUILD)/build.ninja:
 	@tools/deps.sh --tests
-	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false -Db_lto=false -Dbuildtype=debug
 
 test-asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
