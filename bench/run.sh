@@ -567,6 +567,18 @@ start_kg grind "$K_GRIND" --upstream "http://127.0.0.1:$UP" --restricted --admin
 # (made below) may GET /bytes/ and below
 K_ES=$(free_port)
 start_kg es "$K_ES" --upstream "http://127.0.0.1:$UP" --admin-password "$HASH"
+# the floor: the smallest proxy loop that does the same socket work (one recv
+# and one send per side, epoll), parsing, checking and logging nothing
+# (bench/uring/loop_epoll.c; built when liburing is, as tools/deps.sh --bench installs it)
+FLOOR=""
+if [ -x "$BUILD/keygate-bench-uring" ]; then
+	K_FLOOR=$(free_port)
+	"$BUILD/keygate-bench-uring" epoll "$K_FLOOR" "$UP" 2>>"$TMP/floor.stderr" &
+	PIDS+=($!)
+	PID_floor=$!
+	FLOOR=1
+	wait_port "$K_FLOOR"
+fi
 for p in "$UP" "$NGP" "$NGB" "$NGA" "$K_PLAIN" "$K_BEE" "$K_AVAX" "$K_BASIC" "$K_GRIND" "$K_ES"; do wait_port "$p"; done
 ES_KEY=$(curl -sf -X POST -u "elastic:bench" -H 'Content-Type: application/json' \
 	-d '{"name":"bench","role_descriptors":{"bench":{"applications":[{"application":"keygate","privileges":["GET"],"resources":["/bytes/*"]}]}}}' \
@@ -615,6 +627,10 @@ for round in $(seq "$ROUNDS"); do
 		paired "4e. keygate proxy, Elasticsearch API key (ApiKey)" "$round" "http://127.0.0.1:$K_ES/bytes/abc" "$PID_es" \
 			"Authorization: ApiKey $ES_KEY"
 		continue
+	fi
+	if [ -n "$FLOOR" ]; then
+		paired "0. the floor: an epoll proxy loop that parses, checks and logs nothing" "$round" \
+			"http://127.0.0.1:$K_FLOOR/bytes/abc" "$PID_floor"
 	fi
 	if [ "$ONLY" = tokens ]; then
 		paired "3. keygate proxy, no auth" "$round" "http://127.0.0.1:$K_PLAIN/bytes/abc" "$PID_plain"
@@ -770,6 +786,11 @@ CPU=$(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | sed 's/^ *//')
 	echo "$A_RPS bcrypt checks per second (on libuv's thread pool, never on the event loop, at nice 19 and at most"
 	echo "\`limits.password_jobs\` at a time; the other attempts wait in line, and wrk gives up on most of them after"
 	echo "its 2 s timeout). The same 16 connections without the grind: p50 $B_P50, p99 $B_P99."
+	echo
+	echo "Case 0 is the floor on this machine: keygate-bench-uring's epoll loop (bench/uring/loop_epoll.c), one"
+	echo "recv and one send per side of each request like keygate, but no HTTP parsing beyond the head's end and"
+	echo "Content-Length, no header rewriting, no authentication, no log. What keygate costs above it is all of its"
+	echo "own work; what case 0 costs is loopback TCP and the socket calls that any epoll proxy pays."
 	echo
 	echo "Case 1b is nginx with its access log buffered the way keygate's is by default, for a like-for-like reading"
 	echo "(the ratios stay against case 1, nginx as deployed by default)."
