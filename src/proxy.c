@@ -585,16 +585,24 @@ static kg_str rh_name(const struct kg_upconn *u, size_t i)
 	return (kg_str){ u->rhead + u->rh[i].name_off, u->rh[i].name_len };
 }
 
+/* the value without surrounding OWS: r_headers_complete trims it in place */
 static kg_str rh_value(const struct kg_upconn *u, size_t i)
 {
-	return kg_str_trim((kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len });
+	return (kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len };
 }
 
-/* A field name is a token; a value holds no control character but HTAB
- * (no CR, LF or NUL: what keygate relays cannot split into more lines). */
-static bool is_valid_field(kg_str name, kg_str value)
+/* Drops the value's surrounding SP and HTAB from h, once (kg_str_trim's
+ * bytes), so that every later read of it is a plain load. */
+static void rh_trim(struct kg_header *h, const char *head)
 {
-	return kg_str_is_token(name) && kg_str_is_field_value(value);
+	const char *v = head + h->value_off;
+	uint32_t n = h->value_len, lead = 0;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	while (lead < n && (v[lead] == ' ' || v[lead] == '\t'))
+		lead++;
+	h->value_off += lead;
+	h->value_len = n - lead;
 }
 
 /* Framing headers are keygate's to write: never copied from the upstream,
@@ -622,10 +630,16 @@ static int r_headers_complete(llhttp_t *p)
 		return -1;
 	}
 	for (size_t i = 0; i < u->nrh; i++) {
-		if (!is_valid_field(rh_name(u, i), rh_value(u, i))) {
+		/* A name must be a token and a value must hold no control byte
+		 * but HTAB (no CR, LF or NUL: what keygate relays cannot split
+		 * into more lines). llhttp (resp_settings, no lenient flags)
+		 * already refuses every value byte that could, and every name
+		 * byte but SP; kg_head_is_parsed_name_token checks the rest. */
+		if (!kg_head_is_parsed_name_token(rh_name(u, i))) {
 			u->bad_why = "upstream sent an invalid response: malformed header field";
 			return -1;
 		}
+		rh_trim(&u->rh[i], u->rhead);
 		ids[i] = (unsigned char)kg_head_name_id(rh_name(u, i));
 		if (ids[i] == KG_HEAD_NAME_CONNECTION)
 			connection = rh_value(u, i);
