@@ -620,10 +620,7 @@ static void finish_exchange(struct kg_conn *c)
 	c->state = KG_CONN_HEAD;
 	c->is_idle = true;
 	conn_park(c);
-	struct kg_runtime *rt = kg__runtime_acquire();
-	int64_t idle = rt->cfg->idle_timeout_ms;
-	kg__runtime_release(rt);
-	start_timer(c, idle);
+	start_timer(c, kg__runtime_peek()->cfg->idle_timeout_ms);
 	/* inside llhttp's callback the caller's loop goes on parsing; pumping
 	 * here would re-enter the parser on bytes it has not consumed yet */
 	if (!c->is_parsing)
@@ -1074,9 +1071,7 @@ static void conn_on_data(struct kg_conn *c, ssize_t nread, const char *data)
 	}
 	if (c->is_idle) {
 		/* first byte of the next request: from now on the header timeout applies */
-		struct kg_runtime *rt = kg__runtime_acquire();
-		start_timer(c, rt->cfg->header_timeout_ms);
-		kg__runtime_release(rt);
+		start_timer(c, kg__runtime_peek()->cfg->header_timeout_ms);
 		c->is_idle = false;
 	}
 	conn_execute(c, buf->base, (size_t)nread, false);
