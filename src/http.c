@@ -79,6 +79,7 @@ struct kg_conn {
 	bool is_parked;          /* idle, buffers kept, on w->parked_* */
 	bool client_closes;      /* this request's client said it closes (Connection: close, HTTP/1.0) */
 	bool is_linger_skipped;  /* closing: the FIN is followed by the close at once (finish_exchange) */
+	bool is_req_reset;       /* request_reset ran and no request began since */
 };
 
 static llhttp_settings_t req_settings;
@@ -596,6 +597,7 @@ static void request_reset(struct kg_conn *c)
 	c->err_message = NULL;
 	c->is_response_started = c->is_response_done = false;
 	c->is_read_paused = false;
+	c->is_req_reset = true;
 }
 
 static void finish_exchange(struct kg_conn *c)
@@ -693,7 +695,12 @@ static int on_message_begin(llhttp_t *p)
 	struct kg_conn *c = p->data;
 	struct kg_runtime *rt = kg__runtime_acquire();
 
-	request_reset(c);
+	/* a kept-alive connection's next request: finish_exchange reset it
+	 * already, and nothing between requests writes to it (giving the
+	 * buffers back leaves it as reset) */
+	if (!c->is_req_reset)
+		request_reset(c);
+	c->is_req_reset = false;
 	c->rt = rt;
 	c->is_idle = false;
 	c->req.start_ns = now_ns();
