@@ -21,28 +21,33 @@ static const struct kg_route_set *const sets[] = {
 	&kg__fallback_routes, /* last: no upstream, nothing else matched */
 };
 
-static bool route_matches(const struct kg_runtime *rt, const struct kg_route *r, kg_str path)
+/* path (already without the api prefix when r is under it) matches r.
+ * Compared in place against r->path, no strlen: most routes differ from
+ * the path within its first bytes. */
+static bool route_matches(const struct kg_route *r, kg_str path)
 {
-	if (r->is_under_api_prefix) {
-		kg_str pre = rt->prefix;
-		if (!kg_str_has_prefix(path, pre) || (path.n > pre.n && path.p[pre.n] != '/'))
-			return false;
-		path = (kg_str){ path.p + pre.n, path.n - pre.n };
-	}
-	kg_str want = kg_str_c(r->path);
+	size_t n = kg_str_cprefix_len(path, r->path);
+	if (n == SIZE_MAX)
+		return false;
 	if (!r->is_prefix)
-		return kg_str_eq(path, want);
+		return path.n == n;
 	/* "/x" as a prefix: "/x" itself and everything below "/x/" */
-	return kg_str_has_prefix(path, want) &&
-	       (path.n == want.n || want.n == 0 || want.p[want.n - 1] == '/' || path.p[want.n] == '/');
+	return path.n == n || n == 0 || r->path[n - 1] == '/' || path.p[n] == '/';
 }
 
 const struct kg_route *kg__route_find(const struct kg_runtime *rt, kg_str path)
 {
+	/* the api prefix is judged once, not for each route under it */
+	kg_str pre = rt->prefix;
+	bool is_under = kg_str_has_prefix(path, pre) && (path.n == pre.n || path.p[pre.n] == '/');
+	kg_str rest = is_under ? (kg_str){ path.p + pre.n, path.n - pre.n } : KG_STR_NULL;
 	for (size_t s = 0; s < sizeof(sets) / sizeof(sets[0]); s++)
 		for (size_t i = 0; i < sets[s]->n; i++) {
 			const struct kg_route *r = &sets[s]->routes[i];
-			if ((!r->is_enabled || r->is_enabled(rt)) && route_matches(rt, r, path))
+			if (r->is_under_api_prefix && !is_under)
+				continue;
+			/* is_enabled reads rt only: asked after the cheaper match */
+			if (route_matches(r, r->is_under_api_prefix ? rest : path) && (!r->is_enabled || r->is_enabled(rt)))
 				return r;
 		}
 	return NULL;
