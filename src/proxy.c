@@ -597,12 +597,41 @@ static void rh_trim(struct kg_header *h, const char *head)
 {
 	const char *v = head + h->value_off;
 	uint32_t n = h->value_len, lead = 0;
+	if (n && v[0] > ' ' && v[n - 1] > ' ')
+		return; /* the common value: neither end is SP or HTAB */
 	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
 		n--;
 	while (lead < n && (v[lead] == ' ' || v[lead] == '\t'))
 		lead++;
 	h->value_off += lead;
 	h->value_len = n - lead;
+}
+
+/* "name: value\r\n" into b: one room check for the four pieces (the
+ * reservation above makes room), kg_buf_put's growth otherwise. */
+static inline kg_err put_field(kg_buf *b, kg_str name, kg_str value)
+{
+	size_t n = name.n + value.n + 4;
+	if (b->cap - b->n <= n) {
+		kg_err err = kg_buf_put(b, name);
+		if (!err)
+			err = kg_buf_put(b, KG_STR(": "));
+		if (!err)
+			err = kg_buf_put(b, value);
+		if (!err)
+			err = kg_buf_put(b, KG_STR("\r\n"));
+		return err;
+	}
+	char *o = b->p + b->n;
+	memcpy(o, name.p, name.n); /* a name is never empty */
+	o += name.n;
+	memcpy(o, ": ", 2);
+	if (value.n)
+		memcpy(o + 2, value.p, value.n);
+	memcpy(o + 2 + value.n, "\r\n", 2);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return KG_OK;
 }
 
 /* Framing headers are keygate's to write: never copied from the upstream,
@@ -714,13 +743,7 @@ static int r_headers_complete(llhttp_t *p)
 		kg_str name = rh_name(u, i);
 		if (is_framing(ids[i]) || kg_head_is_hop_by_hop_id(ids[i], name, connection))
 			continue;
-		err = kg_buf_put(hb, name);
-		if (!err)
-			err = kg_buf_put(hb, KG_STR(": "));
-		if (!err)
-			err = kg_buf_put(hb, rh_value(u, i));
-		if (!err)
-			err = kg_buf_put(hb, KG_STR("\r\n"));
+		err = put_field(hb, name, rh_value(u, i));
 	}
 	if (!err && is_switch) {
 		for (size_t i = 0; i < u->nrh && !err; i++)
