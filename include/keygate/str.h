@@ -9,7 +9,6 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 #include <string.h>
 
 #include "keygate/err.h"
@@ -39,18 +38,6 @@ bool kg_str_eq_ci(kg_str a, kg_str b);
 static inline bool kg_str_has_prefix(kg_str s, kg_str prefix)
 {
 	return s.n >= prefix.n && memcmp(s.p, prefix.p, prefix.n) == 0;
-}
-
-/* strlen(prefix) when s starts with the C string prefix (case-sensitive),
- * else SIZE_MAX: kg_str_has_prefix(s, kg_str_c(prefix)) without the
- * strlen, so a mismatch in the first bytes costs only those bytes. */
-static inline size_t kg_str_cprefix_len(kg_str s, const char *prefix)
-{
-	size_t i = 0;
-	for (; prefix[i]; i++)
-		if (i == s.n || s.p[i] != prefix[i])
-			return SIZE_MAX;
-	return i;
 }
 
 /* True when s starts with prefix, ASCII case-insensitive. */

@@ -10,42 +10,6 @@ KG_TEST(test_eq_ci_ignores_ascii_case_only)
 	KG_CHECK(!kg_str_eq_ci(KG_STR("a["), KG_STR("A{")), "non-letters must not fold");
 }
 
-/* every s and prefix of up to 5 bytes over an alphabet with the route
- * paths' bytes (and a NUL inside s): the same answer as the strlen and
- * memcmp it replaces in src/routes.c */
-KG_TEST(test_cprefix_len_is_has_prefix_without_strlen)
-{
-	static const char alpha[] = { '/', 'a', '_', '\0' };
-	char s[5], pre[6];
-	size_t checked = 0;
-	for (size_t sn = 0; sn <= 5; sn++) {
-		size_t ns = 1;
-		for (size_t k = 0; k < sn; k++)
-			ns *= 4;
-		for (size_t si = 0; si < ns; si++) {
-			for (size_t k = 0, v = si; k < sn; k++, v /= 4)
-				s[k] = alpha[v % 4];
-			for (size_t pn = 0; pn <= 5; pn++) {
-				size_t np = 1;
-				for (size_t k = 0; k < pn; k++)
-					np *= 3;
-				for (size_t pi = 0; pi < np; pi++) {
-					for (size_t k = 0, v = pi; k < pn; k++, v /= 3)
-						pre[k] = alpha[v % 3]; /* no NUL inside a C string */
-					pre[pn] = '\0';
-					kg_str str = { s, sn };
-					size_t want = kg_str_has_prefix(str, kg_str_c(pre)) ? strlen(pre) : SIZE_MAX;
-					size_t got = kg_str_cprefix_len(str, pre);
-					KG_CHECK(got == want, "'%.*s' (%zu bytes) and '%s': got %zu, want %zu", (int)sn, s, sn, pre,
-					         got, want);
-					checked++;
-				}
-			}
-		}
-	}
-	KG_CHECK(checked > 100000, "only %zu cases", checked);
-}
-
 KG_TEST(test_trim_removes_ows_only)
 {
 	kg_str s = kg_str_trim(KG_STR(" \t abc d \t"));
