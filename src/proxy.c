@@ -651,6 +651,9 @@ static int r_headers_complete(llhttp_t *p)
 	kg_str connection = KG_STR_NULL;
 	kg_buf *hb = &u->head_out;
 	unsigned char ids[KG_MAX_RESP_HEADERS]; /* each name interned once (kg_head_name_id) */
+	/* room for the head keygate writes (the fields, the status line and
+	 * what keygate adds): one reservation, then inline copies */
+	size_t need = 128 + u->status_len;
 
 	if (!x)
 		return -1;
@@ -669,6 +672,7 @@ static int r_headers_complete(llhttp_t *p)
 			return -1;
 		}
 		rh_trim(&u->rh[i], u->rhead);
+		need += u->rh[i].name_len + u->rh[i].value_len + 4;
 		ids[i] = (unsigned char)kg_head_name_id(rh_name(u, i));
 		if (ids[i] == KG_HEAD_NAME_CONNECTION)
 			connection = rh_value(u, i);
@@ -716,11 +720,6 @@ static int r_headers_complete(llhttp_t *p)
 		is_last = x->sink.head(x->sink.ctx, status,
 		                       !is_switch && !no_body && !has_length && !client11);
 	kg_buf_clear(hb);
-	/* one reservation for the whole head (the fields, the status line and
-	 * what keygate adds), then inline copies (kg_buf_put) */
-	size_t need = 128 + u->status_len;
-	for (size_t i = 0; i < u->nrh; i++)
-		need += u->rh[i].name_len + u->rh[i].value_len + 4;
 	kg_err err = kg_buf_reserve(hb, need);
 	kg_str line = u->status_len ? KG_STR_NULL : kg__status_line(status);
 	if (!err && line.n) {
@@ -741,7 +740,8 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
-		if (is_framing(ids[i]) || kg_head_is_hop_by_hop_id(ids[i], name, connection))
+		if (is_framing(ids[i]) || kg_head_name_is_hop_by_hop(ids[i]) ||
+		    (connection.n && kg_head_is_hop_by_hop_id(ids[i], name, connection)))
 			continue;
 		err = put_field(hb, name, rh_value(u, i));
 	}
