@@ -26,7 +26,8 @@ static inline void put(struct line *l, const char *s, size_t n)
 	l->n += n;
 }
 
-/* v in decimal, two digits per division */
+/* v in decimal, two digits per division, written in place when the line
+ * has room (the common case: no staging copy), else staged and cut by put */
 static void put_u64(struct line *l, uint64_t v)
 {
 	static const char pairs[] = "0001020304050607080910111213141516171819"
@@ -34,21 +35,35 @@ static void put_u64(struct line *l, uint64_t v)
 	                            "4041424344454647484950515253545556575859"
 	                            "6061626364656667686970717273747576777879"
 	                            "8081828384858687888990919293949596979899";
+	static const uint64_t tens[20] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
+		                           1000000000, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+		                           10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+		                           10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
+		                           10000000000000000000ULL };
 	char d[20];
-	size_t i = sizeof(d);
+	/* the digit count from the bit length (bithacks' IntegerLog10: 1233 /
+	 * 4096 is just above log10(2)), one compare to correct it */
+	uint64_t w = v | 1;
+	size_t t = (size_t)(((unsigned)(64 - __builtin_clzll(w))) * 1233u >> 12);
+	size_t len = t + 1 - (w < tens[t]);
+	char *end = l->n + len <= l->cap ? l->p + l->n + len : d + sizeof(d);
+	char *o = end;
 	while (v >= 100) {
 		uint64_t r = v % 100;
 		v /= 100;
-		i -= 2;
-		memcpy(d + i, pairs + 2 * r, 2);
+		o -= 2;
+		memcpy(o, pairs + 2 * r, 2);
 	}
 	if (v >= 10) {
-		i -= 2;
-		memcpy(d + i, pairs + 2 * v, 2);
+		o -= 2;
+		memcpy(o, pairs + 2 * v, 2);
 	} else {
-		d[--i] = (char)('0' + v);
+		*--o = (char)('0' + v);
 	}
-	put(l, d + i, sizeof(d) - i);
+	if (end == d + sizeof(d))
+		put(l, o, len);
+	else
+		l->n += len;
 }
 
 static void put_int(struct line *l, int v)
@@ -107,6 +122,20 @@ static void put_clean(struct line *l, kg_str s, size_t room)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = 0, i = 0;
+	if (s.n + 4 <= room) {
+		/* the common field, shorter than its room: its first plain run
+		 * (all of it, usually) in one scan and one copy, as the first
+		 * turn of the loop below would take it, without the bounds */
+		size_t j = 0;
+		while (s.n - j >= 8 && is_plain8(s.p + j))
+			j += 8;
+		while (j < s.n && !is_escaped[(unsigned char)s.p[j]])
+			j++;
+		if (j) {
+			put(l, s.p, j);
+			n = i = j;
+		}
+	}
 	while (i < s.n && n + 4 < room) {
 		/* runs of plain bytes are the common case: one bound for the run
 		 * (what the room still takes, at least this byte), then one copy */

@@ -79,6 +79,7 @@ struct kg_conn {
 	bool is_parked;          /* idle, buffers kept, on w->parked_* */
 	bool client_closes;      /* this request's client said it closes (Connection: close, HTTP/1.0) */
 	bool is_linger_skipped;  /* closing: the FIN is followed by the close at once (finish_exchange) */
+	bool is_req_reset;       /* request_reset ran and no request began since */
 };
 
 static llhttp_settings_t req_settings;
@@ -596,6 +597,7 @@ static void request_reset(struct kg_conn *c)
 	c->err_message = NULL;
 	c->is_response_started = c->is_response_done = false;
 	c->is_read_paused = false;
+	c->is_req_reset = true;
 }
 
 static void finish_exchange(struct kg_conn *c)
@@ -620,10 +622,7 @@ static void finish_exchange(struct kg_conn *c)
 	c->state = KG_CONN_HEAD;
 	c->is_idle = true;
 	conn_park(c);
-	struct kg_runtime *rt = kg__runtime_acquire();
-	int64_t idle = rt->cfg->idle_timeout_ms;
-	kg__runtime_release(rt);
-	start_timer(c, idle);
+	start_timer(c, kg__runtime_peek()->cfg->idle_timeout_ms);
 	/* inside llhttp's callback the caller's loop goes on parsing; pumping
 	 * here would re-enter the parser on bytes it has not consumed yet */
 	if (!c->is_parsing)
@@ -696,7 +695,12 @@ static int on_message_begin(llhttp_t *p)
 	struct kg_conn *c = p->data;
 	struct kg_runtime *rt = kg__runtime_acquire();
 
-	request_reset(c);
+	/* a kept-alive connection's next request: finish_exchange reset it
+	 * already, and nothing between requests writes to it (giving the
+	 * buffers back leaves it as reset) */
+	if (!c->is_req_reset)
+		request_reset(c);
+	c->is_req_reset = false;
 	c->rt = rt;
 	c->is_idle = false;
 	c->req.start_ns = now_ns();
@@ -1074,9 +1078,7 @@ static void conn_on_data(struct kg_conn *c, ssize_t nread, const char *data)
 	}
 	if (c->is_idle) {
 		/* first byte of the next request: from now on the header timeout applies */
-		struct kg_runtime *rt = kg__runtime_acquire();
-		start_timer(c, rt->cfg->header_timeout_ms);
-		kg__runtime_release(rt);
+		start_timer(c, kg__runtime_peek()->cfg->header_timeout_ms);
 		c->is_idle = false;
 	}
 	conn_execute(c, buf->base, (size_t)nread, false);

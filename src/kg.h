@@ -75,6 +75,11 @@ struct kg_runtime {
 /* server.c */
 struct kg_runtime *kg__runtime_acquire(void);
 void kg__runtime_release(struct kg_runtime *rt);
+/* The newest snapshot, as kg__runtime_acquire gives it, without a reference
+ * of the caller's own (no atomic add and sub): the thread's cached reference
+ * keeps it alive until this thread's next acquire or peek. For a few config
+ * reads in a row, nothing kept. */
+const struct kg_runtime *kg__runtime_peek(void);
 /* One more reference to rt, which the caller already holds one of (a job
  * that outlives its request: release it when the job is done). */
 void kg__runtime_hold(struct kg_runtime *rt);

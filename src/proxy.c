@@ -585,16 +585,53 @@ static kg_str rh_name(const struct kg_upconn *u, size_t i)
 	return (kg_str){ u->rhead + u->rh[i].name_off, u->rh[i].name_len };
 }
 
+/* the value without surrounding OWS: r_headers_complete trims it in place */
 static kg_str rh_value(const struct kg_upconn *u, size_t i)
 {
-	return kg_str_trim((kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len });
+	return (kg_str){ u->rhead + u->rh[i].value_off, u->rh[i].value_len };
 }
 
-/* A field name is a token; a value holds no control character but HTAB
- * (no CR, LF or NUL: what keygate relays cannot split into more lines). */
-static bool is_valid_field(kg_str name, kg_str value)
+/* Drops the value's surrounding SP and HTAB from h, once (kg_str_trim's
+ * bytes), so that every later read of it is a plain load. */
+static void rh_trim(struct kg_header *h, const char *head)
 {
-	return kg_str_is_token(name) && kg_str_is_field_value(value);
+	const char *v = head + h->value_off;
+	uint32_t n = h->value_len, lead = 0;
+	if (n && v[0] > ' ' && v[n - 1] > ' ')
+		return; /* the common value: neither end is SP or HTAB */
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	while (lead < n && (v[lead] == ' ' || v[lead] == '\t'))
+		lead++;
+	h->value_off += lead;
+	h->value_len = n - lead;
+}
+
+/* "name: value\r\n" into b: one room check for the four pieces (the
+ * reservation above makes room), kg_buf_put's growth otherwise. */
+static inline kg_err put_field(kg_buf *b, kg_str name, kg_str value)
+{
+	size_t n = name.n + value.n + 4;
+	if (b->cap - b->n <= n) {
+		kg_err err = kg_buf_put(b, name);
+		if (!err)
+			err = kg_buf_put(b, KG_STR(": "));
+		if (!err)
+			err = kg_buf_put(b, value);
+		if (!err)
+			err = kg_buf_put(b, KG_STR("\r\n"));
+		return err;
+	}
+	char *o = b->p + b->n;
+	memcpy(o, name.p, name.n); /* a name is never empty */
+	o += name.n;
+	memcpy(o, ": ", 2);
+	if (value.n)
+		memcpy(o + 2, value.p, value.n);
+	memcpy(o + 2 + value.n, "\r\n", 2);
+	b->n += n;
+	b->p[b->n] = '\0';
+	return KG_OK;
 }
 
 /* Framing headers are keygate's to write: never copied from the upstream,
@@ -614,6 +651,9 @@ static int r_headers_complete(llhttp_t *p)
 	kg_str connection = KG_STR_NULL;
 	kg_buf *hb = &u->head_out;
 	unsigned char ids[KG_MAX_RESP_HEADERS]; /* each name interned once (kg_head_name_id) */
+	/* room for the head keygate writes (the fields, the status line and
+	 * what keygate adds): one reservation, then inline copies */
+	size_t need = 128 + u->status_len;
 
 	if (!x)
 		return -1;
@@ -622,10 +662,17 @@ static int r_headers_complete(llhttp_t *p)
 		return -1;
 	}
 	for (size_t i = 0; i < u->nrh; i++) {
-		if (!is_valid_field(rh_name(u, i), rh_value(u, i))) {
+		/* A name must be a token and a value must hold no control byte
+		 * but HTAB (no CR, LF or NUL: what keygate relays cannot split
+		 * into more lines). llhttp (resp_settings, no lenient flags)
+		 * already refuses every value byte that could, and every name
+		 * byte but SP; kg_head_is_parsed_name_token checks the rest. */
+		if (!kg_head_is_parsed_name_token(rh_name(u, i))) {
 			u->bad_why = "upstream sent an invalid response: malformed header field";
 			return -1;
 		}
+		rh_trim(&u->rh[i], u->rhead);
+		need += u->rh[i].name_len + u->rh[i].value_len + 4;
 		ids[i] = (unsigned char)kg_head_name_id(rh_name(u, i));
 		if (ids[i] == KG_HEAD_NAME_CONNECTION)
 			connection = rh_value(u, i);
@@ -673,11 +720,6 @@ static int r_headers_complete(llhttp_t *p)
 		is_last = x->sink.head(x->sink.ctx, status,
 		                       !is_switch && !no_body && !has_length && !client11);
 	kg_buf_clear(hb);
-	/* one reservation for the whole head (the fields, the status line and
-	 * what keygate adds), then inline copies (kg_buf_put) */
-	size_t need = 128 + u->status_len;
-	for (size_t i = 0; i < u->nrh; i++)
-		need += u->rh[i].name_len + u->rh[i].value_len + 4;
 	kg_err err = kg_buf_reserve(hb, need);
 	kg_str line = u->status_len ? KG_STR_NULL : kg__status_line(status);
 	if (!err && line.n) {
@@ -698,15 +740,10 @@ static int r_headers_complete(llhttp_t *p)
 	}
 	for (size_t i = 0; i < u->nrh && !err; i++) {
 		kg_str name = rh_name(u, i);
-		if (is_framing(ids[i]) || kg_head_is_hop_by_hop_id(ids[i], name, connection))
+		if (is_framing(ids[i]) || kg_head_name_is_hop_by_hop(ids[i]) ||
+		    (connection.n && kg_head_is_hop_by_hop_id(ids[i], name, connection)))
 			continue;
-		err = kg_buf_put(hb, name);
-		if (!err)
-			err = kg_buf_put(hb, KG_STR(": "));
-		if (!err)
-			err = kg_buf_put(hb, rh_value(u, i));
-		if (!err)
-			err = kg_buf_put(hb, KG_STR("\r\n"));
+		err = put_field(hb, name, rh_value(u, i));
 	}
 	if (!err && is_switch) {
 		for (size_t i = 0; i < u->nrh && !err; i++)

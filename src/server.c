@@ -120,20 +120,36 @@ void kg__runtime_hold(struct kg_runtime *rt)
 
 /* Each thread keeps a reference to the newest snapshot it has seen, so the
  * common case is one relaxed load and one atomic increment, no lock. */
-struct kg_runtime *kg__runtime_acquire(void)
+static struct kg_runtime *runtime_refresh(void)
+{
+	pthread_mutex_lock(&rt_lock);
+	struct kg_runtime *rt = g_rt;
+	atomic_fetch_add(&rt->refs, 1);
+	pthread_mutex_unlock(&rt_lock);
+	kg__runtime_release(tl_rt);
+	tl_rt = rt;
+	tl_gen = rt->gen;
+	return rt;
+}
+
+static inline struct kg_runtime *runtime_newest(void)
 {
 	unsigned gen = atomic_load(&g_gen);
-	if (!tl_rt || tl_gen != gen) {
-		pthread_mutex_lock(&rt_lock);
-		struct kg_runtime *rt = g_rt;
-		atomic_fetch_add(&rt->refs, 1);
-		pthread_mutex_unlock(&rt_lock);
-		kg__runtime_release(tl_rt);
-		tl_rt = rt;
-		tl_gen = rt->gen;
-	}
-	atomic_fetch_add(&tl_rt->refs, 1);
+	if (!tl_rt || tl_gen != gen)
+		return runtime_refresh();
 	return tl_rt;
+}
+
+struct kg_runtime *kg__runtime_acquire(void)
+{
+	struct kg_runtime *rt = runtime_newest();
+	atomic_fetch_add(&rt->refs, 1);
+	return rt;
+}
+
+const struct kg_runtime *kg__runtime_peek(void)
+{
+	return runtime_newest();
 }
 
 /* Drops this thread's cached reference (at thread exit). */

@@ -77,6 +77,26 @@ def test_require_auth_false_proxies_anonymously():
               "anonymous request with --require-auth=false: %d %r" % (r.status, r.body[:200]))
 
 
+def test_paths_next_to_keygates_own_routes_go_to_the_right_place():
+    """Each path that ends, extends or stops short of a route's path (and
+    of the api prefix) is answered by keygate or proxied exactly as the
+    route table says: a route matches its whole path, a prefix route its
+    path and what is below it, and the dialects' routes only when on."""
+    own = ["/_keygate", "/_keygate/", "/_keygate/health", "/_keygate/healthz", "/_keygate/health/x",
+           "/_keygate/check/", "/_keygate//health", "/_security", "/_security/user"]
+    proxied = ["/_keygatex", "/_keygat", "/_keygatehealth", "/auth", "/auth/x", "/authx", "/refresh",
+               "/ext/auth", "/_securityx", "/_securit", "/", "/x/_keygate/health", "/a"]
+    with Upstream() as up, Keygate("--require-auth=false", "--upstream", up.url) as kg, Client(kg.port) as c:
+        for path in own + proxied:
+            r = c.request("GET", path, NGINX("GET", "/x") if "check" in path else None)
+            is_proxied = r.header("Content-Type") == "application/json" and b'"conn"' in r.body
+            check(is_proxied == (path in proxied), "%s: %s (%d %r)" % (
+                path, "proxied, expected keygate's own answer" if is_proxied else
+                "answered by keygate, expected it proxied", r.status, r.body[:120]))
+        seen = [q[2] for q in up.requests()]
+        check(seen == proxied, "the upstream saw %r, expected %r" % (seen, proxied))
+
+
 def test_api_prefix_moves_keygate_endpoints():
     with Upstream() as up, Keygate("--require-auth=false", "--upstream", up.url, "--api-prefix", "/_kg",
                                    api_prefix="/_kg") as kg:

@@ -225,6 +225,44 @@ def test_access_log_has_one_line_per_request():
                 check("127.0.0.1" in hits[0], "client address missing from %r" % hits[0])
 
 
+def test_each_request_on_a_kept_alive_connection_is_forwarded_and_logged_alone():
+    """A kept-alive connection's requests share its buffers: each one reaches
+    the upstream with its own headers only, and its access-log line has its
+    own status and byte count, not the sum of the ones before."""
+    with Upstream() as up:
+        kg = Keygate("--require-auth=false", "--upstream", up.url)
+        log = kg.path("access.log")
+        kg.args += ["--log-access", log]
+        with kg, Client(kg.port) as c:
+            reqs = [("GET", "/alone-1", {"X-First": "1", "X-Extra-A": "a"}, None),
+                    ("POST", "/alone-2", {"X-Second": "2"}, b"body"),
+                    ("GET", "/status/404", {}, None),
+                    ("GET", "/_keygate/not-a-route", {}, None),
+                    ("GET", "/alone-5", {}, None)]
+            want_x = {"/alone-1": ["x-extra-a", "x-first"], "/alone-2": ["x-second"], "/alone-5": []}
+            sent = []
+            for m, t, h, body in reqs:
+                r = c.request(m, t, h, body)
+                sent.append((m, t, r.status, len(r.raw_head) + len(r.body)))
+                if t in want_x:  # the upstream's default answer describes the request it got
+                    got = r.json()
+                    names = sorted(k.lower() for k, _ in got["headers"] if k.lower().startswith("x-") and
+                                   not k.lower().startswith("x-forwarded"))
+                    check(got["path"] == t and names == want_x[t],
+                          "%s reached the upstream as %s with %r, expected %r (a header of an earlier "
+                          "request on the connection?)" % (t, got["path"], names, want_x[t]))
+            seen = [q[2] for q in up.requests()]
+            check(seen == ["/alone-1", "/alone-2", "/status/404", "/alone-5"],
+                  "the upstream saw %r" % seen)
+            for m, t, status, nbytes in sent:
+                lines, hits = wait_access(log, lambda l: ('"%s %s"' % (m, t)) in l)
+                check(len(hits) == 1, "%d access-log lines for %s %s: %r" % (len(hits), m, t, lines[-6:]))
+                fields = hits[0].split('" ', 1)[1].split()
+                check(fields[0] == str(status) and fields[1] == str(nbytes),
+                      "%s %s: logged status %s and %s bytes, the client got %d and %d bytes: %r"
+                      % (m, t, fields[0], fields[1], status, nbytes, hits[0]))
+
+
 def test_authorization_value_never_logged():
     with Upstream() as up:
         kg = Keygate("--require-auth=false", "--upstream", up.url)

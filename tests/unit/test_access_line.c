@@ -212,6 +212,35 @@ KG_TEST(test_the_date_text_follows_the_clock_forwards_and_back)
 	KG_CHECK(compared > 0, "compared nothing");
 }
 
+/* the numbers are written in place after counting their digits: every
+ * count's edges (10^k - 1, 10^k, 10^k + 1, 2^k - 1, 2^k) and the largest
+ * values come out as snprintf wrote them */
+KG_TEST(test_numbers_at_every_digit_count_edge_are_written_alike)
+{
+	struct kg_access_clock clk = { 0 };
+	struct kg_access_fields f = { .time_ms = 1700000000000, .client = KG_STR("10.0.0.1"), .method = KG_STR("GET"),
+	                              .path = KG_STR("/n"), .scheme = "-" };
+	uint64_t p = 1;
+	for (int k = 0; k < 20; k++, p *= 10) {
+		uint64_t vs[] = { p - 1, p, p + 1, p * 2 - 1 };
+		for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+			f.bytes_out = vs[i];
+			f.duration_us = ~vs[i];
+			f.status = (int)(vs[i] % 1000000);
+			same_bytes(&clk, &f, "a power of ten's neighbour");
+		}
+	}
+	for (int k = 0; k < 64; k++) {
+		f.bytes_out = ((uint64_t)1 << k) - 1;
+		f.duration_us = (uint64_t)1 << k;
+		same_bytes(&clk, &f, "a power of two's neighbour");
+	}
+	f.bytes_out = UINT64_MAX;
+	f.duration_us = UINT64_MAX - 1;
+	f.status = -2147483647 - 1;
+	same_bytes(&clk, &f, "the largest values");
+}
+
 KG_TEST(test_a_line_longer_than_the_room_is_cut_and_still_ends_the_line)
 {
 	struct kg_access_clock clk = { 0 };
