@@ -43,10 +43,13 @@ struct kg_policy {
 	struct entry *entries;
 	uint32_t nentries, capentries;
 	char *roles[KG_POLICY_MAX_ROLES];
+	size_t role_n[KG_POLICY_MAX_ROLES]; /* their lengths: kg_policy_role runs per request */
 	size_t nroles;
 	char *methods[KG_POLICY_MAX_METHODS]; /* slot names beyond the known ones */
+	size_t method_n[KG_POLICY_MAX_METHODS];    /* their lengths: method_slot runs per request */
 	size_t nmethods;
 	char *strip_prefix;
+	size_t strip_prefix_n; /* its length: decide() runs per request */
 	kg_rolemask includes[KG_POLICY_MAX_ROLES]; /* role i and every role it inherits */
 };
 
@@ -62,8 +65,10 @@ kg_err kg_policy_new(kg_policy **out)
 		return KG_ENOMEM;
 	}
 	p->nnodes = 1;
-	for (size_t i = 0; i < KG_NKNOWN; i++)
+	for (size_t i = 0; i < KG_NKNOWN; i++) {
 		p->methods[i] = (char *)known_methods[i];
+		p->method_n[i] = strlen(known_methods[i]);
+	}
 	p->nmethods = KG_NKNOWN;
 	*out = p;
 	return KG_OK;
@@ -88,7 +93,7 @@ void kg_policy_free(kg_policy **pp)
 static int method_slot(const kg_policy *p, kg_str m)
 {
 	for (size_t i = 0; i < p->nmethods; i++)
-		if (kg_str_eq(m, kg_str_c(p->methods[i])))
+		if (m.n == p->method_n[i] && memcmp(m.p, p->methods[i], m.n) == 0)
 			return (int)i;
 	return -1;
 }
@@ -235,7 +240,7 @@ static kg_rolemask decide(const kg_policy *p, int slot, kg_str path, bool *is_pu
 {
 	kg_rolemask m = walk(p, slot, path, is_public);
 	if (p->strip_prefix) {
-		kg_str pre = kg_str_c(p->strip_prefix);
+		kg_str pre = { p->strip_prefix, p->strip_prefix_n };
 		if (kg_str_has_prefix(path, pre) && path.n > pre.n && path.p[pre.n] == '/')
 			m |= walk(p, slot, (kg_str){ path.p + pre.n, path.n - pre.n }, is_public);
 	}
@@ -246,6 +251,14 @@ kg_rolemask kg_policy_allowed(const kg_policy *p, kg_str method, kg_str path)
 {
 	bool pub = false;
 	return decide(p, method_slot(p, method), path, &pub);
+}
+
+kg_rolemask kg_policy_decide(const kg_policy *p, kg_str method, kg_str path, bool *is_public)
+{
+	/* whether a node is public does not depend on the method slot: the one
+	 * walk that ORs the method's masks meets the same public marks */
+	*is_public = false;
+	return decide(p, method_slot(p, method), path, is_public);
 }
 
 bool kg_policy_is_public(const kg_policy *p, kg_str path)
@@ -264,7 +277,7 @@ bool kg_policy_knows_path(const kg_policy *p, kg_str path)
 kg_rolemask kg_policy_role(const kg_policy *p, kg_str name)
 {
 	for (size_t i = 0; i < p->nroles; i++)
-		if (kg_str_eq(name, kg_str_c(p->roles[i])))
+		if (name.n == p->role_n[i] && memcmp(name.p, p->roles[i], name.n) == 0)
 			return (kg_rolemask)1 << i;
 	return 0;
 }
@@ -370,6 +383,7 @@ static void load_role(struct loader *l, const char *name, yaml_node_t *key, yaml
 	p->roles[i] = strdup(name);
 	if (!p->roles[i])
 		return;
+	p->role_n[i] = strlen(name);
 	p->nroles++;
 	if (v->type == YAML_SCALAR_NODE && v->data.scalar.length == 0)
 		return; /* a role with nothing of its own */
@@ -464,6 +478,7 @@ static int slot_for_name(kg_policy *p, const char *m)
 		if (!((*c >= 'A' && *c <= 'Z') || *c == '-' || *c == '_'))
 			return -1;
 	p->methods[p->nmethods] = strdup(m);
+	p->method_n[p->nmethods] = strlen(m);
 	return p->methods[p->nmethods] ? (int)p->nmethods++ : -1;
 }
 
@@ -556,6 +571,7 @@ static void load_doc(struct loader *l)
 			} else {
 				free(l->p->strip_prefix);
 				l->p->strip_prefix = strdup(s);
+				l->p->strip_prefix_n = l->p->strip_prefix ? strlen(s) : 0;
 			}
 		} else if (ks && strcmp(ks, "roles") == 0) {
 			if (v->type != YAML_MAPPING_NODE)

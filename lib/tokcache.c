@@ -28,7 +28,7 @@ struct slot {
 #define FOLD KG_TOKCACHE_FOLD
 
 struct kg_tokcache {
-	unsigned char seed[16]; /* SipHash key */
+	unsigned char seed[16]; /* SipHash-1-3 key */
 	uint64_t (*hash)(const unsigned char key[16], const void *in, size_t n);
 	struct slot *slots;
 	size_t cap, used, hand;
@@ -70,7 +70,7 @@ kg_err kg__tokcache_new_hashed(size_t capacity, uint64_t (*hash)(const unsigned 
 
 kg_err kg_tokcache_new(size_t capacity, kg_tokcache **out)
 {
-	return kg__tokcache_new_hashed(capacity, kg__siphash24, out);
+	return kg__tokcache_new_hashed(capacity, kg__siphash13, out);
 }
 
 void kg_tokcache_free(kg_tokcache **pc)
@@ -116,19 +116,26 @@ static void drop(kg_tokcache *c, uint32_t i)
  * round's share; the byte positions are kept whatever the endianness. */
 static uint64_t hash_of(const kg_tokcache *c, kg_str token)
 {
-	_Static_assert(FOLD == 4 * sizeof(uint64_t), "the fold is four words");
-	uint64_t lane[4] = { 0, 0, 0, 0 }, x;
+	_Static_assert(FOLD == 2 * sizeof(uint64_t), "the fold is two words");
+	uint64_t lane[2] = { 0, 0 }, x;
 	unsigned char w[8 + FOLD];
 	size_t i = 0;
-	for (; i + 8 <= token.n; i += 8) {
+	for (; i + 16 <= token.n; i += 16) {
 		memcpy(&x, token.p + i, 8);
-		lane[(i >> 3) & 3] ^= x;
+		lane[0] ^= x;
+		memcpy(&x, token.p + i + 8, 8);
+		lane[1] ^= x;
+	}
+	if (i + 8 <= token.n) {
+		memcpy(&x, token.p + i, 8);
+		lane[0] ^= x;
+		i += 8;
 	}
 	if (i < token.n) {
 		unsigned char last[8] = { 0 };
 		memcpy(last, token.p + i, token.n - i);
 		memcpy(&x, last, 8);
-		lane[(i >> 3) & 3] ^= x;
+		lane[(i >> 3) & 1] ^= x;
 	}
 	uint64_t n = token.n;
 	for (size_t j = 0; j < 8; j++)

@@ -75,42 +75,53 @@ static kg_err check_token(const struct kg_bee *bee, kg_str token, struct kg_toke
 	return KG_OK;
 }
 
+/* What a worker's token cache holds per token: its claims and the lengths
+ * of their two strings, so that a hit does not scan them again. */
+struct cached {
+	struct kg_token_claims cl;
+	size_t id_n, role_n;
+};
+_Static_assert(sizeof(struct cached) <= KG_TOKCACHE_MAX_VALUE, "a token's claims fit in its cache entry");
+
 /* A token this worker opened before (lib/tokcache.c): its claims were
  * cached with the revocation generation read before they were checked, and
  * are served only while that generation holds and the token has not
  * expired. "Revoke everything before" is an instant, not a set: it is
  * checked again here, as check_token does. */
 static bool cached_claims(const struct kg_bee *bee, kg_tokcache *tc, kg_str token, uint64_t gen,
-                          struct kg_token_claims *cl)
+                          struct cached *c)
 {
 	size_t n = 0;
 	const void *v = kg_tokcache_get(tc, bee->cache_owner, token, gen, now_ms(), &n);
-	if (!v || n != sizeof(*cl))
+	if (!v || n != sizeof(*c))
 		return false;
-	memcpy(cl, v, sizeof(*cl));
-	return !(cl->issued_ms && cl->issued_ms < atomic_load(&bee->revoked_before_ms));
+	memcpy(c, v, sizeof(*c));
+	return !(c->cl.issued_ms && c->cl.issued_ms < atomic_load(&bee->revoked_before_ms));
 }
 
 static kg_err bee_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req, kg_arena *arena,
                                struct kg_principal *out, const char **message)
 {
 	const struct kg_bee *bee = a->data;
-	struct kg_token_claims cl;
+	struct cached c;
 	kg_tokcache *tc = kg_tokcache_of_thread();
 	/* read before the check, so a revocation during it makes the entry stale */
 	uint64_t gen = kg_cache_revoked_gen(bee->cache);
-	if (!cached_claims(bee, tc, req->cred.value, gen, &cl)) {
-		kg_err err = check_token(bee, req->cred.value, &cl, message);
+	if (!cached_claims(bee, tc, req->cred.value, gen, &c)) {
+		memset(&c, 0, sizeof(c)); /* the padding too: all of c is copied into the cache */
+		kg_err err = check_token(bee, req->cred.value, &c.cl, message);
 		if (err)
 			return err;
-		kg_tokcache_put(tc, bee->cache_owner, req->cred.value, gen, cl.expires_ms, &cl, sizeof(cl));
+		c.id_n = strlen(c.cl.id);
+		c.role_n = strlen(c.cl.role);
+		kg_tokcache_put(tc, bee->cache_owner, req->cred.value, gen, c.cl.expires_ms, &c, sizeof(c));
 	}
-	kg_str id = kg_str_c(cl.id);
+	kg_str role = { c.cl.role, c.role_n };
 	out->scheme = "bee";
-	out->id = kg_arena_strdup(arena, id);
-	out->role = kg_arena_strdup(arena, kg_str_c(cl.role));
-	out->roles = kg_policy_role(req->policy, kg_str_c(cl.role));
-	out->expires_at = cl.expires_ms / 1000;
+	out->id = kg_arena_strdup(arena, (kg_str){ c.cl.id, c.id_n });
+	out->role = kg_arena_strdup(arena, role);
+	out->roles = kg_policy_role(req->policy, role);
+	out->expires_at = c.cl.expires_ms / 1000;
 	return KG_OK;
 }
 

@@ -143,5 +143,9 @@ void kg_cache_free(kg_cache **c);
 
 /* SipHash-2-4 of in under the 16-byte key; exposed for its known-answer test. */
 uint64_t kg__siphash24(const unsigned char key[16], const void *in, size_t len);
+/* SipHash-1-3 (the same with one round per block and three to finish, as
+ * Rust's and CPython's hash tables use): for a hot lookup whose input is
+ * short and whose table bounds its chains anyway (tokcache.c). */
+uint64_t kg__siphash13(const unsigned char key[16], const void *in, size_t len);
 
 #endif

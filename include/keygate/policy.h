@@ -73,6 +73,12 @@ bool kg_policy_is_public(const kg_policy *p, kg_str path);
  * without the query string. */
 kg_rolemask kg_policy_allowed(const kg_policy *p, kg_str method, kg_str path);
 
+/* Both of the above in one walk of path: returns kg_policy_allowed(p,
+ * method, path) and sets *is_public to kg_policy_is_public(p, path). For the
+ * per-request decision, which needs the one before the credential is read
+ * and the other after. */
+kg_rolemask kg_policy_decide(const kg_policy *p, kg_str method, kg_str path, bool *is_public);
+
 /* True when any of the roles in held may call method on path. */
 static inline bool kg_policy_allows(const kg_policy *p, kg_rolemask held, kg_str method, kg_str path)
 {

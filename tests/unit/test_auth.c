@@ -77,6 +77,41 @@ KG_TEST(test_jwt_shape_known_answers_for_every_byte_at_each_place)
 	}
 }
 
+/* The same over a JWT long enough for several 16-byte blocks and a tail:
+ * every byte value at every place, so that each lane of the block check
+ * and each byte of the tail meets all 256 values. */
+KG_TEST(test_jwt_shape_of_a_long_token_for_every_byte_at_every_place)
+{
+	static const char part_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=";
+	char jwt[80];
+	/* parts of 21, 30 and 27 bytes: dots at 21 and 52, 80 bytes in all */
+	for (size_t i = 0; i < sizeof(jwt); i++)
+		jwt[i] = part_chars[(i * 7) % (sizeof(part_chars) - 1)];
+	jwt[21] = '.';
+	jwt[52] = '.';
+	char h[7 + sizeof(jwt)];
+	memcpy(h, "Bearer ", 7);
+	size_t n_jwt = 0;
+	for (size_t at = 0; at < sizeof(jwt); at++) {
+		for (int b = 0; b < 256; b++) {
+			memcpy(h + 7, jwt, sizeof(jwt));
+			h[7 + at] = (char)b;
+			bool is_dot_place = at == 21 || at == 52;
+			bool is_part = b != 0 && strchr(part_chars, b) != NULL;
+			bool is_blank = b == ' ' || b == '\t';
+			bool is_end = at == 0 || at == sizeof(jwt) - 1;
+			enum kg_cred_kind want = (is_dot_place ? b == '.' : is_part || (is_blank && is_end))
+			                             ? KG_CRED_BEARER_JWT
+			                             : KG_CRED_BEARER_BEE;
+			struct kg_cred c = kg_cred_parse((kg_str){ h, sizeof(h) });
+			KG_CHECK(c.kind == want, "byte 0x%02x at %zu of an 80-byte JWT: kind %d, want %d", b, at, c.kind,
+			         want);
+			n_jwt += c.kind == KG_CRED_BEARER_JWT;
+		}
+	}
+	KG_CHECK(n_jwt == 78 * 65 + 2 + 2 + 2, "%zu JWTs among the variants, want %d", n_jwt, 78 * 65 + 2 + 2 + 2);
+}
+
 /* A stand-in scheme: token "good" is role 1, "expired" has expired, anything
  * else is invalid. */
 static kg_err fake_authenticate(const struct kg_authenticator *a, const struct kg_auth_request *req,

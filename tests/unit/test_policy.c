@@ -1,5 +1,6 @@
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "keygate/policy.h"
@@ -241,6 +242,63 @@ KG_TEST(test_empty_policy_and_presets)
 	p = load("", NULL);
 	KG_CHECK(p != NULL, "an empty document is an empty policy");
 	kg_policy_free(&p);
+}
+
+/* A path made of pieces of the policies' patterns (so walks go deep and
+ * end on every kind of node), with the strip prefix now and then. */
+static size_t random_path(char *out, size_t cap, unsigned *seed)
+{
+	static const char *const pieces[] = { "/", "bytes", "/bytes", "/bytes/", "chunks", "/chunks", "stream",
+		                              "/health", "/debug", "/debug/", "/pub", "/pub/", "/v1", "/admin/",
+		                              "/pingpong", "/report", "/tags", "/stamps/", "topup/", "/bzz",
+		                              "/chequebook/", "/x", "a", "*", "%2F", "" };
+	size_t n = 0, k = (size_t)(rand_r(seed) % 5);
+	for (size_t i = 0; i < k; i++) {
+		const char *pc = pieces[(size_t)rand_r(seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+		size_t m = strlen(pc);
+		if (n + m >= cap)
+			break;
+		memcpy(out + n, pc, m);
+		n += m;
+	}
+	if (rand_r(seed) % 8 == 0 && n + 1 < cap)
+		out[n++] = (char)(rand_r(seed) % 256); /* any byte at all */
+	return n;
+}
+
+KG_TEST(test_decide_is_allowed_and_is_public_in_one_walk)
+{
+	/* kg_policy_decide replaced two walks per request (kg_policy_is_public,
+	 * then kg_policy_allowed): it must answer exactly as they do */
+	static const char *const methods[] = { "GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "PROPFIND", "get", "" };
+	kg_policy *pols[2] = { load(bee_like, NULL), NULL };
+	KG_CHECK(pols[0] && kg_policy_add_public(pols[0], "/pub/*") == KG_OK, "load bee_like");
+	KG_CHECK(kg_policy_load_preset("bee", &pols[1]) == KG_OK, "load the bee preset");
+	unsigned seed = 16;
+	size_t n_public = 0, n_allowed = 0;
+	for (size_t k = 0; k < 2; k++) {
+		if (!pols[k])
+			continue;
+		for (int i = 0; i < 20000; i++) {
+			char path[256];
+			kg_str ps = { path, random_path(path, sizeof(path), &seed) };
+			kg_str m = kg_str_c(methods[(size_t)rand_r(&seed) % (sizeof(methods) / sizeof(methods[0]))]);
+			bool is_public = !kg_policy_is_public(pols[k], ps); /* the wrong answer, to be overwritten */
+			kg_rolemask got = kg_policy_decide(pols[k], m, ps, &is_public);
+			kg_rolemask want = kg_policy_allowed(pols[k], m, ps);
+			bool want_public = kg_policy_is_public(pols[k], ps);
+			KG_CHECK(got == want && is_public == want_public,
+			         "policy %zu, %.*s %.*s: decide gave %016llx public %d, allowed/is_public %016llx %d", k,
+			         (int)m.n, m.p, (int)ps.n, ps.p, (unsigned long long)got, is_public,
+			         (unsigned long long)want, want_public);
+			n_public += want_public;
+			n_allowed += want != 0;
+		}
+	}
+	/* the paths must have met both kinds of answer, or the check says little */
+	KG_CHECK(n_public > 100 && n_allowed > 1000, "public %zu, allowed %zu of 40000", n_public, n_allowed);
+	kg_policy_free(&pols[0]);
+	kg_policy_free(&pols[1]);
 }
 
 int main(void)
