@@ -1,4 +1,5 @@
 /* tokcache.c - validated Bearer tokens per worker (see tokcache.h). */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -243,19 +244,46 @@ void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoc
 	c->used++;
 }
 
+/* Each thread's cache: read through a thread-local pointer (one TLS load per
+ * request), and freed when the thread exits by a pthread key's destructor,
+ * as api_es.c's per-worker user views are, so no thread has to remember to
+ * free it. */
 static _Thread_local kg_tokcache *thread_cache;
 static _Thread_local bool thread_cache_failed;
+static pthread_key_t thread_key;
+static pthread_once_t thread_once = PTHREAD_ONCE_INIT;
+static bool has_thread_key;
+
+static void thread_cache_destroy(void *p)
+{
+	kg_tokcache *c = p;
+	kg_tokcache_free(&c);
+	thread_cache = NULL;
+}
+
+static void thread_key_make(void)
+{
+	has_thread_key = pthread_key_create(&thread_key, thread_cache_destroy) == 0;
+}
 
 kg_tokcache *kg_tokcache_of_thread(void)
 {
-	if (!thread_cache && !thread_cache_failed &&
-	    kg_tokcache_new(KG_TOKCACHE_PER_THREAD, &thread_cache) != KG_OK)
+	if (thread_cache || thread_cache_failed)
+		return thread_cache;
+	pthread_once(&thread_once, thread_key_make);
+	if (!has_thread_key || kg_tokcache_new(KG_TOKCACHE_PER_THREAD, &thread_cache) != KG_OK) {
 		thread_cache_failed = true; /* no cache: every token takes the full check */
+	} else if (pthread_setspecific(thread_key, thread_cache) != 0) {
+		kg_tokcache_free(&thread_cache);
+		thread_cache_failed = true;
+	}
 	return thread_cache;
 }
 
 void kg_tokcache_thread_free(void)
 {
+	if (thread_cache)
+		(void)pthread_setspecific(thread_key, NULL);
 	kg_tokcache_free(&thread_cache);
 	thread_cache_failed = false;
 }

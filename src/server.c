@@ -728,7 +728,6 @@ static void worker_main(void *arg)
 	uv_walk(&w->loop, close_handle, NULL);
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 	uv_loop_close(&w->loop);
-	kg_tokcache_thread_free(); /* the Bearer tokens this worker validated (api_bee.c, api_avax.c) */
 	runtime_forget();
 }
 

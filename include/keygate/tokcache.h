@@ -78,8 +78,9 @@ void kg_tokcache_put(kg_tokcache *c, uint64_t owner, kg_str token, uint64_t epoc
 /* Entries held now (tests). */
 size_t kg_tokcache_count(const kg_tokcache *c);
 
-/* The calling thread's cache, made on first use (NULL when that fails);
- * kg_tokcache_thread_free releases it (a worker, at its exit). */
+/* The calling thread's cache, made on first use (NULL when that fails) and
+ * freed when the thread exits; kg_tokcache_thread_free releases it earlier
+ * (tests). */
 kg_tokcache *kg_tokcache_of_thread(void);
 void kg_tokcache_thread_free(void);
 

@@ -1,4 +1,5 @@
 /* test_tokcache.c - the per-worker cache of validated Bearer tokens. */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -240,6 +241,27 @@ KG_TEST(test_each_thread_gets_its_own_cache_until_freed)
 	kg_tokcache *a = kg_tokcache_of_thread();
 	KG_CHECK(a && a == kg_tokcache_of_thread(), "made once, then the same");
 	kg_tokcache_thread_free();
+	kg_tokcache_thread_free();
+}
+
+static void *take_cache(void *main_cache)
+{
+	kg_tokcache *c = kg_tokcache_of_thread();
+	if (c && c != main_cache)
+		kg_tokcache_put(c, OWNER, KG_STR("a token"), EPOCH, 10, "v", 1);
+	return c && c != main_cache && kg_tokcache_count(c) == 1 ? c : NULL;
+	/* not freed here: the thread's exit frees it (make test-asan's leak
+	 * check fails this test when it does not) */
+}
+
+KG_TEST(test_a_threads_cache_is_its_own_and_freed_at_its_exit)
+{
+	kg_tokcache *mine = kg_tokcache_of_thread();
+	pthread_t t;
+	void *theirs = NULL;
+	KG_CHECK(mine && pthread_create(&t, NULL, take_cache, mine) == 0, "thread started");
+	KG_CHECK(pthread_join(t, &theirs) == 0 && theirs, "the thread had a cache of its own, not the main thread's");
+	KG_CHECK(kg_tokcache_count(mine) == 0, "the main thread's cache saw nothing of the other's");
 	kg_tokcache_thread_free();
 }
 
