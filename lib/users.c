@@ -313,6 +313,11 @@ kg_err kg_basic_decode(kg_str value, char *buf, size_t cap, kg_str *user, kg_str
 	return KG_OK;
 }
 
+void kg_basic_wipe(char *buf, kg_str password)
+{
+	OPENSSL_cleanse(buf, (size_t)(password.p + password.n - buf));
+}
+
 const struct kg_user *kg_users_cached(kg_users *u, kg_str user, kg_str password, int64_t now)
 {
 	uint64_t idx;
@@ -364,7 +369,7 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 		return KG_EBADCRED;
 	}
 	const struct kg_user *usr = kg_users_cached(a->data, user, password, req->now);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	kg_basic_wipe(buf, password);
 	if (!usr)
 		return KG_ESLOW;
 	fill_principal(usr, out);
@@ -384,8 +389,8 @@ static kg_err basic_slow(const struct kg_authenticator *a, const struct kg_auth_
 			err = KG_OK;
 		else
 			err = kg_users_verify(a->data, user, password, req->now, &usr);
+		kg_basic_wipe(buf, password);
 	}
-	OPENSSL_cleanse(buf, sizeof(buf));
 	if (err)
 		*message = "wrong user name or password";
 	return err;

@@ -1246,7 +1246,7 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	if (v) {
 		bool is_known = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == v->fp;
 		kg_str user = kg_arena_strdup(arena, name);
-		OPENSSL_cleanse(buf, sizeof(buf));
+		kg_basic_wipe(buf, password);
 		if (!is_known)
 			return KG_ESLOW;
 		out->scheme = "es-user";
@@ -1254,7 +1254,7 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 		return app_allowed(es, v->perm, req->method, req->path) ? KG_OK : user_forbidden(req, arena, user, message);
 	}
 	if (!user_find(es, name, &u)) {
-		OPENSSL_cleanse(buf, sizeof(buf));
+		kg_basic_wipe(buf, password);
 		user_free(&u);
 		if (es->users_basic)
 			return es->users_basic->authenticate(es->users_basic, req, arena, out, message);
@@ -1263,7 +1263,7 @@ static kg_err basic_authenticate(const struct kg_authenticator *a, const struct 
 	uint64_t user_fp = hash_fingerprint(u.hash);
 	bool is_cached = kg_credcache_get(es->creds, name, password, req->now, &fp) && fp == user_fp;
 	kg_str user = kg_arena_strdup(arena, name);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	kg_basic_wipe(buf, password);
 	if (!is_cached) {
 		user_free(&u);
 		return KG_ESLOW;
@@ -1321,7 +1321,7 @@ static kg_err basic_slow(const struct kg_authenticator *a, const struct kg_auth_
 		err = es->users_basic->slow(es->users_basic, req, message);
 	else
 		err = basic_check(es, name, password, req->now);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	kg_basic_wipe(buf, password);
 	return err;
 }
 
@@ -1342,7 +1342,7 @@ static const char *basic_slow_refusal(const struct kg_authenticator *a, const st
 	user_free(&u);
 	if (is_known || !es->users_basic)
 		msg = arena_printf(arena, KG_ES_REASON_BAD_USER, (int)name.n, name.p, (int)req->path.n, req->path.p);
-	OPENSSL_cleanse(buf, sizeof(buf));
+	kg_basic_wipe(buf, password);
 	return msg;
 }
 

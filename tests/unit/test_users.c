@@ -147,6 +147,28 @@ KG_TEST(test_basic_decode)
 	kg_buf_free(&enc, false);
 }
 
+KG_TEST(test_basic_wipe_zeroes_every_decoded_byte_and_nothing_else)
+{
+	char buf[KG_USER_MAX_NAME + KG_USER_MAX_PASSWORD + 2];
+	const char *plain[] = { "alice:p:a:ss", "a:", "bob:secret with spaces", "x:y" };
+	const char *enc[] = { "YWxpY2U6cDphOnNz", "YTo=", "Ym9iOnNlY3JldCB3aXRoIHNwYWNlcw==", "eDp5" };
+	for (size_t k = 0; k < sizeof(plain) / sizeof(plain[0]); k++) {
+		kg_str u, pw;
+		memset(buf, 0xAA, sizeof(buf));
+		KG_CHECK(kg_basic_decode(kg_str_c(enc[k]), buf, sizeof(buf), &u, &pw) == KG_OK, "%s decodes", plain[k]);
+		size_t n = strlen(plain[k]);
+		KG_CHECK(memcmp(buf, plain[k], n) == 0, "%s decoded in place", plain[k]);
+		kg_basic_wipe(buf, pw);
+		size_t zero = 0, canary = 0;
+		for (size_t i = 0; i < n; i++)
+			zero += buf[i] == 0;
+		for (size_t i = n; i < sizeof(buf); i++)
+			canary += (unsigned char)buf[i] == 0xAA;
+		KG_CHECK(zero == n, "%s: %zu of its %zu decoded bytes wiped", plain[k], zero, n);
+		KG_CHECK(canary == sizeof(buf) - n, "%s: bytes past the credential left alone", plain[k]);
+	}
+}
+
 static kg_users *two_users(kg_policy *p, size_t cache, int64_t ttl)
 {
 	char *ha = hash_of("alice-pw"), *hb = hash_of("bob-pw");
