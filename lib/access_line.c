@@ -26,44 +26,19 @@ static inline void put(struct line *l, const char *s, size_t n)
 	l->n += n;
 }
 
-/* v in decimal, two digits per division, written in place when the line
- * has room (the common case: no staging copy), else staged and cut by put */
+/* v in decimal (kg_u64_dec_to), written in place when the line has room
+ * (the common case: no staging copy), else staged and cut by put */
 static void put_u64(struct line *l, uint64_t v)
 {
-	static const char pairs[] = "0001020304050607080910111213141516171819"
-	                            "2021222324252627282930313233343536373839"
-	                            "4041424344454647484950515253545556575859"
-	                            "6061626364656667686970717273747576777879"
-	                            "8081828384858687888990919293949596979899";
-	static const uint64_t tens[20] = { 1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000,
-		                           1000000000, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
-		                           10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
-		                           10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL,
-		                           10000000000000000000ULL };
-	char d[20];
-	/* the digit count from the bit length (bithacks' IntegerLog10: 1233 /
-	 * 4096 is just above log10(2)), one compare to correct it */
-	uint64_t w = v | 1;
-	size_t t = (size_t)(((unsigned)(64 - __builtin_clzll(w))) * 1233u >> 12);
-	size_t len = t + 1 - (w < tens[t]);
-	char *end = l->n + len <= l->cap ? l->p + l->n + len : d + sizeof(d);
-	char *o = end;
-	while (v >= 100) {
-		uint64_t r = v % 100;
-		v /= 100;
-		o -= 2;
-		memcpy(o, pairs + 2 * r, 2);
-	}
-	if (v >= 10) {
-		o -= 2;
-		memcpy(o, pairs + 2 * v, 2);
-	} else {
-		*--o = (char)('0' + v);
-	}
-	if (end == d + sizeof(d))
-		put(l, o, len);
-	else
+	size_t len = kg_u64_dec_len(v);
+	if (l->n + len <= l->cap) {
+		kg_u64_dec_to(v, l->p + l->n + len);
 		l->n += len;
+		return;
+	}
+	char d[KG_U64_DEC_MAX];
+	kg_str s = kg_u64_dec(v, d);
+	put(l, s.p, s.n);
 }
 
 static void put_int(struct line *l, int v)

@@ -143,14 +143,48 @@ kg_err kg_buf_appends(kg_buf *b, kg_str s)
 	return kg_buf_append(b, s.p, s.n);
 }
 
+size_t kg_u64_dec_len(unsigned long long v)
+{
+	static const unsigned long long tens[20] = {
+		1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000, 1000000000, 10000000000ULL,
+		100000000000ULL, 1000000000000ULL, 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL,
+		10000000000000000ULL, 100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL
+	};
+	/* from the bit length (bithacks' IntegerLog10: 1233 / 4096 is just
+	 * above log10(2)), one compare to correct it */
+	unsigned long long w = v | 1;
+	size_t t = (size_t)(((unsigned)(64 - __builtin_clzll(w))) * 1233u >> 12);
+	return t + 1 - (w < tens[t]);
+}
+
+/* two digits per division */
+char *kg_u64_dec_to(unsigned long long v, char *end)
+{
+	static const char pairs[] = "0001020304050607080910111213141516171819"
+	                            "2021222324252627282930313233343536373839"
+	                            "4041424344454647484950515253545556575859"
+	                            "6061626364656667686970717273747576777879"
+	                            "8081828384858687888990919293949596979899";
+	char *o = end;
+	while (v >= 100) {
+		unsigned long long r = v % 100;
+		v /= 100;
+		o -= 2;
+		memcpy(o, pairs + 2 * r, 2);
+	}
+	if (v >= 10) {
+		o -= 2;
+		memcpy(o, pairs + 2 * v, 2);
+	} else {
+		*--o = (char)('0' + v);
+	}
+	return o;
+}
+
 kg_str kg_u64_dec(unsigned long long v, char out[KG_U64_DEC_MAX])
 {
-	size_t n = KG_U64_DEC_MAX;
-	do {
-		out[--n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	return (kg_str){ out + n, KG_U64_DEC_MAX - n };
+	char *o = kg_u64_dec_to(v, out + KG_U64_DEC_MAX);
+	return (kg_str){ o, (size_t)(out + KG_U64_DEC_MAX - o) };
 }
 
 kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v)

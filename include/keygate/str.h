@@ -78,6 +78,12 @@ kg_err kg_buf_appends(kg_buf *b, kg_str s);
  * without printf's format parsing). */
 kg_err kg_buf_append_u64(kg_buf *b, unsigned long long v);
 #define KG_U64_DEC_MAX 20 /* 18446744073709551615 */
+/* The number of decimal digits of v (1 for 0). */
+size_t kg_u64_dec_len(unsigned long long v);
+/* v in decimal, written so that its last digit is just before end (room
+ * for kg_u64_dec_len(v) digits before it); returns where the digits begin.
+ * For writing in place, as the access line does. */
+char *kg_u64_dec_to(unsigned long long v, char *end);
 /* v in decimal, written at the end of out; returns the digits (a view of
  * out). Cannot fail. */
 kg_str kg_u64_dec(unsigned long long v, char out[KG_U64_DEC_MAX]);

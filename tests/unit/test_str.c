@@ -158,6 +158,23 @@ KG_TEST(test_u64_dec_matches_printf)
 	}
 }
 
+/* kg_u64_dec_len counts the digits from the bit length and one compare:
+ * every power of ten, one below it and one above, against printf */
+KG_TEST(test_u64_dec_len_and_digits_at_every_power_of_ten)
+{
+	unsigned long long p = 1;
+	for (int k = 0; k < 20; k++, p *= 10) {
+		unsigned long long v[] = { p - 1, p, p + 1 };
+		for (size_t i = 0; i < 3; i++) {
+			char want[32], digits[KG_U64_DEC_MAX];
+			int n = snprintf(want, sizeof(want), "%llu", v[i]);
+			kg_str got = kg_u64_dec(v[i], digits);
+			KG_CHECK(kg_u64_dec_len(v[i]) == (size_t)n, "%llu: %zu digits, want %d", v[i], kg_u64_dec_len(v[i]), n);
+			KG_CHECK(kg_str_eq(got, kg_str_c(want)), "%llu: got '%.*s'", v[i], (int)got.n, got.p);
+		}
+	}
+}
+
 /* kg_buf_put copies inline only when the piece and the NUL fit: at the edge
  * of the capacity it grows the buffer instead of writing past it. */
 KG_TEST(test_buf_put_grows_at_the_capacity_edge)
