@@ -32,3 +32,43 @@ cpu_ns() {
 	done
 	echo "$t"
 }
+
+# nginx, one worker, as both scripts run it. upstream_conf DIR PORT writes
+# $TMP/DIR/nginx.conf: the upstream every case proxies to, answering a small
+# fixed body from memory and logging nothing.
+upstream_conf() {
+	cat >"$TMP/$1/nginx.conf" <<NGINX
+worker_processes 1;
+error_log $TMP/$1/error.log;
+pid $TMP/$1/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/$1; proxy_temp_path $TMP/$1; fastcgi_temp_path $TMP/$1; uwsgi_temp_path $TMP/$1; scgi_temp_path $TMP/$1;
+  server { listen 127.0.0.1:$2; keepalive_requests 1000000;
+    location / { return 200 "hello from the upstream\n"; } }
+}
+NGINX
+}
+# proxy_conf DIR PORT UPSTREAM_PORT [HTTP_LINES] [LOCATIONS] [DIRECTIVES_FOR_/] [ACCESS_LOG_OPTIONS]
+# writes $TMP/DIR/nginx.conf: nginx proxying to 127.0.0.1:UPSTREAM_PORT over
+# kept-alive connections, with its default unbuffered access log unless
+# options are given (bench/run.sh's case 1); NG_WC sets worker_connections.
+proxy_conf() {
+	cat >"$TMP/$1/nginx.conf" <<NGINX
+worker_processes 1;
+error_log $TMP/$1/error.log;
+pid $TMP/$1/nginx.pid;
+events { worker_connections ${NG_WC:-4096}; }
+http {
+  access_log $TMP/$1/access.log${7:+ $7};
+  client_body_temp_path $TMP/$1; proxy_temp_path $TMP/$1; fastcgi_temp_path $TMP/$1; uwsgi_temp_path $TMP/$1; scgi_temp_path $TMP/$1;
+  upstream api { server 127.0.0.1:$3; keepalive 64; }
+${4:-}
+  server { listen 127.0.0.1:$2; keepalive_requests 1000000;
+${5:-}
+    location / { ${6:-} proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+NGINX
+}

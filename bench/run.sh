@@ -61,36 +61,9 @@ K_BEE=$(free_port)
 K_AVAX=$(free_port)
 mkdir -p "$TMP"/{up,ng,ngb,nga}
 
-# the upstream: nginx answering a small fixed body from memory
-cat >"$TMP/up/nginx.conf" <<NGINX
-worker_processes 1;
-error_log $TMP/up/error.log;
-pid $TMP/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/up; proxy_temp_path $TMP/up; fastcgi_temp_path $TMP/up; uwsgi_temp_path $TMP/up; scgi_temp_path $TMP/up;
-  server { listen 127.0.0.1:$UP; keepalive_requests 1000000;
-    location / { return 200 "hello from the upstream\n"; } }
-}
-NGINX
+upstream_conf up "$UP"
 nginx_conf() { # $1 dir, $2 port, $3 extra locations, $4 directives for /, $5 access_log options
-	cat >"$TMP/$1/nginx.conf" <<NGINX
-worker_processes 1;
-error_log $TMP/$1/error.log;
-pid $TMP/$1/nginx.pid;
-events { worker_connections ${NG_WC:-4096}; }
-http {
-  access_log $TMP/$1/access.log${5:+ $5};
-  client_body_temp_path $TMP/$1; proxy_temp_path $TMP/$1; fastcgi_temp_path $TMP/$1; uwsgi_temp_path $TMP/$1; scgi_temp_path $TMP/$1;
-  upstream api { server 127.0.0.1:${NG_UP:-$UP}; keepalive 64; }
-  upstream keygate { server 127.0.0.1:$K_BEE; keepalive 64; }
-  server { listen 127.0.0.1:$2; keepalive_requests 1000000;
-$3
-    location / { $4 proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
+	proxy_conf "$1" "$2" "${NG_UP:-$UP}" "  upstream keygate { server 127.0.0.1:$K_BEE; keepalive 64; }" "$3" "$4" "${5:-}"
 }
 nginx_conf ng "$NGP" "" ""
 nginx_conf ngb "$NGB" "" "" "combined buffer=64k flush=1s"
@@ -517,16 +490,21 @@ for label, r in rows:
 PY
 	echo "<!-- bench:profile:end -->"
 }
+# BENCH_ONLY=...: the one section just measured (WHAT, its marker NAME,
+# TEXT) printed and written into its <!-- bench:NAME --> block of $OUT, then exit
+write_only_block() {
+	echo "$3" | sed 's/^/  /' >&2
+	if replace_block "$OUT" "<!-- bench:$2 -->" "<!-- bench:$2:end -->" "$3"; then
+		echo "bench: wrote the $1 section of $OUT" >&2
+	else
+		echo "bench: $OUT has no <!-- bench:$2 --> block: run the whole bench ($1 results not written)" >&2
+	fi
+	exit 0
+}
 if [ "$ONLY" = tls ]; then
 	wait_port "$UP"
 	TLSB=$(tls_section)
-	echo "$TLSB" | sed 's/^/  /' >&2
-	if replace_block "$OUT" "<!-- bench:tls -->" "<!-- bench:tls:end -->" "$TLSB"; then
-		echo "bench: wrote the TLS section of $OUT" >&2
-	else
-		echo "bench: $OUT has no <!-- bench:tls --> block: TLS results not written" >&2
-	fi
-	exit 0
+	write_only_block TLS tls "$TLSB"
 fi
 if [ "$ONLY" = idle ]; then
 	wait_port "$UP"
@@ -603,13 +581,7 @@ NGB_PIDS=$(pgrep -P "$(cat "$TMP/ngb/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/ng
 NGA_PIDS=$(pgrep -P "$(cat "$TMP/nga/nginx.pid")" | tr '\n' ' ')" $(cat "$TMP/nga/nginx.pid")"
 if [ "$ONLY" = profile ]; then
 	PROFB=$(profile_section)
-	echo "$PROFB" | sed 's/^/  /' >&2
-	if replace_block "$OUT" "<!-- bench:profile -->" "<!-- bench:profile:end -->" "$PROFB"; then
-		echo "bench: wrote the profile section of $OUT" >&2
-	else
-		echo "bench: $OUT has no <!-- bench:profile --> block: run the whole bench (not written)" >&2
-	fi
-	exit 0
+	write_only_block profile profile "$PROFB"
 fi
 echo "bench: $ROUNDS rounds of $DUR s per case, $CONN connections, wrk -t2" >&2
 # paired CASE ROUND URL "PIDS" [HEADER...]: nginx's plain proxy, then the case,

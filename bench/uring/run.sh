@@ -51,34 +51,10 @@ UP=$(free_port)
 mkdir -p "$TMP/up" "$TMP/ng" "$TMP/kg"
 # the upstream and the nginx proxy: bench/run.sh's configurations (the proxy
 # is its case 1, nginx as deployed by default: an unbuffered access log)
-cat >"$TMP/up/nginx.conf" <<NGINX
-worker_processes 1;
-error_log $TMP/up/error.log;
-pid $TMP/up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/up; proxy_temp_path $TMP/up; fastcgi_temp_path $TMP/up; uwsgi_temp_path $TMP/up; scgi_temp_path $TMP/up;
-  server { listen 127.0.0.1:$UP; keepalive_requests 1000000;
-    location / { return 200 "hello from the upstream\n"; } }
-}
-NGINX
+upstream_conf up "$UP"
 declare -A PORT PIDOF
 PORT[nginx]=$(free_port)
-cat >"$TMP/ng/nginx.conf" <<NGINX
-worker_processes 1;
-error_log $TMP/ng/error.log;
-pid $TMP/ng/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log $TMP/ng/access.log;
-  client_body_temp_path $TMP/ng; proxy_temp_path $TMP/ng; fastcgi_temp_path $TMP/ng; uwsgi_temp_path $TMP/ng; scgi_temp_path $TMP/ng;
-  upstream api { server 127.0.0.1:$UP; keepalive 64; }
-  server { listen 127.0.0.1:${PORT[nginx]}; keepalive_requests 1000000;
-    location / { proxy_pass http://api; proxy_http_version 1.1; proxy_set_header Connection ""; }
-  }
-}
-NGINX
+proxy_conf ng "${PORT[nginx]}" "$UP"
 nginx -p "$TMP/up" -c "$TMP/up/nginx.conf" -g 'daemon off;' 2>>"$TMP/up/error.log" &
 PIDS+=($!)
 wait_port "$UP"
