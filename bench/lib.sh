@@ -72,3 +72,14 @@ ${5:-}
 }
 NGINX
 }
+# nginx_worker MASTER_PID: the pid of its worker process once it has forked
+# one (bounded: 5 s; empty if none came)
+nginx_worker() {
+	local w=""
+	for _ in $(seq 50); do
+		w=$(pgrep -P "$1" | head -1 || true)
+		[ -n "$w" ] && break
+		sleep 0.1
+	done
+	echo "$w"
+}

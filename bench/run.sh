@@ -123,12 +123,7 @@ mem_nginx() { # dir port worker_connections upstream_port [tls]; sets NGINX_PID 
 	fi
 	start_nginx "$1"
 	wait_port "$2"
-	NGINX_WORKER=""
-	for _ in $(seq 50); do
-		NGINX_WORKER=$(pgrep -P "$NGINX_PID" | head -1 || true)
-		[ -n "$NGINX_WORKER" ] && break
-		sleep 0.1
-	done
+	NGINX_WORKER=$(nginx_worker "$NGINX_PID")
 }
 mem_nginx_slot() { # bytes nginx allocates up front per worker_connections slot
 	local port a b

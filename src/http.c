@@ -304,10 +304,7 @@ static bool on_linger_data(uv_stream_t *s, ssize_t nread, const char *data)
 static void on_linger_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct kg_conn *c = s->data;
-	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
-		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_linger_data);
-	else
-		on_linger_data(s, nread, NULL);
+	kg__stream_on_read(s, nread, buf, c->w->rbuf, sizeof(c->w->rbuf), on_linger_data);
 }
 
 static struct kg_conn *conn_of_deadline(kg_deadline *d)
@@ -1143,10 +1140,7 @@ static bool on_data(uv_stream_t *s, ssize_t nread, const char *data)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct kg_conn *c = s->data;
-	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
-		kg__stream_recv(s, c->w->rbuf, sizeof(c->w->rbuf), on_data);
-	else
-		on_data(s, nread, buf->base);
+	kg__stream_on_read(s, nread, buf, c->w->rbuf, sizeof(c->w->rbuf), on_data);
 }
 
 static void conn_update_reading(struct kg_conn *c)

@@ -1012,10 +1012,7 @@ static bool on_up_data(uv_stream_t *s, ssize_t nread, const char *data)
 static void on_up_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct kg_upconn *u = s->data;
-	if (nread == UV_ENOBUFS) /* readable: keygate reads it (stream.h) */
-		kg__stream_recv(s, u->w->ubuf, sizeof(u->w->ubuf), on_up_data);
-	else
-		up_data(u, nread, buf ? buf->base : NULL);
+	kg__stream_on_read(s, nread, buf, u->w->ubuf, sizeof(u->w->ubuf), on_up_data);
 }
 
 static void up_read_start(struct kg_upconn *u)

@@ -86,6 +86,15 @@ void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb
 	}
 }
 
+void kg__stream_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b, char *buf, size_t cap,
+                        kg_stream_data_cb cb)
+{
+	if (nread == UV_ENOBUFS)
+		kg__stream_recv(s, buf, cap, cb);
+	else
+		cb(s, nread, b ? b->base : NULL);
+}
+
 /* One send of bufs with nothing queued: bytes sent (0: the kernel took
  * nothing, EAGAIN), or a libuv error code. */
 static ssize_t stream_send(uv_stream_t *s, const uv_buf_t *bufs, unsigned nbufs)

@@ -57,6 +57,11 @@ typedef bool (*kg_stream_data_cb)(uv_stream_t *s, ssize_t nread, const char *dat
  * came back full and cb says it still reads, at most 32 times (as libuv
  * reads a stream, so one busy socket cannot starve the others). */
 void kg__stream_recv(uv_stream_t *s, char *buf, size_t cap, kg_stream_data_cb cb);
+/* The read callback's body for such a stream: UV_ENOBUFS (readable) reads
+ * it with kg__stream_recv into buf; anything else (UV_EOF, an error) goes
+ * to cb as libuv gave it. */
+void kg__stream_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b, char *buf, size_t cap,
+                        kg_stream_data_cb cb);
 
 /* The reason phrase keygate writes for status ("Unknown" when it has none). */
 const char *kg__reason(int status);

@@ -67,13 +67,7 @@ for v in $VARIANTS; do
 		master=$!
 		PIDS+=($master)
 		wait_port "${PORT[$v]}"
-		worker=""
-		for _ in $(seq 50); do
-			worker=$(pgrep -P "$master" | head -1 || true)
-			[ -n "$worker" ] && break
-			sleep 0.1
-		done
-		PIDOF[$v]="$master $worker"
+		PIDOF[$v]="$master $(nginx_worker "$master")"
 		;;
 	keygate) # bench/run.sh's case 3: access log to a file, buffered (its default 64 KiB)
 		"$KG" serve --listen "127.0.0.1:${PORT[$v]}" --workers 1 --data-dir "$TMP/kg" --log-access "$TMP/kg/access.log" \
